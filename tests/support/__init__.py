@@ -1,0 +1,1 @@
+"""Shared test helpers (servers, doubles) for cognito-gate's test suites."""
