@@ -1,0 +1,147 @@
+"""Settings: YAML plus GATE_* env, env wins, and every error names the setting to fix."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from proxy.settings import ConfigError, load_settings
+
+VALID_ENV = {
+    "GATE_UPSTREAM_URL": "http://127.0.0.1:3000",
+    "GATE_COGNITO_USER_POOL_ID": "eu-west-1_AbC123xyZ",
+    "GATE_COGNITO_CLIENT_ID": "client123",
+    "GATE_COOKIE_SECRET": "s" * 40,
+}
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("GATE_"):
+            monkeypatch.delenv(key)
+    return monkeypatch
+
+
+def _env(monkeypatch: pytest.MonkeyPatch, **extra: str) -> None:
+    for key, value in (VALID_ENV | extra).items():
+        monkeypatch.setenv(key, value)
+
+
+def test_env_only_configuration_with_derived_defaults(clean_env: pytest.MonkeyPatch) -> None:
+    _env(clean_env, GATE_SESSION_STORE_URL="redis://127.0.0.1:6379/0")
+    s = load_settings()
+    assert s.listen_address == ("0.0.0.0", 8080)
+    assert s.cognito.resolved_region == "eu-west-1"
+    assert s.cognito.resolved_issuer == "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123xyZ"
+    assert s.cognito.resolved_jwks_url.endswith("/eu-west-1_AbC123xyZ/.well-known/jwks.json")
+    assert s.cognito.auth_flow == "USER_SRP_AUTH"
+    assert s.session.store_url == "redis://127.0.0.1:6379/0"
+    assert s.cookie.session_cookie == "__Host-gate"
+    assert s.headers.preset == "oauth2-proxy"
+
+
+def test_env_wins_over_the_yaml_file(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "gate.yaml"
+    config.write_text(
+        "upstream: {url: 'http://file-app:3000'}\n"
+        "cognito: {user_pool_id: 'us-east-1_FromFile', client_id: 'file-client'}\n"
+        "cookie: {secret: '" + "f" * 40 + "'}\n"
+        "headers: {preset: authelia}\n"
+    )
+    clean_env.setenv("GATE_COGNITO_CLIENT_ID", "env-client")
+    s = load_settings(config)
+    assert s.cognito.client_id == "env-client"
+    assert s.cognito.user_pool_id == "us-east-1_FromFile"
+    assert s.upstream.url == "http://file-app:3000"
+    assert s.headers.preset == "authelia"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        ("GATE_COGNITO_USER_POOL_ID", "not-a-pool", "GATE_COGNITO_USER_POOL_ID"),
+        ("GATE_UPSTREAM_URL", "ftp://app", "GATE_UPSTREAM_URL"),
+        ("GATE_COOKIE_SECRET", "short", "GATE_COOKIE_SECRET"),
+        ("GATE_LISTEN", "8080", "GATE_LISTEN"),
+        ("GATE_SESSION_STORE_URL", "mongodb://x", "GATE_SESSION_STORE_URL"),
+        ("GATE_COGNITO_AUTH_FLOW", "CUSTOM", "GATE_COGNITO_AUTH_FLOW"),
+    ],
+)
+def test_a_bad_value_names_its_setting(
+    clean_env: pytest.MonkeyPatch, key: str, value: str, named: str
+) -> None:
+    _env(clean_env, **{key: value})
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert any(line.startswith(named) for line in err.value.lines), err.value.lines
+
+
+def test_missing_required_settings_are_each_named(clean_env: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    text = str(err.value)
+    for name in (
+        "GATE_UPSTREAM_URL",
+        "GATE_COGNITO_USER_POOL_ID",
+        "GATE_COGNITO_CLIENT_ID",
+        "GATE_COOKIE_SECRET",
+    ):
+        assert name in text
+
+
+def test_secrets_never_appear_in_error_messages(clean_env: pytest.MonkeyPatch) -> None:
+    _env(
+        clean_env,
+        GATE_COOKIE_SECRET="tooshort-secret",
+        GATE_SESSION_STORE_URL="bogus://user:hunter2pass@host",
+    )
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert "tooshort-secret" not in str(err.value)
+    assert "hunter2pass" not in str(err.value)
+
+
+def test_unknown_yaml_key_and_bad_yaml_are_reported(tmp_path: Path) -> None:
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("upstrem: {url: 'http://x'}\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(typo)
+    assert "upstrem" in str(err.value)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("cognito: [unclosed\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(broken)
+    assert "not valid YAML" in str(err.value)
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "proxy", *args],
+        env={"PATH": "/usr/bin:/bin"} | env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_check_config_exit_codes() -> None:
+    ok = _cli("check-config", env=VALID_ENV)
+    assert ok.returncode == 0, ok.stderr
+    assert "configuration OK" in ok.stdout
+    bad = _cli("check-config", env=VALID_ENV | {"GATE_COGNITO_USER_POOL_ID": "nope"})
+    assert bad.returncode == 2
+    assert "GATE_COGNITO_USER_POOL_ID" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_example_config_file_is_valid(tmp_path: Path) -> None:
+    example = Path(__file__).parents[2] / "config" / "example.yaml"
+    result = _cli("check-config", "--config", str(example), env={"GATE_COOKIE_SECRET": "x" * 48})
+    assert result.returncode == 0, result.stderr
