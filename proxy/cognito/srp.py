@@ -224,7 +224,10 @@ def _parse_b64(name: str, text: str) -> bytes:
     if not isinstance(text, str):
         raise SrpError(f"{name} is not a string")
     try:
-        raw = base64.b64decode(text.encode("ascii"), validate=True)
+        # Lenient like the reference clients (amazon-cognito-identity-js, pycognito): characters
+        # outside the alphabet are skipped. Emulators such as moto send a UUID here; the
+        # server checks the signature anyway, so leniency costs nothing.
+        raw = base64.b64decode(text.encode("ascii"), validate=False)
     except (UnicodeEncodeError, binascii.Error) as exc:
         raise SrpError(f"{name} is not valid base64") from exc
     if not raw:

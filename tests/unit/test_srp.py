@@ -600,12 +600,24 @@ def test_malformed_hex_rejected(make: Any, bad: Any) -> None:
 
 
 @pytest.mark.parametrize("make", [claim, device_claim])
-@pytest.mark.parametrize(
-    "bad", ["not base64 encoded", "", "====", "abc", "YWJj\n", "é", "YW Jj", None, b"YWJj"]
-)
+@pytest.mark.parametrize("bad", ["", "====", "abc", "é", "-_-", None, b"YWJj"])
 def test_malformed_secret_block_rejected(make: Any, bad: Any) -> None:
     with pytest.raises(srp.SrpError, match="SECRET_BLOCK"):
         make(secret_block_b64=bad)
+
+
+def test_secret_block_is_decoded_leniently_like_the_reference_clients() -> None:
+    # moto sends a UUID as SECRET_BLOCK; pycognito and amazon-cognito-identity-js skip the
+    # non-alphabet characters, and so must we, or the demo cannot sign in.
+    block = "1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed"
+    kwargs = go_vector_kwargs()
+    lenient = srp.password_claim_signature(
+        **kwargs, secret_block_b64=block, timestamp="Tue Jul 10 11:01:00 UTC 2018"
+    )
+    stripped = srp.password_claim_signature(
+        **kwargs, secret_block_b64=block.replace("-", ""), timestamp="Tue Jul 10 11:01:00 UTC 2018"
+    )
+    assert lenient == stripped
 
 
 @pytest.mark.parametrize("bad", ["myPool", "", "eu-west-1_", "_pool", "eu west_pool", None])
