@@ -1,0 +1,107 @@
+"""In-process backend: for a single gate instance, development and tests."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from proxy.sessions.store import check_ttl
+
+
+class MemoryStore:
+    """Dict of key -> (deadline, value) on a monotonic clock.
+
+    Expired keys are dropped when read, and by a full sweep that runs when the dict has
+    doubled since the last sweep or `sweep_interval` has passed (amortised O(1) per set).
+    `max_entries` caps memory against floods of anonymous login flows: past it, the
+    least recently written keys are evicted.
+    """
+
+    __slots__ = (
+        "_clock",
+        "_data",
+        "_max_entries",
+        "_next_sweep_at",
+        "_sweep_interval",
+        "_sweep_len",
+    )
+
+    _MIN_SWEEP_LEN = 1024
+
+    def __init__(
+        self,
+        *,
+        max_entries: int = 100_000,
+        sweep_interval: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be positive")
+        self._clock = clock
+        # Ordered by last write, so eviction under the cap pops from the front in O(1).
+        self._data: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._max_entries = max_entries
+        self._sweep_interval = sweep_interval
+        self._sweep_len = self._MIN_SWEEP_LEN
+        self._next_sweep_at = clock() + sweep_interval
+
+    @property
+    def size(self) -> int:
+        """Entries held, including expired ones not swept yet.
+
+        (A property, not __len__: an empty store must stay truthy for `store or default`.)
+        """
+        return len(self._data)
+
+    async def get(self, key: str) -> bytes | None:
+        item = self._data.get(key)
+        if item is None:
+            return None
+        if item[0] <= self._clock():
+            del self._data[key]
+            return None
+        return item[1]
+
+    async def set(self, key: str, value: bytes, ttl: float) -> None:
+        if not check_ttl(ttl):
+            self._data.pop(key, None)
+            return
+        now = self._clock()
+        data = self._data
+        data[key] = (now + ttl, value)
+        data.move_to_end(key)
+        if len(data) > self._sweep_len or now >= self._next_sweep_at:
+            self.sweep(now)
+        if len(data) > self._max_entries:
+            data.popitem(last=False)
+
+    async def replace(self, key: str, value: bytes, ttl: float) -> bool:
+        entry = self._data.get(key)
+        if entry is None or entry[0] <= self._clock():
+            return False
+        await self.set(key, value, ttl)
+        return True
+
+    async def delete(self, key: str) -> None:
+        self._data.pop(key, None)
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self._data.clear()
+
+    def sweep(self, now: float | None = None) -> int:
+        """Drop every expired key; return how many were dropped."""
+        if now is None:
+            now = self._clock()
+        data = self._data
+        expired = [k for k, (deadline, _) in data.items() if deadline <= now]
+        for k in expired:
+            del data[k]
+        while len(data) > self._max_entries:
+            data.popitem(last=False)
+        self._sweep_len = max(self._MIN_SWEEP_LEN, 2 * len(data))
+        self._next_sweep_at = now + self._sweep_interval
+        return len(expired)

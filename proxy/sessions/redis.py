@@ -1,0 +1,228 @@
+"""Redis backend over redis.asyncio: one server, a Sentinel-managed master, or a Cluster."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, cast
+from urllib.parse import unquote, urlsplit
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, RedisError
+
+from proxy.sessions.store import StoreUnavailable, check_ttl
+
+# Everything a backend call can fail with is "unavailable": the caller fails closed either
+# way, and a misconfiguration (auth, OOM, read-only replica) must not read as "no session".
+# OSError covers asyncio/socket timeouts that escape redis-py unwrapped.
+_FAILURES = (RedisError, RedisClusterException, OSError)
+
+_HEALTH_CHECK_INTERVAL = 30  # PING a connection idle this long before reuse (half-open sockets)
+_MAX_CONNECTIONS = 64
+
+
+def _retry() -> Retry:
+    # One immediate retry on a *connection* error replaces a pooled socket that died with a
+    # Redis restart; timeouts are never retried, so a hung server costs one `timeout`.
+    return Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+
+
+def _common_kwargs(timeout: float) -> dict[str, Any]:
+    return {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "socket_keepalive": True,
+        "health_check_interval": _HEALTH_CHECK_INTERVAL,
+        "retry": _retry(),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class SentinelURL:
+    """redis+sentinel://[user:pass@]host:port[,host:port]/service_name[/db]
+
+    The credentials are for the master; sentinels are contacted without AUTH.
+    """
+
+    sentinels: tuple[tuple[str, int], ...]
+    service_name: str
+    db: int = 0
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def parse(cls, url: str) -> SentinelURL:
+        username, password, hosts, path = _split_multi_host(url, "redis+sentinel", 26379)
+        parts = [unquote(p) for p in path.strip("/").split("/")] if path.strip("/") else []
+        if not parts or len(parts) > 2 or not parts[0]:
+            raise ValueError("redis+sentinel URL needs a path of /service_name[/db]")
+        db = _parse_int(parts[1], "db") if len(parts) == 2 else 0
+        return cls(hosts, parts[0], db, username, password)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterURL:
+    """redis+cluster://[user:pass@]host:port[,host:port] (startup nodes; db is always 0)."""
+
+    nodes: tuple[tuple[str, int], ...]
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def parse(cls, url: str) -> ClusterURL:
+        username, password, hosts, path = _split_multi_host(url, "redis+cluster", 6379)
+        if path.strip("/") not in ("", "0"):
+            raise ValueError("redis+cluster URLs take no path: a cluster only has db 0")
+        return cls(hosts, username, password)
+
+
+def _split_multi_host(
+    url: str, scheme: str, default_port: int
+) -> tuple[str | None, str | None, tuple[tuple[str, int], ...], str]:
+    # urlsplit accepts a netloc with several hosts but its .hostname/.port would not.
+    parts = urlsplit(url)
+    if parts.scheme.lower() != scheme:
+        raise ValueError(f"expected a {scheme}:// URL")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{scheme} URLs take no query string or fragment")
+    userinfo, at, hostlist = parts.netloc.rpartition("@")
+    username = password = None
+    if at:
+        user, colon, pw = userinfo.partition(":")
+        username = unquote(user) or None
+        password = unquote(pw) if colon else None
+    hosts = tuple(_parse_host_port(h, default_port) for h in hostlist.split(","))
+    return username, password, hosts, parts.path
+
+
+def _parse_host_port(text: str, default_port: int) -> tuple[str, int]:
+    if text.startswith("["):  # [IPv6]:port
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError("malformed IPv6 host in session store URL")
+        port_text = rest[1:]
+    else:
+        host, _, port_text = text.partition(":")
+    if not host:
+        raise ValueError("session store URL has an empty host")
+    port = _parse_int(port_text, "port") if port_text else default_port
+    if not 0 < port < 65536:
+        raise ValueError("session store URL port out of range")
+    return unquote(host), port
+
+
+def _parse_int(text: str, what: str) -> int:
+    if not text.isdigit():
+        raise ValueError(f"session store URL {what} must be a number")
+    return int(text)
+
+
+class RedisStore:
+    """SessionStore over one redis.asyncio client (`Redis` or `RedisCluster`).
+
+    The client must return bytes (decode_responses=False). Its pool reconnects by itself,
+    so the store survives Redis restarts and failovers without being rebuilt.
+    """
+
+    __slots__ = ("_client", "_sentinel")
+
+    def __init__(self, client: Redis | RedisCluster, *, sentinel: Sentinel | None = None) -> None:
+        self._client = client
+        self._sentinel = sentinel  # its own connections to the sentinels are closed with us
+
+    def __repr__(self) -> str:
+        return f"RedisStore({type(self._client).__name__})"  # the client's repr names hosts
+
+    @classmethod
+    def from_url(cls, url: str, *, timeout: float = 2.0) -> RedisStore:
+        """redis://, rediss://, redis+sentinel:// or redis+cluster:// (see `open_store`)."""
+        if not (timeout > 0 and math.isfinite(timeout)):
+            raise ValueError("timeout must be a positive number of seconds")
+        kwargs = _common_kwargs(timeout)
+        scheme = url.partition("://")[0].lower()
+        if scheme == "redis+sentinel":
+            s = SentinelURL.parse(url)
+            # Sentinel clients get the same fail-fast settings; redis-py's defaults would
+            # retry ten times with backoff.
+            sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+                list(s.sentinels), sentinel_kwargs=_common_kwargs(timeout)
+            )
+            master = sentinel.master_for(
+                s.service_name,
+                db=s.db,
+                username=s.username,
+                password=s.password,
+                max_connections=_MAX_CONNECTIONS,
+                **kwargs,
+            )
+            return cls(master, sentinel=sentinel)
+        if scheme == "redis+cluster":
+            c = ClusterURL.parse(url)
+            cluster = RedisCluster(
+                startup_nodes=[ClusterNode(h, p) for h, p in c.nodes],
+                username=c.username,
+                password=c.password,
+                max_connections=_MAX_CONNECTIONS,
+                **kwargs,
+            )
+            return cls(cluster)
+        if scheme in ("redis", "rediss"):
+            # A blocking pool queues bursts for up to `timeout` instead of failing at once
+            # when every connection is busy. Query-string options in the URL win.
+            pool = BlockingConnectionPool.from_url(
+                url, max_connections=_MAX_CONNECTIONS, timeout=timeout, **kwargs
+            )
+            return cls(Redis.from_pool(pool))
+        raise ValueError("not a redis://, rediss://, redis+sentinel:// or redis+cluster:// URL")
+
+    async def get(self, key: str) -> bytes | None:
+        try:
+            return cast("bytes | None", await self._client.get(key))
+        except _FAILURES as exc:
+            raise StoreUnavailable(f"redis GET failed: {type(exc).__name__}") from exc
+
+    async def set(self, key: str, value: bytes, ttl: float) -> None:
+        if not check_ttl(ttl):
+            await self.delete(key)
+            return
+        try:
+            # PX in whole milliseconds, rounded up so a tiny positive ttl still stores.
+            await self._client.set(key, value, px=math.ceil(ttl * 1000))
+        except _FAILURES as exc:
+            raise StoreUnavailable(f"redis SET failed: {type(exc).__name__}") from exc
+
+    async def replace(self, key: str, value: bytes, ttl: float) -> bool:
+        if not check_ttl(ttl):
+            await self.delete(key)
+            return False
+        try:
+            # SET XX is atomic: a concurrent DEL (logout) wins and stays won.
+            done = await self._client.set(key, value, px=math.ceil(ttl * 1000), xx=True)
+        except _FAILURES as exc:
+            raise StoreUnavailable(f"redis SET XX failed: {type(exc).__name__}") from exc
+        return bool(done)
+
+    async def delete(self, key: str) -> None:
+        try:
+            await self._client.delete(key)
+        except _FAILURES as exc:
+            raise StoreUnavailable(f"redis DEL failed: {type(exc).__name__}") from exc
+
+    async def ping(self) -> None:
+        try:
+            await self._client.ping()
+        except _FAILURES as exc:
+            raise StoreUnavailable(f"redis PING failed: {type(exc).__name__}") from exc
+
+    async def close(self) -> None:
+        try:
+            await self._client.aclose()
+        finally:
+            if self._sentinel is not None:
+                for client in self._sentinel.sentinels:
+                    await client.aclose()

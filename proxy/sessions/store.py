@@ -1,0 +1,89 @@
+"""The session backend interface: a byte key-value store in which every key expires.
+
+Backends know nothing about sessions, cookies or encryption; `SealedStore` adds those.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Protocol
+
+
+class StoreUnavailable(Exception):
+    """The backend could not answer (connection refused, timeout, loading, failover...).
+
+    Callers must fail closed (503): this is never the same as "no such session".
+    """
+
+
+class SessionStore(Protocol):
+    """Byte KV with per-key TTLs. Keys are short ASCII strings; values are opaque bytes."""
+
+    async def get(self, key: str) -> bytes | None:
+        """The value, or None if absent or expired. Raises StoreUnavailable."""
+        ...
+
+    async def set(self, key: str, value: bytes, ttl: float) -> None:
+        """Store `value` for `ttl` seconds (finite; a ttl <= 0 deletes). Raises StoreUnavailable."""
+        ...
+
+    async def replace(self, key: str, value: bytes, ttl: float) -> bool:
+        """Like `set`, but only if `key` still exists; False if it did not (no write).
+
+        A refresh must not resurrect a session that a concurrent logout just deleted.
+        """
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove `key` if present. Raises StoreUnavailable."""
+        ...
+
+    async def ping(self) -> None:
+        """Return if the backend answers; raise StoreUnavailable otherwise."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections. The store must not be used afterwards."""
+        ...
+
+
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]{0,31}")
+
+
+def check_ttl(ttl: float) -> bool:
+    """For backends: True if `ttl` should store, False if it means "already expired".
+
+    An infinite or NaN ttl is a caller bug that would create a key that never expires.
+    """
+    if not math.isfinite(ttl):
+        raise ValueError("ttl must be a finite number of seconds")
+    return ttl > 0
+
+
+def open_store(url: str, *, timeout: float = 2.0) -> SessionStore:
+    """Build the backend named by `url`.
+
+    memory://                                   in-process (single instance, tests)
+    redis://..., rediss://...                   one Redis server (redis-py URL syntax)
+    redis+sentinel://[user:pass@]h:p[,h:p]/service[/db]   master of a Sentinel-managed group
+    redis+cluster://[user:pass@]h:p[,h:p]       Redis Cluster
+
+    `timeout` bounds connecting, each command and waiting for a pooled connection.
+    """
+    scheme, sep, _ = url.partition("://")
+    scheme = scheme.lower()
+    if not sep or not _SCHEME.fullmatch(scheme):
+        # Don't echo it: a mistyped URL can have its password where the scheme should be.
+        raise ValueError("session store URL has no valid scheme")
+    if scheme == "memory":
+        from proxy.sessions.memory import MemoryStore
+
+        return MemoryStore()
+    if scheme in ("redis", "rediss", "redis+sentinel", "redis+cluster"):
+        # Imported lazily so memory:// deployments never load redis-py.
+        from proxy.sessions.redis import RedisStore
+
+        return RedisStore.from_url(url, timeout=timeout)
+    # Only the scheme: the rest of the URL may hold a password.
+    raise ValueError(f"unsupported session store scheme {scheme!r}")
