@@ -1,0 +1,275 @@
+"""Message catalogs and language negotiation for the gate's own pages.
+
+Catalog strings may contain ``{name}`` placeholders, filled by :func:`translate`.
+Every language must define exactly the same keys (enforced by the unit tests).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+
+DEFAULT_LANGUAGE = "en"
+SUPPORTED_LANGUAGES: tuple[str, ...] = ("en", "ja")
+# Endonyms: a language switch shows each language in its own script.
+LANGUAGE_NAMES: Mapping[str, str] = MappingProxyType({"en": "English", "ja": "日本語"})
+
+_EN: dict[str, str] = {
+    # Shared
+    "common.cancel": "Cancel",
+    "common.continue": "Continue",
+    "common.language": "Language",
+    "common.show_password": "Show",
+    "common.hide_password": "Hide",
+    "common.show_password_label": "Show password",
+    "common.hide_password_label": "Hide password",
+    "common.please_wait": "Please wait…",
+    "common.home": "Go to home page",
+    # Login
+    "login.title": "Sign in",
+    "login.heading": "Sign in",
+    "login.subheading": "Enter your username and password to continue.",
+    "login.username": "Username",
+    "login.password": "Password",
+    "login.submit": "Sign in",
+    "login.forgot": "Forgot your password?",
+    # Notices (role=status)
+    "notice.session_expired": "Your session has expired. Please sign in again.",
+    "notice.signed_out": "You have been signed out.",
+    "notice.password_changed": "Your password has been changed. Please sign in.",
+    # Logout
+    "logout.title": "Sign out",
+    "logout.heading": "Sign out of {product}?",
+    "logout.signed_in_as": "You are signed in as {user}.",
+    "logout.submit": "Sign out",
+    # Inline errors (role=alert)
+    "error.bad_credentials": "Incorrect username or password.",
+    "error.missing_fields": "Enter your username and password.",
+    "error.generic": "Something went wrong. Please try again.",
+    "error.too_many": "Too many attempts. Please try again later.",
+    "error.unavailable": "The service is temporarily unavailable. Please try again shortly.",
+    "challenge.unsupported": "This sign-in step is not supported yet.",
+    "error.flow_expired": "Your sign-in took too long. Please start again.",
+    "error.csrf": "This form has expired. Please try again.",
+    "error.bad_request": "The request was not valid. Please try again.",
+    "error.user_not_confirmed": "Your account has not been confirmed yet.",
+    "error.password_reset_required": "You need to reset your password before you can sign in.",
+    "error.invalid_code": "That code is incorrect. Please try again.",
+    "error.code_expired": "That code has expired. Please request a new one.",
+    "error.password_mismatch": "The passwords do not match.",
+    "error.password_policy": "That password does not meet the requirements.",
+    "error.required_field": "Please fill in all required fields.",
+    # Error page
+    "error.title": "Error",
+    "error.status": "Error {status}",
+    "error.try_again": "Try again",
+    "status.400": "Bad request",
+    "status.400.message": "The request could not be understood. Please try again.",
+    "status.401": "Sign-in required",
+    "status.401.message": "Please sign in to continue.",
+    "status.403": "Forbidden",
+    "status.403.message": "You do not have permission to access this page.",
+    "status.404": "Not found",
+    "status.404.message": "The page you are looking for does not exist.",
+    "status.413": "Request too large",
+    "status.413.message": "The submitted form was too large.",
+    "status.429": "Too many requests",
+    "status.429.message": "Too many attempts. Please try again later.",
+    "status.500": "Something went wrong",
+    "status.500.message": "Something went wrong. Please try again.",
+    "status.501": "Not supported",
+    "status.501.message": "This sign-in step is not supported yet.",
+    "status.502": "Bad gateway",
+    "status.502.message": "The application returned an invalid response. Please try again.",
+    "status.503": "Service unavailable",
+    "status.503.message": "The service is temporarily unavailable. Please try again shortly.",
+    "status.504": "Gateway timeout",
+    "status.504.message": "The application took too long to respond. Please try again.",
+    # Challenge steps (NEW_PASSWORD_REQUIRED, MFA, ...)
+    "challenge.title": "Verify your identity",
+    "challenge.submit": "Continue",
+    "challenge.verify": "Verify",
+    "challenge.start_over": "Start over",
+    "challenge.new_password.heading": "Choose a new password",
+    "challenge.new_password.message": "You need to set a new password before you continue.",
+    "challenge.new_password.label": "New password",
+    "challenge.new_password.confirm_label": "Confirm new password",
+    "challenge.mfa.heading": "Two-step verification",
+    "challenge.mfa.sms_message": "Enter the code we sent to your phone ({destination}).",
+    "challenge.mfa.email_message": "Enter the code we sent to your email ({destination}).",
+    "challenge.mfa.totp_message": "Enter the 6-digit code from your authenticator app.",
+    "challenge.mfa.code_label": "Verification code",
+}
+
+_JA: dict[str, str] = {
+    "common.cancel": "キャンセル",
+    "common.continue": "続行",
+    "common.language": "言語",
+    "common.show_password": "表示",
+    "common.hide_password": "隠す",
+    "common.show_password_label": "パスワードを表示",
+    "common.hide_password_label": "パスワードを隠す",
+    "common.please_wait": "お待ちください…",
+    "common.home": "ホームページへ移動",
+    "login.title": "サインイン",
+    "login.heading": "サインイン",
+    "login.subheading": "続行するには、ユーザー名とパスワードを入力してください。",
+    "login.username": "ユーザー名",
+    "login.password": "パスワード",
+    "login.submit": "サインイン",
+    "login.forgot": "パスワードをお忘れですか?",
+    "notice.session_expired": "セッションの有効期限が切れました。もう一度サインインしてください。",
+    "notice.signed_out": "サインアウトしました。",
+    "notice.password_changed": "パスワードを変更しました。サインインしてください。",
+    "logout.title": "サインアウト",
+    "logout.heading": "{product} からサインアウトしますか?",
+    "logout.signed_in_as": "{user} としてサインインしています。",
+    "logout.submit": "サインアウト",
+    "error.bad_credentials": "ユーザー名またはパスワードが正しくありません。",
+    "error.missing_fields": "ユーザー名とパスワードを入力してください。",
+    "error.generic": "問題が発生しました。もう一度お試しください。",
+    "error.too_many": "試行回数が多すぎます。しばらくしてからもう一度お試しください。",
+    "error.unavailable": (
+        "サービスは一時的に利用できません。しばらくしてからもう一度お試しください。"
+    ),
+    "challenge.unsupported": "このサインイン手順にはまだ対応していません。",
+    "error.flow_expired": "サインインに時間がかかりすぎました。最初からやり直してください。",
+    "error.csrf": "このフォームの有効期限が切れました。もう一度お試しください。",
+    "error.bad_request": "リクエストが正しくありません。もう一度お試しください。",
+    "error.user_not_confirmed": "アカウントの確認がまだ完了していません。",
+    "error.password_reset_required": "サインインする前にパスワードをリセットする必要があります。",
+    "error.invalid_code": "コードが正しくありません。もう一度お試しください。",
+    "error.code_expired": "コードの有効期限が切れました。新しいコードをリクエストしてください。",
+    "error.password_mismatch": "パスワードが一致しません。",
+    "error.password_policy": "パスワードが要件を満たしていません。",
+    "error.required_field": "必須項目をすべて入力してください。",
+    "error.title": "エラー",
+    "error.status": "エラー {status}",
+    "error.try_again": "もう一度試す",
+    "status.400": "不正なリクエスト",
+    "status.400.message": "リクエストを処理できませんでした。もう一度お試しください。",
+    "status.401": "サインインが必要です",
+    "status.401.message": "続行するにはサインインしてください。",
+    "status.403": "アクセスが拒否されました",
+    "status.403.message": "このページにアクセスする権限がありません。",
+    "status.404": "ページが見つかりません",
+    "status.404.message": "お探しのページは存在しません。",
+    "status.413": "リクエストが大きすぎます",
+    "status.413.message": "送信されたフォームが大きすぎます。",
+    "status.429": "リクエストが多すぎます",
+    "status.429.message": "試行回数が多すぎます。しばらくしてからもう一度お試しください。",
+    "status.500": "問題が発生しました",
+    "status.500.message": "問題が発生しました。もう一度お試しください。",
+    "status.501": "未対応",
+    "status.501.message": "このサインイン手順にはまだ対応していません。",
+    "status.502": "不正なゲートウェイ応答",
+    "status.502.message": "アプリケーションから不正な応答が返されました。もう一度お試しください。",
+    "status.503": "サービス利用不可",
+    "status.503.message": (
+        "サービスは一時的に利用できません。しばらくしてからもう一度お試しください。"
+    ),
+    "status.504": "ゲートウェイタイムアウト",
+    "status.504.message": (
+        "アプリケーションの応答に時間がかかりすぎました。もう一度お試しください。"
+    ),
+    "challenge.title": "本人確認",
+    "challenge.submit": "続行",
+    "challenge.verify": "確認",
+    "challenge.start_over": "最初からやり直す",
+    "challenge.new_password.heading": "新しいパスワードの設定",
+    "challenge.new_password.message": "続行するには、新しいパスワードを設定してください。",
+    "challenge.new_password.label": "新しいパスワード",
+    "challenge.new_password.confirm_label": "新しいパスワード(確認)",
+    "challenge.mfa.heading": "2 段階認証",
+    "challenge.mfa.sms_message": "お使いの電話({destination})に送信したコードを入力してください。",
+    "challenge.mfa.email_message": "メール({destination})に送信したコードを入力してください。",
+    "challenge.mfa.totp_message": "認証アプリに表示されている 6 桁のコードを入力してください。",
+    "challenge.mfa.code_label": "確認コード",
+}
+
+MESSAGES: Mapping[str, Mapping[str, str]] = MappingProxyType(
+    {"en": MappingProxyType(_EN), "ja": MappingProxyType(_JA)}
+)
+
+
+def message(lang: str, key: str) -> str:
+    """The raw (unformatted) catalog string: ``lang``, then English, then the key itself."""
+    for code in (lang, DEFAULT_LANGUAGE):
+        catalog = MESSAGES.get(code)
+        if catalog is not None and key in catalog:
+            return catalog[key]
+    return key
+
+
+class _KeepMissing(dict[str, str]):
+    """Leaves unknown ``{placeholders}`` in place instead of raising."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def translate(lang: str, key: str, **fmt: str) -> str:
+    """Look up ``key`` for ``lang`` (fallback English, then the key) and fill placeholders."""
+    text = message(lang, key)
+    if not fmt:
+        return text
+    try:
+        return text.format_map(_KeepMissing(fmt))
+    except (ValueError, IndexError, AttributeError):
+        return text
+
+
+# RFC 9110 §12.5.4: language-range = 1*8ALPHA *("-" 1*8alphanum) / "*"; qvalue has ≤ 3 decimals.
+_RANGE_RE = re.compile(r"^(?:\*|[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*)$")
+_Q_RE = re.compile(r"^[qQ]=(0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)$")
+_MAX_HEADER = 4096
+_MAX_ITEMS = 32
+
+
+def _match(tag: str, supported: Sequence[str]) -> str | None:
+    """Exact match first ("pt-br"), then primary subtag ("ja-jp" -> "ja")."""
+    lowered = {s.lower(): s for s in supported}
+    if tag in lowered:
+        return lowered[tag]
+    return lowered.get(tag.split("-", 1)[0])
+
+
+def pick_language(
+    accept_language: str | None,
+    override: str | None,
+    supported: Sequence[str] = SUPPORTED_LANGUAGES,
+    default: str = DEFAULT_LANGUAGE,
+) -> str:
+    """Choose the page language. An explicit ``override`` (query/cookie) wins if supported;
+    then the best-q ``Accept-Language`` range; otherwise ``default``. Never raises."""
+    if override:
+        candidate = override.strip().lower()
+        if _RANGE_RE.match(candidate) and candidate != "*":
+            found = _match(candidate, supported)
+            if found is not None:
+                return found
+    if not accept_language or len(accept_language) > _MAX_HEADER:
+        return default
+    ranked: list[tuple[float, int, str]] = []
+    for index, item in enumerate(accept_language.split(",")[:_MAX_ITEMS]):
+        parts = [p.strip() for p in item.split(";")]
+        tag = parts[0].lower()
+        if not tag or not _RANGE_RE.match(tag):
+            continue  # skip malformed entries, keep the rest
+        q = 1.0
+        params = [p for p in parts[1:] if p]
+        if params:
+            m = _Q_RE.match(params[0].replace(" ", ""))
+            if m is None:
+                continue
+            q = float(m.group(1))
+        if q > 0:
+            ranked.append((-q, index, tag))
+    for _, _, tag in sorted(ranked):
+        if tag == "*":
+            return default
+        found = _match(tag, supported)
+        if found is not None:
+            return found
+    return default
