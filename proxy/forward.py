@@ -1,0 +1,525 @@
+"""Streaming HTTP and WebSocket reverse proxying to a single upstream.
+
+Knows nothing about authentication: the caller decides whether a request may pass
+and which identity headers to add (``add_headers``) or strip (``drop_header``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+from aiohttp import WSMsgType, web
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+__all__ = ["Forwarder", "UpstreamConfig"]
+
+log = logging.getLogger("proxy.forward")
+
+# RFC 9110 §7.6.1 hop-by-hop headers, plus the non-standard Proxy-Connection.
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# Set by us after filtering (client values are never trusted). Expect is answered
+# by our own server (100 Continue), so it must not reach the upstream as well.
+_REQUEST_DROP = _HOP_BY_HOP | {
+    "host",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "expect",
+}
+# ws_connect negotiates its own key/version/protocol; extensions are per hop
+# (we relay messages, not frames), so the client's offer must not reach upstream.
+_WS_REQUEST_DROP = _REQUEST_DROP | {
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+}
+_EMPTY: list[str] = []  # shared getall() default; never mutated
+_RESPONSE_REWRITE = frozenset({"location", "refresh", "set-cookie"})
+
+# Close codes that may appear in a close frame (RFC 6455 §7.4).
+_SENDABLE_CLOSE = frozenset(range(1000, 1004)) | frozenset(range(1007, 1015))
+
+_REFRESH_RE = re.compile(
+    r"""^(\s*[0-9.]*\s*[;,]\s*(?:url\s*=\s*)?)(["']?)(.*?)\2(\s*)$""",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def _default_error_page(status: int) -> web.Response:
+    if status == 504:
+        title, text = "504 Gateway Timeout", "Gateway timeout"
+    elif status == 400:
+        title, text = "400 Bad Request", "Bad request"
+    else:
+        title, text = "502 Bad Gateway", "Bad gateway \u2013 the application is not reachable"
+    body = (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{title}</title></head>'
+        f"<body><h1>{title}</h1><p>{text}</p></body></html>"
+    )
+    return web.Response(
+        status=status,
+        text=body,
+        content_type="text/html",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _connection_tokens(values: list[str]) -> frozenset[str]:
+    """Lower-cased header names listed in Connection header(s)."""
+    return frozenset(t for v in values for tok in v.split(",") if (t := tok.strip().lower()))
+
+
+def _exc_summary(exc: BaseException) -> str:
+    # aiohttp messages can embed the full URL (path + query may carry secrets).
+    os_error = getattr(exc, "os_error", None)
+    if isinstance(os_error, OSError) and os_error.strerror:
+        return f"{type(exc).__name__} ({os_error.strerror})"
+    return type(exc).__name__
+
+
+@dataclass(frozen=True)
+class UpstreamConfig:
+    url: str
+    preserve_host: bool = True
+    connect_timeout: float = 5.0  # includes waiting for a free pooled connection
+    read_timeout: float = 60.0  # waiting for response headers / between body chunks
+    max_connections: int = 512
+    ws_max_message: int = 4 * 1024 * 1024
+
+
+class _WholeBodyResponse(web.StreamResponse):
+    """For bodies that already arrived in full: aiohttp then coalesces headers and
+    body into one socket write (the class attribute is what its own Response uses).
+    Never used for streams, where headers must go out before the first chunk."""
+
+    _send_headers_immediately = False
+
+
+class _WSMessage(Protocol):
+    @property
+    def type(self) -> WSMsgType: ...
+    @property
+    def data(self) -> Any: ...  # bytes (decode_text=False), int for CLOSE
+    @property
+    def extra(self) -> str | None: ...
+
+
+class _WSEndpoint(Protocol):
+    """The part of aiohttp's client and server WebSocket APIs the relay uses."""
+
+    @property
+    def close_code(self) -> int | None: ...
+
+    async def receive(self) -> _WSMessage: ...
+
+    async def send_frame(
+        self, message: bytes, opcode: WSMsgType, compress: int | None = None
+    ) -> None: ...
+
+    async def ping(self, message: bytes = b"") -> None: ...
+
+    async def pong(self, message: bytes = b"") -> None: ...
+
+    async def close(self, *, code: int = 1000, message: bytes = b"") -> bool: ...
+
+
+class Forwarder:
+    def __init__(
+        self,
+        config: UpstreamConfig,
+        *,
+        error_page: Callable[[int], web.Response] | None = None,
+    ) -> None:
+        url = URL(config.url)
+        if url.scheme not in ("http", "https") or not url.host or url.port is None:
+            raise ValueError(f"upstream url must be absolute http(s): {config.url!r}")
+        if url.raw_query_string or url.raw_fragment:
+            raise ValueError("upstream url must not have a query or fragment")
+        self.config = config
+        self._error_page = error_page or _default_error_page
+        self._scheme = url.scheme
+        self._host = url.host.lower()
+        self._port = url.port
+        self._default_port = 443 if url.scheme == "https" else 80
+        # host[:port] as the upstream expects it in Host (port omitted when default).
+        self._host_header = url.host_port_subcomponent or url.host
+        self._origin = f"{url.scheme}://{url.raw_authority}"
+        self._base = url.raw_path.rstrip("/")  # "" or "/base"
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        if self._session is not None:
+            return
+        cfg = self.config
+        connector = aiohttp.TCPConnector(limit=cfg.max_connections, limit_per_host=0)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            # One session serves every user: a real jar would replay user A's
+            # upstream Set-Cookie on user B's requests.
+            cookie_jar=aiohttp.DummyCookieJar(),
+            # Bytes pass through untouched; Content-Encoding/Length stay valid.
+            auto_decompress=False,
+            trust_env=False,
+            # Don't invent headers the client didn't send.
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+            timeout=aiohttp.ClientTimeout(
+                total=None, connect=cfg.connect_timeout, sock_read=cfg.read_timeout
+            ),
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    # -- request side ---------------------------------------------------------
+
+    def _target(self, request: web.Request, path_qs: str | None) -> URL | None:
+        target = request.raw_path if path_qs is None else path_qs
+        if not target.startswith("/"):
+            # Absolute-form request target ("GET http://h/x HTTP/1.1"): keep only
+            # the path; anything else ("*", garbage) is not proxyable.
+            try:
+                parsed = URL(target, encoded=True)
+            except ValueError:
+                return None
+            if not parsed.absolute:
+                return None
+            target = parsed.raw_path_qs
+        # encoded=True: aiohttp sends the path exactly as received, no re-quoting.
+        return URL(self._origin + self._base + target, encoded=True)
+
+    def _request_headers(
+        self,
+        request: web.Request,
+        drop: frozenset[str],
+        add_headers: Sequence[tuple[str, str]],
+        drop_header: Callable[[str], bool] | None,
+        client_ip: str | None,
+        tokens: frozenset[str],
+    ) -> CIMultiDict[str]:
+        if tokens:
+            drop = drop | tokens
+        out: CIMultiDict[str] = CIMultiDict()
+        add = out.add
+        for name, value in request.headers.items():
+            if name.lower() in drop or (drop_header is not None and drop_header(name)):
+                continue
+            add(name, value)
+        host = request.headers.get("Host")
+        out["Host"] = host if self.config.preserve_host and host else self._host_header
+        ip = client_ip if client_ip is not None else request.remote
+        if ip:
+            out["X-Forwarded-For"] = ip
+        out["X-Forwarded-Proto"] = request.scheme
+        if host:
+            out["X-Forwarded-Host"] = host
+        # Appended last, so neither Connection-listed names nor drop rules touch them.
+        for name, value in add_headers:
+            add(name, value)
+        return out
+
+    # -- response side --------------------------------------------------------
+
+    def _public_origin(self, request: web.Request) -> str:
+        host = request.headers.get("Host")
+        # Without a Host header, a path-only Location is valid (RFC 9110 §10.2.2).
+        return f"{request.scheme}://{host}" if host else ""
+
+    def rewrite_url(self, value: str, public_origin: str) -> str | None:
+        """Map an absolute URL on the upstream's origin (and base path) to the public
+        origin, like nginx ``proxy_redirect default``. None if it isn't ours."""
+        if value.startswith("/") and not value.startswith("//"):
+            return None  # relative: already on the public host
+        try:
+            url = URL(value, encoded=True)
+        except ValueError:
+            return None
+        if not url.absolute or url.scheme not in ("", self._scheme):
+            return None
+        if (url.host or "").lower() != self._host:
+            return None
+        port = url.explicit_port or (url.port if url.scheme else self._default_port)
+        if port != self._port:
+            return None
+        path = url.raw_path or "/"
+        if self._base:
+            if path == self._base:
+                path = "/"
+            elif path.startswith(self._base + "/"):
+                path = path[len(self._base) :]
+            else:
+                return None
+        out = public_origin + path
+        if url.raw_query_string:
+            out += "?" + url.raw_query_string
+        if url.raw_fragment:
+            out += "#" + url.raw_fragment
+        return out
+
+    def _rewrite_refresh(self, value: str, public_origin: str) -> str:
+        m = _REFRESH_RE.match(value)
+        if m is None or not m.group(3):
+            return value
+        new = self.rewrite_url(m.group(3), public_origin)
+        if new is None:
+            return value
+        return f"{m.group(1)}{m.group(2)}{new}{m.group(2)}{m.group(4)}"
+
+    def rewrite_set_cookie(self, value: str) -> str:
+        """Drop ``Domain=<upstream host>`` and strip the base path from ``Path=``."""
+        low = value.lower()
+        if "domain" not in low and (not self._base or "path" not in low):
+            return value
+        parts = value.split(";")
+        out = [parts[0]]
+        changed = False
+        for attr in parts[1:]:
+            key, _, val = attr.partition("=")
+            key = key.strip().lower()
+            if key == "domain" and val.strip().lstrip(".").lower() == self._host:
+                changed = True
+                continue
+            if key == "path" and self._base:
+                path = val.strip()
+                if path == self._base or path.startswith(self._base + "/"):
+                    attr = " Path=" + (path[len(self._base) :] or "/")
+                    changed = True
+            out.append(attr)
+        return ";".join(out) if changed else value
+
+    def _response(
+        self, request: web.Request, up: aiohttp.ClientResponse, cls: type[web.StreamResponse]
+    ) -> web.StreamResponse:
+        resp = cls(status=up.status, reason=up.reason)
+        headers = resp.headers
+        drop = _HOP_BY_HOP
+        up_headers: CIMultiDictProxy[str] = up.headers
+        conn = up_headers.getall("Connection", _EMPTY)
+        if conn:
+            drop = drop | _connection_tokens(conn)
+        public: str | None = None
+        for name, value in up_headers.items():
+            lname = name.lower()
+            if lname in drop:
+                continue
+            if lname in _RESPONSE_REWRITE:
+                if lname == "set-cookie":
+                    value = self.rewrite_set_cookie(value)
+                else:
+                    if public is None:
+                        public = self._public_origin(request)
+                    if lname == "location":
+                        value = self.rewrite_url(value, public) or value
+                    else:
+                        value = self._rewrite_refresh(value, public)
+            headers.add(name, value)
+        return resp
+
+    # -- entry point ----------------------------------------------------------
+
+    async def forward(
+        self,
+        request: web.Request,
+        *,
+        add_headers: Sequence[tuple[str, str]] = (),
+        drop_header: Callable[[str], bool] | None = None,
+        client_ip: str | None = None,
+        path_qs: str | None = None,
+    ) -> web.StreamResponse:
+        session = self._session
+        if session is None:
+            raise RuntimeError("Forwarder.start() has not been called")
+        url = self._target(request, path_qs)
+        if url is None:
+            return self._error_page(400)
+        tokens = _connection_tokens(request.headers.getall("Connection", _EMPTY))
+        if "upgrade" in tokens and request.headers.get("Upgrade", "").lower() == "websocket":
+            headers = self._request_headers(
+                request, _WS_REQUEST_DROP, add_headers, drop_header, client_ip, tokens
+            )
+            return await self._forward_ws(session, request, url, headers)
+        headers = self._request_headers(
+            request, _REQUEST_DROP, add_headers, drop_header, client_ip, tokens
+        )
+        try:
+            up = await session.request(
+                request.method,
+                url,
+                headers=headers,
+                # Streamed; a client Content-Length is kept in headers, so aiohttp
+                # only chunks when the client did.
+                data=request.content if request.body_exists else None,
+                allow_redirects=False,
+            )
+        except TimeoutError as exc:  # before OSError: TimeoutError is an OSError
+            log.warning("upstream timeout: %s %s", request.method, _exc_summary(exc))
+            return self._error_page(504)
+        except (aiohttp.ClientError, OSError) as exc:
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                # e.g. the client aborted its upload, which fails the upstream send
+                log.info("client disconnected before the response: %s", _exc_summary(exc))
+            else:
+                log.warning("upstream unreachable: %s %s", request.method, _exc_summary(exc))
+            return self._error_page(502)
+        content = up.content
+        try:
+            if content.is_eof():
+                # Typical small response: the body came with the headers.
+                resp = self._response(request, up, _WholeBodyResponse)
+                await resp.prepare(request)
+                await resp.write_eof(content.read_nowait())
+            else:
+                resp = self._response(request, up, web.StreamResponse)
+                await resp.prepare(request)
+                async for chunk in content.iter_any():
+                    await resp.write(chunk)
+                await resp.write_eof()
+        except ConnectionResetError as exc:
+            # resp.write/prepare: the client went away. Expected; no traceback.
+            log.info("client disconnected mid-response: %s", _exc_summary(exc))
+            up.close()  # don't let the upstream keep streaming into a dead pool slot
+            return resp
+        except (aiohttp.ClientError, OSError) as exc:  # OSError covers TimeoutError
+            # Upstream failed mid-body. Headers (maybe a Content-Length) are out:
+            # cut the client connection so it sees a truncated response, never a
+            # "complete" one with an error page appended.
+            log.warning("upstream failed mid-response: %s", _exc_summary(exc))
+            up.close()
+            if request.transport is not None:
+                request.transport.close()
+            return resp
+        except BaseException:
+            up.close()  # cancellation: never return a half-read connection to the pool
+            raise
+        up.release()
+        return resp
+
+    # -- WebSocket ------------------------------------------------------------
+
+    async def _forward_ws(
+        self,
+        session: aiohttp.ClientSession,
+        request: web.Request,
+        url: URL,
+        headers: CIMultiDict[str],
+    ) -> web.StreamResponse:
+        if not web.WebSocketResponse().can_prepare(request):
+            return self._error_page(400)
+        offered = [
+            p
+            for v in request.headers.getall("Sec-WebSocket-Protocol", _EMPTY)
+            for tok in v.split(",")
+            if (p := tok.strip())
+        ]
+        max_msg = self.config.ws_max_message
+        try:
+            upstream = await session.ws_connect(
+                url,
+                headers=headers,
+                protocols=offered,
+                autoclose=False,
+                autoping=False,
+                max_msg_size=max_msg,
+                decode_text=False,
+            )
+        except TimeoutError as exc:
+            log.warning("upstream websocket timeout: %s", _exc_summary(exc))
+            return self._error_page(504)
+        except aiohttp.WSServerHandshakeError as exc:
+            log.warning("upstream refused websocket: status %s", exc.status)
+            return self._error_page(502)
+        except (aiohttp.ClientError, OSError) as exc:
+            log.warning("upstream websocket unreachable: %s", _exc_summary(exc))
+            return self._error_page(502)
+        try:
+            client = web.WebSocketResponse(
+                protocols=(upstream.protocol,) if upstream.protocol else (),
+                autoclose=False,
+                autoping=False,
+                compress=False,
+                max_msg_size=max_msg,
+                decode_text=False,
+            )
+            await client.prepare(request)
+            await _relay(client, upstream)
+        finally:
+            if not upstream.closed:
+                await upstream.close(code=1001)
+        return client
+
+
+def _close_code(code: int | None, default: int = 1000) -> int:
+    """A code that may be sent in a close frame; 1005/1006/1015 and junk are not."""
+    if code is not None and (code in _SENDABLE_CLOSE or 3000 <= code <= 4999):
+        return code
+    return default
+
+
+async def _pump(src: _WSEndpoint, dst: _WSEndpoint) -> tuple[int, bytes] | None:
+    """Copy messages src→dst. Returns the (code, reason) src closed with, or None if
+    src vanished without a close (or dst stopped accepting)."""
+    try:
+        while True:
+            msg = await src.receive()
+            kind = msg.type
+            if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
+                await dst.send_frame(msg.data, kind)
+            elif kind is WSMsgType.PING:
+                await dst.ping(msg.data)
+            elif kind is WSMsgType.PONG:
+                await dst.pong(msg.data)
+            elif kind is WSMsgType.CLOSE:
+                return _close_code(msg.data), (msg.extra or "").encode()
+            elif kind is WSMsgType.ERROR and isinstance(msg.data, aiohttp.WebSocketError):
+                # Protocol error (e.g. message too big): aiohttp already closed src
+                # with this code but then reports 1006, so take it from here.
+                return _close_code(msg.data.code, 1001), b""
+            else:  # CLOSING / CLOSED / other ERROR
+                return None
+    except (ConnectionError, aiohttp.ClientError) as exc:
+        log.info("websocket relay stopped: %s", _exc_summary(exc))
+        return None
+
+
+async def _relay(client: _WSEndpoint, upstream: _WSEndpoint) -> None:
+    c2u = asyncio.ensure_future(_pump(client, upstream))
+    u2c = asyncio.ensure_future(_pump(upstream, client))
+    try:
+        done, _ = await asyncio.wait((c2u, u2c), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (c2u, u2c):
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+    first, src, dst = (c2u, client, upstream) if c2u in done else (u2c, upstream, client)
+    frame = first.result()
+    if frame is None:
+        frame = (_close_code(src.close_code, 1001), b"")
+    # Pass the close on, then complete the closing handshake with the side that
+    # started it (it already sent its frame; this just answers it).
+    await dst.close(code=frame[0], message=frame[1])
+    await src.close(code=frame[0])
