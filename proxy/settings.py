@@ -103,6 +103,9 @@ class SessionSettings(_Section):
     lifetime: int = Field(12 * 3600, gt=60, description="absolute session lifetime, seconds")
     login_timeout: int = Field(600, gt=30, description="how long a sign-in may take, seconds")
     store_timeout: float = Field(2.0, gt=0)
+    refresh_margin: int = Field(
+        300, ge=0, description="refresh tokens this many seconds before they expire"
+    )
 
     @field_validator("store_url")
     @classmethod
@@ -190,7 +193,7 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
-    listen: str = "0.0.0.0:8080"  # noqa: S104 - a sidecar must listen on the pod's interface
+    listen: str = "0.0.0.0:8080"
     upstream: UpstreamSettings
     cognito: CognitoSettings
     session: SessionSettings = SessionSettings()

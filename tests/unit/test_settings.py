@@ -38,7 +38,10 @@ def test_env_only_configuration_with_derived_defaults(clean_env: pytest.MonkeyPa
     s = load_settings()
     assert s.listen_address == ("0.0.0.0", 8080)
     assert s.cognito.resolved_region == "eu-west-1"
-    assert s.cognito.resolved_issuer == "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123xyZ"
+    assert (
+        s.cognito.resolved_issuer
+        == "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123xyZ"
+    )
     assert s.cognito.resolved_jwks_url.endswith("/eu-west-1_AbC123xyZ/.well-known/jwks.json")
     assert s.cognito.auth_flow == "USER_SRP_AUTH"
     assert s.session.store_url == "redis://127.0.0.1:6379/0"

@@ -1,0 +1,872 @@
+"""How much does cognito-gate cost per request? A rerunnable, self-contained benchmark.
+
+    python bench/run.py [--duration 5] [--connections 50] [--smoke]
+
+What runs, each as its own process so no two of them share a GIL:
+
+* an upstream: a tiny aiohttp app answering every path with the same 1 KB body
+  (this file, re-run with ``--role upstream``);
+* nginx as a plain reverse proxy adding three identity headers (if nginx is installed): the
+  reference for "what a proxy hop costs anyway";
+* ``cognito-gate serve``, configured only through GATE_* env vars, twice: with the in-memory
+  session store and with a redis-server this script starts on a free port;
+* the load generator: wrk (``-t1``, a Lua ``done()`` hook reports exact percentiles), or, if
+  wrk is missing, a Python/aiohttp generator in its own process (``--role loadgen``) that is
+  much slower than wrk and saturates sooner, so its numbers are labelled as less accurate.
+
+moto's Cognito runs inside this process: it is only used for the one sign-in and for the
+proxy's JWKS fetch at start, never during a load run.
+
+CPU pinning (two cores or more and ``taskset`` present): the load generator runs on the first
+CPU, every server (upstream, nginx, cognito-gate, redis-server) on the second. So each row is
+"what one server core delivers for the whole stack": direct upstream has the core to itself,
+nginx and cognito-gate share it with the upstream they forward to.
+
+Correctness guards, so a broken run cannot pass as a fast one: before each target a probe checks
+status, body size and the identity header the upstream saw (echoed back as X-Bench-User); the
+upstream counts the requests it serves, and for authenticated targets the run fails if the load
+generator saw any non-2xx answer or more completed responses than the upstream served (a
+redirect or a 401 from the proxy never reaches the upstream). The unauthenticated reference row
+must be all 401 and reach the upstream never.
+
+Everything binds 127.0.0.1; every process started here is stopped on exit, Ctrl+C or error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # `python bench/run.py` from a checkout without `pip install`
+
+BODY = (b"cognito-gate bench upstream body. " * 32)[:1024]
+COUNT_PATH = "/__bench/count"
+CSRF_FIELD = re.compile(r'name="csrf"\s+value="([^"]+)"')
+COOKIE_SECRET = "bench-cookie-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+NGINX_USER = "demo"
+BENCH_PATH = "/bench/item?id=1"
+WRK_DONE_MARK = "BENCHJSON "
+
+WRK_LUA = (
+    """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '%s{"requests":%%d,"duration_us":%%d,"status_errors":%%d,"connect":%%d,"read":%%d,'
+    .. '"write":%%d,"timeout":%%d,"p50_us":%%d,"p90_us":%%d,"p99_us":%%d,"max_us":%%d}\\n',
+    summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end
+"""
+    % WRK_DONE_MARK
+)
+
+
+# --------------------------------------------------------------------------- upstream role
+
+
+def serve_upstream(port: int) -> None:
+    """The app behind every proxy: same 1 KB body for any path; counts what it serves."""
+    from aiohttp import web
+
+    served = 0
+
+    async def handler(request: web.Request) -> web.Response:
+        nonlocal served
+        if request.path == COUNT_PATH:
+            return web.json_response({"served": served})
+        served += 1
+        user = request.headers.get("X-Forwarded-User", "-")
+        return web.Response(body=BODY, content_type="text/plain", headers={"X-Bench-User": user})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+# --------------------------------------------------------------------------- loadgen role
+
+
+async def _loadgen(
+    url: str, connections: int, duration: float, headers: dict[str, str]
+) -> dict[str, Any]:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    socket_errors = 0
+    connector = aiohttp.TCPConnector(limit=connections)
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, headers=headers, cookie_jar=aiohttp.DummyCookieJar()
+    ) as http:
+        started = time.perf_counter()
+        deadline = started + duration
+
+        async def worker() -> None:
+            nonlocal socket_errors
+            while time.perf_counter() < deadline:
+                t0 = time.perf_counter()
+                try:
+                    async with http.get(url, allow_redirects=False) as resp:
+                        await resp.read()
+                        status = resp.status
+                except (aiohttp.ClientError, asyncio.TimeoutError):
+                    socket_errors += 1
+                    continue
+                latencies.append(time.perf_counter() - t0)
+                statuses[status] = statuses.get(status, 0) + 1
+
+        await asyncio.gather(*(worker() for _ in range(connections)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+
+    def pct(p: float) -> int:
+        if not latencies:
+            return 0
+        return int(latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1e6)
+
+    return {
+        "requests": len(latencies),
+        "duration_us": int(elapsed * 1e6),
+        "non_2xx": sum(n for s, n in statuses.items() if not 200 <= s < 300),
+        "statuses": {str(s): n for s, n in statuses.items()},
+        "socket_errors": socket_errors,
+        "p50_us": pct(50),
+        "p90_us": pct(90),
+        "p99_us": pct(99),
+        "max_us": int(latencies[-1] * 1e6) if latencies else 0,
+    }
+
+
+def run_loadgen_role(args: argparse.Namespace) -> None:
+    headers = dict(h.split(": ", 1) for h in args.header)
+    result = asyncio.run(_loadgen(args.url, args.connections, args.duration, headers))
+    print(json.dumps(result), flush=True)
+
+
+# --------------------------------------------------------------------------- processes
+
+
+class Processes:
+    """Every child this script starts, stopped (SIGTERM, then SIGKILL) in reverse order."""
+
+    def __init__(self) -> None:
+        self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        env: dict[str, str] | None = None,
+        stdout: IO[bytes] | int | None = subprocess.DEVNULL,
+        stderr: IO[bytes] | int | None = None,
+    ) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            list(argv), env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr
+        )
+        self._procs.append((name, proc))
+        return proc
+
+    def stop(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        self._procs = [(n, p) for n, p in self._procs if p is not proc]
+
+    def stop_all(self) -> None:
+        for _, proc in reversed(list(self._procs)):
+            self.stop(proc)
+
+
+@dataclass(frozen=True)
+class Pinning:
+    loadgen: list[str] = field(default_factory=list)
+    servers: list[str] = field(default_factory=list)
+    note: str = "no CPU pinning"
+
+    @classmethod
+    def detect(cls) -> Pinning:
+        cpus = sorted(os.sched_getaffinity(0))
+        taskset = shutil.which("taskset")
+        if taskset is None:
+            return cls(note="no CPU pinning (taskset not found)")
+        if len(cpus) < 2:
+            return cls(note=f"no CPU pinning (only {len(cpus)} CPU available)")
+        load, servers = str(cpus[0]), ",".join(str(c) for c in cpus[1:])
+        return cls(
+            loadgen=[taskset, "-c", load],
+            servers=[taskset, "-c", servers],
+            note=f"load generator pinned to CPU {load}, all servers to CPU {servers} (taskset)",
+        )
+
+
+def wait_http(
+    url: str,
+    *,
+    proc: subprocess.Popen[bytes],
+    what: str,
+    timeout: float = 30.0,
+    expect: int = 200,
+) -> None:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"{what} exited with code {proc.returncode} before it was ready")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 (loopback)
+                if resp.status == expect:
+                    return
+                last = f"HTTP {resp.status}"
+        except urllib.error.HTTPError as exc:
+            last = f"HTTP {exc.code}"
+        except OSError as exc:
+            last = str(exc)
+        time.sleep(0.05)
+    raise BenchError(f"{what} not ready at {url} after {timeout:.0f}s ({last})")
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def rss_kib(pid: int) -> dict[str, int]:
+    """VmRSS (now) and VmHWM (peak) of a process, in KiB."""
+    out: dict[str, int] = {}
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/status", encoding="ascii") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(value.split()[0])
+    return out
+
+
+class BenchError(RuntimeError):
+    """The benchmark itself is broken (a server did not start, a run saw wrong answers)."""
+
+
+# --------------------------------------------------------------------------- redis, nginx
+
+
+def start_redis(procs: Processes, pinning: Pinning, workdir: Path) -> str:
+    from proxy.demo import free_port
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise BenchError("redis-server is not on PATH")
+    port = free_port()
+    argv = [
+        *pinning.servers, binary,
+        "--port", str(port), "--bind", "127.0.0.1",
+        "--save", "", "--appendonly", "no",
+        "--dir", str(workdir), "--logfile", str(workdir / "redis.log"),
+    ]  # fmt: skip
+    proc = procs.start("redis-server", argv)
+    deadline = time.monotonic() + 15
+    import socket
+
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"redis-server exited:\n{tail(workdir / 'redis.log')}")
+        with contextlib.suppress(OSError):
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(64).startswith(b"+PONG"):
+                    return f"redis://127.0.0.1:{port}/0"
+        time.sleep(0.05)
+    raise BenchError(f"redis-server did not answer PING:\n{tail(workdir / 'redis.log')}")
+
+
+NGINX_CONF = """
+daemon off;
+master_process on;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/nginx-client-body;
+    proxy_temp_path {tmp}/nginx-proxy;
+    fastcgi_temp_path {tmp}/nginx-fastcgi;
+    uwsgi_temp_path {tmp}/nginx-uwsgi;
+    scgi_temp_path {tmp}/nginx-scgi;
+    upstream app {{
+        server 127.0.0.1:{upstream_port};
+        keepalive 64;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-User {user};
+            proxy_set_header X-Forwarded-Email {user}@example.com;
+            proxy_set_header X-Forwarded-Groups staff;
+        }}
+    }}
+}}
+"""
+
+
+def start_nginx(
+    procs: Processes, pinning: Pinning, workdir: Path, upstream_port: int
+) -> tuple[str, subprocess.Popen[bytes]] | None:
+    from proxy.demo import free_port
+
+    binary = shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
+    )
+    if binary is None:
+        return None
+    port = free_port()
+    conf = workdir / "nginx.conf"
+    conf.write_text(
+        NGINX_CONF.format(tmp=workdir, upstream_port=upstream_port, port=port, user=NGINX_USER),
+        encoding="utf-8",
+    )
+    err = workdir / "nginx-error.log"
+    # -e: the compiled-in error log (/var/log/nginx) is opened before the config is read.
+    argv = [*pinning.servers, binary, "-c", str(conf), "-p", str(workdir), "-e", str(err)]
+    proc = procs.start("nginx", argv, stderr=subprocess.STDOUT, stdout=err.open("ab"))
+    try:
+        wait_http(f"http://127.0.0.1:{port}{BENCH_PATH}", proc=proc, what="nginx", timeout=15)
+    except BenchError as exc:
+        raise BenchError(f"{exc}\n--- nginx error log ---\n{tail(err)}") from None
+    return f"http://127.0.0.1:{port}", proc
+
+
+# --------------------------------------------------------------------------- cognito-gate
+
+
+@dataclass
+class Gate:
+    url: str
+    proc: subprocess.Popen[bytes]
+    stderr_path: Path
+    store: str
+
+
+def gate_argv() -> list[str]:
+    script = Path(sys.executable).parent / "cognito-gate"
+    if script.exists():
+        return [str(script), "serve"]
+    found = shutil.which("cognito-gate")
+    return [found, "serve"] if found else [sys.executable, "-m", "proxy", "serve"]
+
+
+def start_gate(
+    procs: Processes,
+    pinning: Pinning,
+    workdir: Path,
+    *,
+    cognito: Any,
+    upstream_url: str,
+    store_url: str,
+    label: str,
+) -> Gate:
+    from proxy.demo import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GATE_", "AWS_"))}
+    env.update(
+        GATE_UPSTREAM_URL=upstream_url,
+        GATE_LISTEN=f"127.0.0.1:{port}",
+        GATE_COGNITO_USER_POOL_ID=cognito.pool_id,
+        GATE_COGNITO_CLIENT_ID=cognito.client_id,
+        GATE_COGNITO_REGION="us-east-1",
+        GATE_COGNITO_ENDPOINT_URL=cognito.url,
+        GATE_COGNITO_JWKS_URL=cognito.jwks_url,
+        GATE_COOKIE_SECRET=COOKIE_SECRET,
+        GATE_COOKIE_SECURE="false",
+        GATE_SESSION_STORE_URL=store_url,
+        GATE_LOG_LEVEL="warning",
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",  # noqa: S105 (moto accepts anything)
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    stderr_path = workdir / f"gate-{label}.stderr"
+    stderr = stderr_path.open("wb")
+    try:
+        proc = procs.start(
+            f"cognito-gate ({label})",
+            [*pinning.servers, *gate_argv()],
+            env=env,
+            stdout=stderr,
+            stderr=stderr,
+        )
+    finally:
+        stderr.close()  # the child holds its own copy
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/_auth/readyz", proc=proc, what=f"cognito-gate ({label})", timeout=60)
+    except BenchError as exc:
+        raise BenchError(f"{exc}\n--- proxy stderr (tail) ---\n{tail(stderr_path)}") from None
+    return Gate(url=url, proc=proc, stderr_path=stderr_path, store=label)
+
+
+async def login(base: str, username: str, password: str, cookie_name: str = "gate") -> str:
+    """GET the login page for its CSRF token, POST the credentials; return the session cookie."""
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(cookie_jar=jar, headers={"Accept": "text/html"}) as http:
+        async with http.get(f"{base}/_auth/login", allow_redirects=False) as resp:
+            page = await resp.text()
+            if resp.status != 200:
+                raise BenchError(f"GET /_auth/login answered {resp.status}")
+        match = CSRF_FIELD.search(page)
+        if not match:
+            raise BenchError("the login page has no csrf field")
+        form = {"csrf": match.group(1), "username": username, "password": password}
+        async with http.post(f"{base}/_auth/login", data=form, allow_redirects=False) as resp:
+            await resp.read()
+            if resp.status != 303:
+                raise BenchError(f"POST /_auth/login answered {resp.status}, expected 303")
+        for morsel in jar:
+            if morsel.key == cookie_name and morsel.value:
+                return morsel.value
+    raise BenchError(f"signed in but no {cookie_name!r} cookie was set")
+
+
+# --------------------------------------------------------------------------- load runs
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    url: str
+    headers: dict[str, str]
+    expect_status: int = 200
+    expect_user: str | None = None  # identity header the upstream must see; None: no check
+    reaches_upstream: bool = True
+    authenticated: bool = False
+
+
+@dataclass
+class RunResult:
+    requests: int
+    seconds: float
+    non_2xx: int
+    socket_errors: int
+    p50_ms: float
+    p99_ms: float
+    upstream_served: int
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+class LoadGen:
+    def __init__(
+        self, pinning: Pinning, workdir: Path, *, force_python: bool, verbose: bool
+    ) -> None:
+        self.pinning = pinning
+        self.wrk = None if force_python else shutil.which("wrk")
+        self.verbose = verbose
+        self.lua = workdir / "report.lua"
+        self.lua.write_text(WRK_LUA, encoding="utf-8")
+
+    @property
+    def label(self) -> str:
+        if self.wrk:
+            return "wrk -t1"
+        return "Python/aiohttp fallback generator (wrk not found): LESS ACCURATE, saturates early"
+
+    def run(
+        self, url: str, headers: dict[str, str], connections: int, seconds: float
+    ) -> dict[str, Any]:
+        if self.wrk:
+            return self._wrk(url, headers, connections, seconds)
+        return self._python(url, headers, connections, seconds)
+
+    def _wrk(
+        self, url: str, headers: dict[str, str], connections: int, seconds: float
+    ) -> dict[str, Any]:
+        assert self.wrk is not None
+        duration = max(1, round(seconds))  # wrk takes whole seconds
+        argv = [
+            *self.pinning.loadgen, self.wrk,
+            "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "5s", "--latency",
+            "-s", str(self.lua),
+        ]  # fmt: skip
+        for key, value in headers.items():
+            argv += ["-H", f"{key}: {value}"]
+        argv.append(url)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30)
+        if self.verbose:
+            print(done.stdout, file=sys.stderr)
+        line = next((x for x in done.stdout.splitlines() if x.startswith(WRK_DONE_MARK)), None)
+        if done.returncode != 0 or line is None:
+            raise BenchError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        raw = json.loads(line[len(WRK_DONE_MARK) :])
+        return {
+            **raw,
+            "non_2xx": raw["status_errors"],  # wrk counts >= 400; 3xx caught by upstream count
+            "socket_errors": raw["connect"] + raw["read"] + raw["write"] + raw["timeout"],
+        }
+
+    def _python(
+        self, url: str, headers: dict[str, str], connections: int, seconds: float
+    ) -> dict[str, Any]:
+        argv = [
+            *self.pinning.loadgen, sys.executable, str(Path(__file__).resolve()),
+            "--role", "loadgen", "--url", url,
+            "--connections", str(connections), "--duration", str(seconds),
+        ]  # fmt: skip
+        for key, value in headers.items():
+            argv += ["--header", f"{key}: {value}"]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+        if done.returncode != 0:
+            raise BenchError(f"load generator failed:\n{done.stderr[-3000:]}")
+        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        return result
+
+
+def upstream_count(upstream_url: str) -> int:
+    import urllib.request
+
+    with urllib.request.urlopen(upstream_url + COUNT_PATH, timeout=5) as resp:  # noqa: S310
+        served: int = json.load(resp)["served"]
+        return served
+
+
+async def probe(target: Target) -> None:
+    """One request before the load: right status, full body, the identity the upstream saw."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+        async with http.get(target.url, headers=target.headers, allow_redirects=False) as resp:
+            body = await resp.read()
+            problems = []
+            if resp.status != target.expect_status:
+                problems.append(f"status {resp.status}, expected {target.expect_status}")
+            if target.expect_status == 200 and body != BODY:
+                problems.append(f"body of {len(body)} bytes is not the upstream's 1 KB body")
+            seen = resp.headers.get("X-Bench-User")
+            if target.expect_user is not None and seen != target.expect_user:
+                problems.append(
+                    f"upstream saw X-Forwarded-User {seen!r}, not {target.expect_user!r}"
+                )
+            if problems:
+                raise BenchError(f"{target.name}: probe failed: {'; '.join(problems)}")
+
+
+def measure(
+    gen: LoadGen,
+    target: Target,
+    upstream_url: str,
+    *,
+    connections: int,
+    seconds: float,
+) -> RunResult:
+    before = upstream_count(upstream_url)
+    raw = gen.run(target.url, target.headers, connections, seconds)
+    served = upstream_count(upstream_url) - before
+    result = RunResult(
+        requests=int(raw["requests"]),
+        seconds=raw["duration_us"] / 1e6,
+        non_2xx=int(raw["non_2xx"]),
+        socket_errors=int(raw["socket_errors"]),
+        p50_ms=raw["p50_us"] / 1000,
+        p99_ms=raw["p99_us"] / 1000,
+        upstream_served=served,
+    )
+    where = f"{target.name} (-c{connections})"
+    if result.requests == 0:
+        raise BenchError(f"{where}: no request completed")
+    if target.expect_status == 200:
+        if result.non_2xx:
+            raise BenchError(
+                f"{where}: {result.non_2xx} of {result.requests} answers were not 2xx"
+                + (" - the session cookie was not accepted" if target.authenticated else "")
+            )
+        if target.reaches_upstream and result.upstream_served < result.requests:
+            raise BenchError(
+                f"{where}: the load generator saw {result.requests} answers but the upstream "
+                f"served only {result.upstream_served}: the proxy answered some itself"
+            )
+    else:
+        if result.non_2xx != result.requests:
+            raise BenchError(
+                f"{where}: expected every answer to be {target.expect_status}, "
+                f"got {result.requests - result.non_2xx} other ones"
+            )
+        if result.upstream_served:
+            raise BenchError(f"{where}: {result.upstream_served} requests reached the upstream")
+    return result
+
+
+@dataclass
+class Row:
+    target: Target
+    load: RunResult
+    single: RunResult
+
+
+def bench_target(gen: LoadGen, target: Target, upstream_url: str, args: argparse.Namespace) -> Row:
+    asyncio.run(probe(target))
+    if args.warmup > 0:
+        gen.run(target.url, target.headers, args.connections, args.warmup)
+    print(f"  {target.name}: -c{args.connections} for {args.duration:g}s ...", file=sys.stderr)
+    load = measure(gen, target, upstream_url, connections=args.connections, seconds=args.duration)
+    print(f"  {target.name}: -c1 for {args.single_duration:g}s ...", file=sys.stderr)
+    single = measure(gen, target, upstream_url, connections=1, seconds=args.single_duration)
+    return Row(target=target, load=load, single=single)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _ratio(value: float, base: float | None) -> str:
+    return f"{value / base:.2f}x" if base else "n/a"
+
+
+def render_table(rows: list[Row]) -> str:
+    by_name = {row.target.name: row for row in rows}
+    direct = by_name.get("direct upstream")
+    nginx = by_name.get("nginx proxy")
+    head = (
+        "| target | req/s | p50 ms | p99 ms | vs nginx | vs direct | non-2xx "
+        "| p50 ms @1 conn | +p50 vs direct @1 conn |"
+    )
+    lines = [head, "|---|" + "---:|" * 8]
+    for row in rows:
+        load, single = row.load, row.single
+        added = (
+            f"+{single.p50_ms - direct.single.p50_ms:.3f}" if direct and row is not direct else "-"
+        )
+        lines.append(
+            f"| {row.target.name} | {load.rps:,.0f} | {load.p50_ms:.2f} | {load.p99_ms:.2f} "
+            f"| {_ratio(load.rps, nginx.load.rps if nginx else None)} "
+            f"| {_ratio(load.rps, direct.load.rps if direct else None)} "
+            f"| {load.non_2xx} | {single.p50_ms:.3f} | {added} |"
+        )
+    return "\n".join(lines)
+
+
+def stderr_report(gate: Gate) -> str:
+    text = gate.stderr_path.read_text(encoding="utf-8", errors="replace").strip()
+    if not text:
+        return f"cognito-gate ({gate.store}) stderr: empty (no warnings or errors)"
+    lines = text.splitlines()
+    shown = "\n".join(lines[-15:])
+    return f"cognito-gate ({gate.store}) stderr: {len(lines)} lines, last ones:\n{shown}"
+
+
+# --------------------------------------------------------------------------- main
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from proxy.demo import DEMO_USERS, free_port, start_local_cognito
+
+    pinning = Pinning.detect()
+    procs = Processes()
+    cognito = None
+    workdir = Path(tempfile.mkdtemp(prefix="gate-bench-"))
+    rows: list[Row] = []
+    notes: list[str] = []
+    gates: list[Gate] = []
+    ok = False
+    try:
+        gen = LoadGen(pinning, workdir, force_python=args.python_loadgen, verbose=args.verbose)
+        print(f"load generator: {gen.label}; {pinning.note}", file=sys.stderr)
+
+        upstream_port = free_port()
+        upstream_url = f"http://127.0.0.1:{upstream_port}"
+        up = procs.start(
+            "upstream",
+            [*pinning.servers, sys.executable, str(Path(__file__).resolve()),
+             "--role", "upstream", "--port", str(upstream_port)],
+        )  # fmt: skip
+        wait_http(upstream_url + COUNT_PATH, proc=up, what="upstream", timeout=30)
+        rows.append(
+            bench_target(
+                gen,
+                Target("direct upstream", upstream_url + BENCH_PATH, {}, expect_user="-"),
+                upstream_url,
+                args,
+            )
+        )
+
+        nginx = start_nginx(procs, pinning, workdir, upstream_port)
+        if nginx is None:
+            notes.append("nginx not installed: no nginx reference row, 'vs nginx' is n/a")
+        else:
+            nginx_url, nginx_proc = nginx
+            rows.append(
+                bench_target(
+                    gen,
+                    Target("nginx proxy", nginx_url + BENCH_PATH, {}, expect_user=NGINX_USER),
+                    upstream_url,
+                    args,
+                )
+            )
+            procs.stop(nginx_proc)
+
+        print("starting moto's Cognito ...", file=sys.stderr)
+        cognito = start_local_cognito()
+        user = DEMO_USERS[0]
+        redis_url = start_redis(procs, pinning, workdir)
+        for store, store_url in (("memory", "memory://"), ("redis", redis_url)):
+            gate = start_gate(
+                procs,
+                pinning,
+                workdir,
+                cognito=cognito,
+                upstream_url=upstream_url,
+                store_url=store_url,
+                label=store,
+            )
+            gates.append(gate)
+            cookie = asyncio.run(login(gate.url, user.username, user.password))
+            rows.append(
+                bench_target(
+                    gen,
+                    Target(
+                        f"cognito-gate ({store} store)",
+                        gate.url + BENCH_PATH,
+                        {"Cookie": f"gate={cookie}"},
+                        expect_user=user.username,
+                        authenticated=True,
+                    ),
+                    upstream_url,
+                    args,
+                )
+            )
+            if store == "memory":
+                rows.append(
+                    bench_target(
+                        gen,
+                        Target(
+                            "cognito-gate unauthenticated (401)",
+                            gate.url + BENCH_PATH,
+                            {"Accept": "application/json"},
+                            expect_status=401,
+                            reaches_upstream=False,
+                        ),
+                        upstream_url,
+                        args,
+                    )
+                )
+            mem = rss_kib(gate.proc.pid)
+            notes.append(
+                f"cognito-gate ({store} store) RSS after its runs: "
+                f"{mem.get('VmRSS', 0) / 1024:.1f} MiB (peak {mem.get('VmHWM', 0) / 1024:.1f} MiB)"
+            )
+            procs.stop(gate.proc)
+            if gate.proc.returncode not in (0, -signal.SIGTERM):
+                notes.append(
+                    f"cognito-gate ({store}) exited with {gate.proc.returncode} on SIGTERM"
+                )
+
+        print()
+        print(
+            f"cognito-gate overhead: {args.connections} connections, {args.duration:g}s per run"
+            f" (+{args.single_duration:g}s at 1 connection); 1 KB upstream body; {gen.label}; "
+            f"{pinning.note}."
+        )
+        print()
+        print(render_table(rows))
+        print()
+        for note in notes:
+            print(f"- {note}")
+        for gate in gates:
+            print(f"- {stderr_report(gate)}")
+        ok = True
+        return 0
+    except BenchError as exc:
+        print(f"\nBENCHMARK FAILED: {exc}", file=sys.stderr)
+        for gate in gates:
+            out = tail(gate.stderr_path)
+            if out:
+                print(f"--- cognito-gate ({gate.store}) stderr (tail) ---\n{out}", file=sys.stderr)
+        return 1
+    finally:
+        procs.stop_all()
+        if cognito is not None:
+            cognito.stop()
+        if ok or not args.keep_on_failure:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"(logs kept in {workdir})", file=sys.stderr)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through run_bench's finally: children stopped
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per load run")
+    parser.add_argument("--connections", type=int, default=50, help="concurrent connections")
+    parser.add_argument(
+        "--smoke", action="store_true", help="~1 s runs, 8 connections: checks the bench works"
+    )
+    parser.add_argument(
+        "--python-loadgen",
+        action="store_true",
+        help="use the Python fallback load generator even if wrk is installed",
+    )
+    parser.add_argument("--verbose", action="store_true", help="echo wrk's own report")
+    parser.add_argument(
+        "--keep-on-failure", action="store_true", help="keep the temp dir with logs on failure"
+    )
+    # Internal: this same file is the upstream and the fallback load generator.
+    hidden = argparse.SUPPRESS
+    parser.add_argument(
+        "--role", choices=("bench", "upstream", "loadgen"), default="bench", help=hidden
+    )
+    parser.add_argument("--port", type=int, help=hidden)
+    parser.add_argument("--url", help=hidden)
+    parser.add_argument("--header", action="append", default=[], help=hidden)
+    args = parser.parse_args(argv)
+
+    if args.role == "upstream":
+        serve_upstream(args.port)
+        return 0
+    if args.role == "loadgen":
+        run_loadgen_role(args)
+        return 0
+
+    if args.smoke:
+        args.duration, args.connections = 1.0, min(args.connections, 8)
+    args.single_duration = 1.0 if args.smoke else 2.0
+    args.warmup = 0.0 if args.smoke else 1.0  # wrk runs whole seconds only
+    if args.duration <= 0 or args.connections < 1:
+        parser.error("--duration must be > 0 and --connections >= 1")
+    signal.signal(signal.SIGTERM, _terminate)
+    return run_bench(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,261 @@
+"""Async Cognito user-pool API over one reused aioboto3 client.
+
+Knows nothing of browsers or aiohttp.web: callers pass plain values (and a ContextData) and get
+an :class:`AuthResult` back: tokens, or the next challenge Cognito asks for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import logging
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+import aioboto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from proxy.cognito import srp
+from proxy.cognito.errors import CognitoError, Misconfigured, Unavailable, from_response
+from proxy.settings import CognitoSettings
+
+log = logging.getLogger("proxy.cognito")
+
+
+@dataclass(frozen=True)
+class Tokens:
+    id_token: str
+    access_token: str
+    refresh_token: str | None
+    expires_in: int
+
+    def __repr__(self) -> str:  # tokens must never reach a log through a repr
+        return f"Tokens(expires_in={self.expires_in})"
+
+
+@dataclass(frozen=True)
+class Challenge:
+    name: str
+    session: str | None
+    parameters: dict[str, str]
+
+
+@dataclass(frozen=True)
+class AuthResult:
+    tokens: Tokens | None = None
+    challenge: Challenge | None = None
+
+
+@dataclass(frozen=True)
+class ContextData:
+    """What Cognito's threat protection should see: the real user, not the proxy."""
+
+    ip_address: str
+    server_name: str
+    server_path: str
+    headers: tuple[tuple[str, str], ...] = field(default=())
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "IpAddress": self.ip_address,
+            "ServerName": self.server_name,
+            "ServerPath": self.server_path,
+            "HttpHeaders": [{"headerName": k, "headerValue": v} for k, v in self.headers],
+        }
+
+
+def secret_hash(client_id: str, client_secret: str, username: str) -> str:
+    digest = hmac.new(
+        client_secret.encode(), (username + client_id).encode(), hashlib.sha256
+    ).digest()
+    return base64.b64encode(digest).decode()
+
+
+class CognitoClient:
+    """One long-lived client per process; ``start()`` before use, ``close()`` at shutdown."""
+
+    def __init__(self, settings: CognitoSettings) -> None:
+        self._settings = settings
+        self._stack = AsyncExitStack()
+        self._client: Any = None
+        self._secret = settings.client_secret.get_secret_value() if settings.client_secret else None
+
+    async def start(self) -> None:
+        session = aioboto3.Session()
+        config = Config(
+            connect_timeout=self._settings.timeout,
+            read_timeout=self._settings.timeout,
+            # A challenge answer is single-use: botocore must never resend one blindly.
+            retries={"total_max_attempts": 1},
+            user_agent_extra="cognito-gate",
+        )
+        self._client = await self._stack.enter_async_context(
+            session.client(
+                "cognito-idp",
+                region_name=self._settings.resolved_region,
+                endpoint_url=self._settings.endpoint_url,
+                config=config,
+            )
+        )
+
+    async def close(self) -> None:
+        await self._stack.aclose()
+        self._client = None
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _with_secret(self, params: dict[str, str], username: str) -> dict[str, str]:
+        if self._secret is not None:
+            params["SECRET_HASH"] = secret_hash(self._settings.client_id, self._secret, username)
+        return params
+
+    async def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        if self._client is None:
+            raise RuntimeError("CognitoClient.start() was not awaited")
+        try:
+            response: dict[str, Any] = await getattr(self._client, operation)(**kwargs)
+        except ClientError as exc:
+            error = from_response(exc.response.get("Error", {}))
+            log.info("cognito %s failed: %s", operation, error.code)
+            raise error from None
+        except NoCredentialsError:
+            log.error("cognito %s needs AWS credentials and none were found", operation)
+            raise Misconfigured("NoCredentials") from None
+        except (TimeoutError, BotoCoreError, OSError) as exc:
+            log.warning("cognito %s unreachable: %s", operation, type(exc).__name__)
+            raise Unavailable(type(exc).__name__) from None
+        return response
+
+    @staticmethod
+    def _result(response: dict[str, Any]) -> AuthResult:
+        auth = response.get("AuthenticationResult")
+        if auth:
+            return AuthResult(
+                tokens=Tokens(
+                    id_token=auth["IdToken"],
+                    access_token=auth["AccessToken"],
+                    refresh_token=auth.get("RefreshToken"),
+                    expires_in=int(auth.get("ExpiresIn", 3600)),
+                )
+            )
+        name = response.get("ChallengeName")
+        if name:
+            return AuthResult(
+                challenge=Challenge(
+                    name=str(name),
+                    session=response.get("Session"),
+                    parameters={
+                        str(k): str(v)
+                        for k, v in (response.get("ChallengeParameters") or {}).items()
+                    },
+                )
+            )
+        raise CognitoError("EmptyAnswer", "neither tokens nor a challenge")
+
+    # -- sign-in -----------------------------------------------------------------------------
+
+    async def password_login(
+        self, username: str, password: str, context: ContextData | None = None
+    ) -> AuthResult:
+        """Authenticate with the configured flow; returns tokens or the next challenge."""
+        flow = self._settings.auth_flow
+        if flow == "USER_SRP_AUTH":
+            return await self._srp_login(username, password)
+        params = self._with_secret({"USERNAME": username, "PASSWORD": password}, username)
+        if flow == "ADMIN_USER_PASSWORD_AUTH":
+            kwargs: dict[str, Any] = {
+                "UserPoolId": self._settings.user_pool_id,
+                "ClientId": self._settings.client_id,
+                "AuthFlow": flow,
+                "AuthParameters": params,
+            }
+            if context is not None:
+                kwargs["ContextData"] = context.to_api()
+            return self._result(await self._call("admin_initiate_auth", **kwargs))
+        return self._result(
+            await self._call(
+                "initiate_auth",
+                ClientId=self._settings.client_id,
+                AuthFlow=flow,
+                AuthParameters=params,
+            )
+        )
+
+    async def _srp_login(self, username: str, password: str) -> AuthResult:
+        # The public API carries SRP (moto refuses it through AdminInitiateAuth) and needs no
+        # IAM credentials; the modular exponentiations run in a thread, off the event loop.
+        secret = await asyncio.to_thread(srp.new_client_secret)
+        start = self._result(
+            await self._call(
+                "initiate_auth",
+                ClientId=self._settings.client_id,
+                AuthFlow="USER_SRP_AUTH",
+                AuthParameters=self._with_secret(
+                    {"USERNAME": username, "SRP_A": srp.srp_a_hex(secret)}, username
+                ),
+            )
+        )
+        challenge = start.challenge
+        if challenge is None or challenge.name != "PASSWORD_VERIFIER":
+            return start
+        params = challenge.parameters
+        try:
+            user_id = params["USER_ID_FOR_SRP"]
+            timestamp = srp.cognito_timestamp()
+            signature = await asyncio.to_thread(
+                lambda: srp.password_claim_signature(
+                    pool_id=self._settings.user_pool_id,
+                    user_id_for_srp=user_id,
+                    password=password,
+                    secret=secret,
+                    srp_b_hex=params["SRP_B"],
+                    salt_hex=params["SALT"],
+                    secret_block_b64=params["SECRET_BLOCK"],
+                    timestamp=timestamp,
+                )
+            )
+        except (KeyError, srp.SrpError) as exc:
+            raise CognitoError("BadSrpChallenge", type(exc).__name__) from None
+        responses = self._with_secret(
+            {
+                "USERNAME": params.get("USERNAME", user_id),
+                "PASSWORD_CLAIM_SECRET_BLOCK": params["SECRET_BLOCK"],
+                "PASSWORD_CLAIM_SIGNATURE": signature,
+                "TIMESTAMP": timestamp,
+            },
+            params.get("USERNAME", user_id),
+        )
+        kwargs: dict[str, Any] = {
+            "ClientId": self._settings.client_id,
+            "ChallengeName": "PASSWORD_VERIFIER",
+            "ChallengeResponses": responses,
+        }
+        if challenge.session:
+            kwargs["Session"] = challenge.session
+        return self._result(await self._call("respond_to_auth_challenge", **kwargs))
+
+    # -- tokens ------------------------------------------------------------------------------
+
+    async def refresh(self, refresh_token: str, username: str) -> Tokens:
+        """REFRESH_TOKEN_AUTH; ``username`` is Cognito's internal one (for SECRET_HASH)."""
+        result = self._result(
+            await self._call(
+                "initiate_auth",
+                ClientId=self._settings.client_id,
+                AuthFlow="REFRESH_TOKEN_AUTH",
+                AuthParameters=self._with_secret({"REFRESH_TOKEN": refresh_token}, username),
+            )
+        )
+        if result.tokens is None:
+            raise CognitoError("EmptyAnswer", "refresh returned a challenge")
+        return result.tokens
+
+    async def revoke(self, refresh_token: str) -> None:
+        kwargs: dict[str, Any] = {"Token": refresh_token, "ClientId": self._settings.client_id}
+        if self._secret is not None:
+            kwargs["ClientSecret"] = self._secret
+        await self._call("revoke_token", **kwargs)

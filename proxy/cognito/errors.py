@@ -1,0 +1,102 @@
+"""Cognito error codes → our error types.
+
+Callers branch on the type, never on Cognito's message text: messages differ between pools
+(e.g. with and without prevent-user-existence-errors) and may leak whether a user exists.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CognitoError(Exception):
+    """Base class. ``code`` is Cognito's error code, safe to log; the message may not be."""
+
+    retryable = False
+
+    def __init__(self, code: str, message: str = "") -> None:
+        super().__init__(code)
+        self.code = code
+        self.detail = message
+
+
+class BadCredentials(CognitoError):
+    """Wrong password, unknown user, disabled user: shown to the user as one generic message."""
+
+
+class SessionExpired(CognitoError):
+    """Cognito's challenge Session ran out (3 minutes by default): the login starts again."""
+
+
+class UserNotConfirmed(CognitoError):
+    pass
+
+
+class PasswordResetRequired(CognitoError):
+    pass
+
+
+class CodeMismatch(CognitoError):
+    pass
+
+
+class ExpiredCode(CognitoError):
+    pass
+
+
+class InvalidPassword(CognitoError):
+    """The new password breaks the pool's password policy."""
+
+
+class TooManyRequests(CognitoError):
+    """Throttling or Cognito's own lockout: "try again later", never a bad password."""
+
+    retryable = True
+
+
+class Unavailable(CognitoError):
+    """Cognito cannot be reached or failed internally."""
+
+    retryable = True
+
+
+class Misconfigured(CognitoError):
+    """The pool or app client does not allow what we asked: an operator problem, logged loudly."""
+
+
+_BY_CODE: dict[str, type[CognitoError]] = {
+    "NotAuthorizedException": BadCredentials,
+    "UserNotFoundException": BadCredentials,
+    "UserNotConfirmedException": UserNotConfirmed,
+    "PasswordResetRequiredException": PasswordResetRequired,
+    "CodeMismatchException": CodeMismatch,
+    "ExpiredCodeException": ExpiredCode,
+    "InvalidPasswordException": InvalidPassword,
+    "TooManyRequestsException": TooManyRequests,
+    "LimitExceededException": TooManyRequests,
+    "TooManyFailedAttemptsException": TooManyRequests,
+    "InternalErrorException": Unavailable,
+    "ServiceUnavailable": Unavailable,
+    "ResourceNotFoundException": Misconfigured,
+    "InvalidParameterException": Misconfigured,
+    "InvalidUserPoolConfigurationException": Misconfigured,
+    "InvalidLambdaResponseException": Misconfigured,
+    "UnexpectedLambdaException": Unavailable,
+    "UserLambdaValidationException": BadCredentials,
+    "UnrecognizedClientException": Misconfigured,
+    "AccessDeniedException": Misconfigured,
+    "MissingAuthenticationTokenException": Misconfigured,
+}
+
+
+def from_response(error: dict[str, Any]) -> CognitoError:
+    """Build our error from botocore's ``ClientError.response["Error"]``."""
+    code = str(error.get("Code") or "Unknown")
+    message = str(error.get("Message") or "")
+    cls = _BY_CODE.get(code, Unavailable if code.startswith("Throttl") else CognitoError)
+    if cls is TooManyRequests or code.startswith("Throttl"):
+        return TooManyRequests(code, message)
+    if code == "NotAuthorizedException" and "session" in message.lower():
+        # "Invalid session for the user, session is expired." is not a wrong password.
+        return SessionExpired(code, message)
+    return cls(code, message)

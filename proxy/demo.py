@@ -1,0 +1,276 @@
+"""``cognito-gate demo``: a local Cognito (moto's server), a demo app that shows the headers it
+receives, and the proxy in front of it with the in-memory store. No AWS account, no Redis.
+
+The pieces are importable so the integration tests run the very same stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from pydantic import SecretStr
+
+from proxy.settings import (
+    CognitoSettings,
+    CookieSettings,
+    LogSettings,
+    SessionSettings,
+    Settings,
+    UiSettings,
+    UpstreamSettings,
+)
+
+REGION = "us-east-1"
+IDENTITY_HEADERS = (
+    "X-Forwarded-User",
+    "X-Forwarded-Email",
+    "X-Forwarded-Groups",
+    "X-Forwarded-Preferred-Username",
+    "Remote-User",
+    "Remote-Email",
+    "Remote-Groups",
+    "Remote-Name",
+)
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    username: str
+    password: str
+    email: str
+    name: str
+    groups: tuple[str, ...] = ()
+
+
+DEMO_USERS = (
+    DemoUser(
+        "alice", "Alice-demo-2026!", "alice@example.com", "Alice Example", ("admins", "staff")
+    ),
+    DemoUser("bob", "Bob-demo-2026!", "bob@example.com", "Bob Example", ("staff",)),
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class LocalCognito:
+    """moto's Cognito in server mode on loopback, with one seeded pool and app client."""
+
+    url: str
+    pool_id: str
+    client_id: str
+    client_secret: str | None
+    server: Any
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.url}/{self.pool_id}/.well-known/jwks.json"
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def _dummy_aws_credentials() -> None:
+    # moto wants signed requests for the Admin APIs; any credentials do, real ones never needed.
+    for key, value in (
+        ("AWS_ACCESS_KEY_ID", "demo"),
+        ("AWS_SECRET_ACCESS_KEY", "demo"),
+        ("AWS_DEFAULT_REGION", REGION),
+    ):
+        os.environ.setdefault(key, value)
+
+
+def start_local_cognito(
+    users: Iterable[DemoUser] = DEMO_USERS, *, client_secret: bool = False
+) -> LocalCognito:
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    _dummy_aws_credentials()
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    idp = boto3.client("cognito-idp", region_name=REGION, endpoint_url=url)
+    pool_id = idp.create_user_pool(
+        PoolName="cognito-gate-demo",
+        UsernameAttributes=[],
+        Policies={"PasswordPolicy": {"MinimumLength": 8}},
+    )["UserPool"]["Id"]
+    client = idp.create_user_pool_client(
+        UserPoolId=pool_id,
+        ClientName="cognito-gate",
+        GenerateSecret=client_secret,
+        # moto puts only the client's readable attributes into the ID token.
+        ReadAttributes=["email", "email_verified", "name", "preferred_username"],
+        ExplicitAuthFlows=[
+            "ALLOW_USER_SRP_AUTH",
+            "ALLOW_ADMIN_USER_PASSWORD_AUTH",
+            "ALLOW_USER_PASSWORD_AUTH",
+            "ALLOW_REFRESH_TOKEN_AUTH",
+        ],
+    )["UserPoolClient"]
+    for user in users:
+        idp.admin_create_user(
+            UserPoolId=pool_id,
+            Username=user.username,
+            MessageAction="SUPPRESS",
+            UserAttributes=[
+                {"Name": "email", "Value": user.email},
+                {"Name": "email_verified", "Value": "true"},
+                {"Name": "name", "Value": user.name},
+                {"Name": "preferred_username", "Value": user.username.title()},
+            ],
+        )
+        idp.admin_set_user_password(
+            UserPoolId=pool_id, Username=user.username, Password=user.password, Permanent=True
+        )
+        for group in user.groups:
+            with contextlib.suppress(idp.exceptions.GroupExistsException):
+                idp.create_group(UserPoolId=pool_id, GroupName=group)
+            idp.admin_add_user_to_group(UserPoolId=pool_id, Username=user.username, GroupName=group)
+    return LocalCognito(
+        url=url,
+        pool_id=pool_id,
+        client_id=client["ClientId"],
+        client_secret=client.get("ClientSecret"),
+        server=server,
+    )
+
+
+def upstream_app() -> web.Application:
+    """The stand-in for a legacy app: it has no login and shows what the proxy told it."""
+
+    async def page(request: web.Request) -> web.Response:
+        user = request.headers.get("X-Forwarded-User") or request.headers.get("Remote-User")
+        rows = "".join(
+            f"<tr{' class=id' if name in IDENTITY_HEADERS else ''}>"
+            f"<th>{html.escape(name)}</th><td>{html.escape(value)}</td></tr>"
+            for name, value in request.headers.items()
+        )
+        body = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Demo app</title><style>
+body{{font-family:system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;
+color:#1f2937}}
+table{{border-collapse:collapse;width:100%}}th,td{{text-align:left;padding:.35rem .6rem;
+border-bottom:1px solid #e5e7eb;font-size:.9rem;word-break:break-all}}th{{width:16rem}}
+tr.id{{background:#ecfdf5}}a.button{{display:inline-block;padding:.5rem 1rem;border-radius:.4rem;
+background:#2563eb;color:#fff;text-decoration:none}}</style></head><body>
+<h1>Hello, {html.escape(user or "stranger")}</h1>
+<p>This demo app has no login code. cognito-gate signed you in against Cognito and added the
+highlighted headers to your request: <code>{html.escape(request.method)}
+{html.escape(request.path_qs)}</code></p>
+<p><a class="button" href="/_auth/logout">Sign out</a> · <a href="/api/whoami">/api/whoami</a>
+· <a href="/_auth/userinfo">/_auth/userinfo</a></p>
+<table>{rows}</table></body></html>"""
+        return web.Response(text=body, content_type="text/html")
+
+    async def whoami(request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                name: request.headers.get(name)
+                for name in IDENTITY_HEADERS
+                if name in request.headers
+            }
+        )
+
+    app = web.Application()
+    app.router.add_get("/api/whoami", whoami)
+    app.router.add_route("*", "/{tail:.*}", page)
+    return app
+
+
+def demo_settings(cognito: LocalCognito, upstream_url: str, listen: str) -> Settings:
+    return Settings(
+        listen=listen,
+        upstream=UpstreamSettings(url=upstream_url),
+        cognito=CognitoSettings(
+            user_pool_id=cognito.pool_id,
+            client_id=cognito.client_id,
+            client_secret=SecretStr(cognito.client_secret) if cognito.client_secret else None,
+            region=REGION,
+            endpoint_url=cognito.url,
+            jwks_url=cognito.jwks_url,
+        ),
+        # Plain http on loopback: browsers drop Secure (and so __Host-) cookies there.
+        cookie=CookieSettings(secret=SecretStr(secrets.token_urlsafe(48)), secure=False),
+        session=SessionSettings(store_url="memory://"),
+        ui=UiSettings(product_name="cognito-gate demo"),
+        log=LogSettings(format="text"),
+    )
+
+
+async def _serve(app: web.Application, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+def _banner(url: str, cognito: LocalCognito) -> str:
+    users = "\n".join(
+        f"    {u.username:<8} {u.password:<20} groups: {', '.join(u.groups) or '-'}"
+        for u in DEMO_USERS
+    )
+    return f"""
+  cognito-gate demo is running.
+
+    Open  {url}/
+
+  Sign in as one of the demo users:
+    username password
+{users}
+
+  Local Cognito (moto): {cognito.url}  pool {cognito.pool_id}
+  Press Ctrl+C to stop.
+"""
+
+
+def run_demo(listen: str = "127.0.0.1:8080") -> None:
+    from proxy.app import build_app
+    from proxy.observe import setup_logging
+
+    cognito = start_local_cognito()
+    try:
+        settings = None
+        upstream_port = free_port()
+        settings = demo_settings(cognito, f"http://127.0.0.1:{upstream_port}", listen)
+        setup_logging(settings.log)
+
+        async def main() -> None:
+            upstream = await _serve(upstream_app(), "127.0.0.1", upstream_port)
+            host, port = settings.listen_address
+            try:
+                proxy = await _serve(build_app(settings), host, port)
+            except OSError as exc:
+                raise SystemExit(
+                    f"cannot listen on {listen}: {exc.strerror}; try --listen"
+                ) from None
+            print(_banner(f"http://{host}:{port}", cognito), flush=True)
+            try:
+                await asyncio.Event().wait()
+            finally:
+                await proxy.cleanup()
+                await upstream.cleanup()
+
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(main())
+    finally:
+        cognito.stop()

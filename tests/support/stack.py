@@ -1,0 +1,155 @@
+"""The whole path on loopback for end-to-end tests: a recording upstream, the proxy, a browser."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from proxy.app import build_app
+from proxy.demo import free_port
+from proxy.settings import Settings
+
+CSRF_FIELD = re.compile(r'name="csrf"\s+value="([^"]+)"')
+COOKIE_SECRET = "test-cookie-secret-0123456789-abcdefghijklmnop"
+
+
+@dataclass
+class Upstream:
+    url: str
+    seen: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def last_headers(self) -> dict[str, str]:
+        return self.seen[-1]["headers"]
+
+
+@asynccontextmanager
+async def recording_upstream(host: str = "127.0.0.1") -> AsyncIterator[Upstream]:
+    """An app that records each request it receives and answers with a small page."""
+    port = free_port()
+    upstream = Upstream(url=f"http://{host}:{port}")
+
+    async def handler(request: web.Request) -> web.Response:
+        upstream.seen.append(
+            {
+                "method": request.method,
+                "path": request.raw_path,
+                "headers": {k: v for k, v in request.headers.items()},
+                "all_headers": list(request.headers.items()),
+                "body": await request.read(),
+            }
+        )
+        return web.Response(text=f"upstream saw {request.method} {request.raw_path}")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield upstream
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
+async def running_proxy(settings: Settings) -> AsyncIterator[str]:
+    """Serve build_app(settings) on a free loopback port; yields its base URL."""
+    port = free_port()
+    runner = web.AppRunner(build_app(settings), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+def proxy_settings(
+    *,
+    upstream_url: str,
+    pool_id: str,
+    client_id: str,
+    endpoint_url: str,
+    jwks_url: str,
+    issuer: str | None = None,
+    client_secret: str | None = None,
+    auth_flow: str = "USER_SRP_AUTH",
+    store_url: str = "memory://",
+    **sections: Any,
+) -> Settings:
+    cognito: dict[str, Any] = {
+        "user_pool_id": pool_id,
+        "client_id": client_id,
+        "client_secret": client_secret,
+        "endpoint_url": endpoint_url,
+        "jwks_url": jwks_url,
+        "auth_flow": auth_flow,
+    }
+    if issuer:
+        cognito["issuer"] = issuer
+    values: dict[str, Any] = {
+        "listen": "127.0.0.1:8080",  # unused: running_proxy picks a free port
+        "upstream": {"url": upstream_url},
+        "cognito": cognito,
+        "cookie": {"secret": COOKIE_SECRET, "secure": False},
+        "session": {"store_url": store_url},
+        "log": {"format": "text"},
+    }
+    values.update(sections)
+    return Settings(**values)
+
+
+class Browser:
+    """A cookie-keeping client that behaves like a browser navigating the proxy."""
+
+    HTML = {"Accept": "text/html,application/xhtml+xml"}
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.http = aiohttp.ClientSession(
+            cookie_jar=aiohttp.CookieJar(unsafe=True), headers=self.HTML
+        )
+
+    async def close(self) -> None:
+        await self.http.close()
+
+    async def get(self, path: str, **kw: Any) -> aiohttp.ClientResponse:
+        kw.setdefault("allow_redirects", False)
+        async with self.http.get(self.base + path, **kw) as resp:
+            await resp.read()
+            return resp
+
+    async def post(self, path: str, data: dict[str, str], **kw: Any) -> aiohttp.ClientResponse:
+        kw.setdefault("allow_redirects", False)
+        async with self.http.post(self.base + path, data=data, **kw) as resp:
+            await resp.read()
+            return resp
+
+    async def login_form(self, rd: str | None = None) -> str:
+        """Open the login page; return the CSRF token it carries."""
+        resp = await self.get("/_auth/login" + (f"?rd={rd}" if rd else ""))
+        assert resp.status == 200, resp.status
+        match = CSRF_FIELD.search(await resp.text())
+        assert match, "login page has no csrf field"
+        return match.group(1)
+
+    async def login(
+        self, username: str, password: str, rd: str | None = None
+    ) -> aiohttp.ClientResponse:
+        token = await self.login_form(rd)
+        return await self.post(
+            "/_auth/login", {"csrf": token, "username": username, "password": password}
+        )
+
+    def cookie(self, name: str) -> str | None:
+        for morsel in self.http.cookie_jar:
+            if morsel.key == name:
+                return morsel.value
+        return None
