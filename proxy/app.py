@@ -99,6 +99,7 @@ def build_app(settings: Settings) -> web.Application:
         check_headers=build_plan("auth-request"),
         login_path=f"{prefix}/login",
         error_page=auth.error_page,
+        own_cookies=frozenset({settings.cookie.session_cookie, settings.cookie.flow_cookie}),
     )
 
     async def store_ready() -> str | None:

@@ -15,7 +15,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from proxy.forward import Forwarder
-from proxy.gate.headers import HeaderPlan
+from proxy.gate.headers import HeaderPlan, without_cookies
 from proxy.gate.identity import Identity, RefreshUnavailable
 from proxy.sessions.store import StoreUnavailable
 
@@ -53,6 +53,7 @@ class Gate:
         check_headers: HeaderPlan,
         login_path: str,
         error_page: ErrorPage,
+        own_cookies: frozenset[str] = frozenset(),
     ) -> None:
         self._identity = identity
         self._forwarder = forwarder
@@ -60,6 +61,7 @@ class Gate:
         self._check_headers = check_headers
         self._login_path = login_path
         self._error_page = error_page
+        self._own_cookies = own_cookies
 
     async def proxy(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -68,11 +70,21 @@ class Gate:
             return self._unavailable(request)
         if session is None:
             return self._unauthenticated(request)
+        add_headers = self._headers.identity_headers(session.claims)
+        drop_header = self._headers.is_reserved
+        cookies = request.headers.getall("Cookie", ())
+        if cookies:
+            # Our cookies stay between the browser and us; the app gets only its own.
+            drop_header = self._drop_reserved_and_cookie
+            kept = without_cookies(cookies, self._own_cookies)
+            if kept is not None:
+                add_headers.append(("Cookie", kept))
         return await self._forwarder.forward(
-            request,
-            add_headers=self._headers.identity_headers(session.claims),
-            drop_header=self._headers.is_reserved,
+            request, add_headers=add_headers, drop_header=drop_header
         )
+
+    def _drop_reserved_and_cookie(self, name: str) -> bool:
+        return self._headers.is_reserved(name) or name.lower() == "cookie"
 
     def _unavailable(self, request: web.Request) -> web.Response:
         if wants_login_page(request):
