@@ -71,7 +71,7 @@ class Gate:
         if session is None:
             return self._unauthenticated(request)
         add_headers = self._headers.identity_headers(session.claims)
-        drop_header = self._headers.is_reserved
+        drop_header: Callable[[str], bool] = self._headers.is_reserved
         cookies = request.headers.getall("Cookie", ())
         if cookies:
             # Our cookies stay between the browser and us; the app gets only its own.
