@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import boto3
 import pytest
+from yarl import URL
 
+from proxy.cognito.client import CognitoClient, Tokens
 from tests.support.cognito_double import CognitoDouble, running_double
 from tests.support.redis_server import RedisProcess, start_redis_server
 from tests.support.stack import Browser, Upstream, proxy_settings, recording_upstream, running_proxy
 
 PASSWORD = "Lifecycle-pass-1!"
 TOKEN_TTL = 4
+JSON = {"Accept": "application/json"}
 
 
 async def past_half_life() -> None:
@@ -161,3 +166,68 @@ def page_csrf(page: str) -> str:
     match = CSRF_FIELD.search(page)
     assert match
     return match.group(1)
+
+
+# -- several replicas sharing one Redis ---------------------------------------------------------
+
+
+@asynccontextmanager
+async def replicas(
+    pool: dict[str, Any], upstream: Upstream, store_url: str, n: int = 2, **sections: Any
+) -> AsyncIterator[list[str]]:
+    """``n`` proxy instances (separate apps, caches and single-flights) on one store."""
+    settings = proxy_settings(upstream_url=upstream.url, store_url=store_url, **pool, **sections)
+    async with AsyncExitStack() as stack:
+        yield [await stack.enter_async_context(running_proxy(settings)) for _ in range(n)]
+
+
+def same_cookie(source: Browser, base: str) -> Browser:
+    """Another browser tab on another replica, holding the same session cookie."""
+    other = Browser(base)
+    value = source.cookie("gate")
+    assert value
+    other.http.cookie_jar.update_cookies({"gate": value}, URL(base))
+    return other
+
+
+@pytest.fixture
+def slow_cognito(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refreshes take 300 ms, as over a real network: long enough for every replica to overlap."""
+    original = CognitoClient.refresh
+
+    async def slow(self: CognitoClient, refresh_token: str, username: str) -> Tokens:
+        await asyncio.sleep(0.3)
+        return await original(self, refresh_token, username)
+
+    monkeypatch.setattr(CognitoClient, "refresh", slow)
+
+
+async def test_refresh_happens_once_under_50_concurrent_requests_over_two_replicas(
+    pool: dict[str, Any],
+    upstream: Upstream,
+    double: CognitoDouble,
+    redis_server: RedisProcess,
+    slow_cognito: None,
+) -> None:
+    async with replicas(pool, upstream, redis_server.url) as (a, b):
+        first, second = Browser(a), Browser(b)
+        try:
+            assert (await first.login("dave", PASSWORD)).status == 303
+            second = same_cookie(first, b)
+            before = _refreshes(double, pool["client_id"])
+            await past_half_life()
+            started = time.monotonic()
+            answers = await asyncio.gather(
+                *((first if i % 2 else second).get(f"/load/{i}", headers=JSON) for i in range(50))
+            )
+            elapsed = time.monotonic() - started
+            assert [r.status for r in answers] == [200] * 50
+            assert _refreshes(double, pool["client_id"]) - before == 1
+            print(f"50 requests over 2 replicas, 1 refresh, {elapsed:.2f}s")
+            # Both replicas now read the saved, fresh tokens: no second refresh.
+            assert (await second.get("/after", headers=JSON)).status == 200
+            assert (await first.get("/after", headers=JSON)).status == 200
+            assert _refreshes(double, pool["client_id"]) - before == 1
+        finally:
+            await first.close()
+            await second.close()
