@@ -47,7 +47,10 @@ def build_app(settings: Settings) -> web.Application:
     cognito = CognitoClient(settings.cognito)
     jwks = JwksCache(settings.cognito.resolved_jwks_url)
     verifier = TokenVerifier(
-        issuer=settings.cognito.resolved_issuer, client_ids=[settings.cognito.client_id], jwks=jwks
+        issuer=settings.cognito.resolved_issuer,
+        client_ids=[settings.cognito.client_id],
+        jwks=jwks,
+        leeway=settings.cognito.leeway,
     )
     forwarder = Forwarder(
         UpstreamConfig(
@@ -58,7 +61,12 @@ def build_app(settings: Settings) -> web.Application:
         )
     )
     sessions = SessionManager(
-        store, derive_key(secret, "session"), lifetime=settings.session.lifetime
+        store,
+        derive_key(secret, "session"),
+        lifetime=settings.session.lifetime,
+        idle_timeout=settings.session.idle_timeout,
+        remember_lifetime=settings.session.remember_lifetime,
+        remember_idle_timeout=settings.session.remember_idle_timeout,
     )
     pages = Pages(
         branding=Branding(
@@ -84,6 +92,8 @@ def build_app(settings: Settings) -> web.Application:
         ),
         csrf_key=derive_key(secret, "csrf"),
         login_timeout=settings.session.login_timeout,
+        allowed_redirect_origins=settings.auth.allowed_redirect_origins,
+        remember_lifetime=settings.session.remember_lifetime,
     )
     identity = Identity(
         sessions=sessions,
