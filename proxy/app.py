@@ -17,6 +17,7 @@ from proxy.auth.routes import AuthRoutes, CookieNames
 from proxy.cognito.client import CognitoClient
 from proxy.cognito.tokens import JwksCache, JwksUnavailable, TokenVerifier
 from proxy.forward import Forwarder, UpstreamConfig
+from proxy.gate.bearer import BearerAuth
 from proxy.gate.headers import build_plan
 from proxy.gate.identity import Identity
 from proxy.gate.middleware import Gate
@@ -102,6 +103,8 @@ def build_app(settings: Settings) -> web.Application:
         cookie_name=settings.cookie.session_cookie,
         refresh_margin=settings.session.refresh_margin,
     )
+    mode = settings.auth.bearer
+    bearer = None if mode == "off" else BearerAuth(verifier, mode)
     gate = Gate(
         identity=identity,
         forwarder=forwarder,
@@ -109,6 +112,7 @@ def build_app(settings: Settings) -> web.Application:
         check_headers=build_plan("auth-request"),
         login_path=f"{prefix}/login",
         error_page=auth.error_page,
+        bearer=bearer,
     )
 
     async def store_ready() -> str | None:

@@ -14,7 +14,9 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from proxy.cognito.tokens import JwksUnavailable, TokenError
 from proxy.forward import Forwarder
+from proxy.gate.bearer import BearerAuth, bearer_token
 from proxy.gate.headers import HeaderPlan
 from proxy.gate.identity import Identity, RefreshUnavailable
 from proxy.sessions.store import StoreUnavailable
@@ -53,6 +55,7 @@ class Gate:
         check_headers: HeaderPlan,
         login_path: str,
         error_page: ErrorPage,
+        bearer: BearerAuth | None = None,
     ) -> None:
         self._identity = identity
         self._forwarder = forwarder
@@ -60,17 +63,51 @@ class Gate:
         self._check_headers = check_headers
         self._login_path = login_path
         self._error_page = error_page
+        self._bearer = bearer
+
+    async def _bearer_claims(self, request: web.Request) -> dict[str, Any] | web.Response | None:
+        """Claims of a verified bearer token, a 401/503 answer for a bad one, None without one.
+
+        With a bearer token the cookie is not looked at: one request, one identity.
+        """
+        if self._bearer is None:
+            return None
+        token = bearer_token(request)
+        if token is None:
+            return None
+        try:
+            return await self._bearer.claims(token)
+        except JwksUnavailable:
+            return web.json_response(
+                {"error": "unavailable"}, status=503, headers={"Retry-After": RETRY_AFTER}
+            )
+        except TokenError as exc:
+            return web.json_response(
+                {"error": "invalid_token", "reason": type(exc).__name__},
+                status=401,
+                headers={
+                    "WWW-Authenticate": 'Bearer error="invalid_token"',
+                    "Cache-Control": "no-store",
+                },
+            )
 
     async def proxy(self, request: web.Request) -> web.StreamResponse:
-        try:
-            session = await self._identity.resolve(request)
-        except (StoreUnavailable, RefreshUnavailable):
-            return self._unavailable(request)
-        if session is None:
-            return self._unauthenticated(request)
+        bearer = await self._bearer_claims(request)
+        if isinstance(bearer, web.Response):
+            return bearer
+        if bearer is not None:
+            claims = bearer
+        else:
+            try:
+                session = await self._identity.resolve(request)
+            except (StoreUnavailable, RefreshUnavailable):
+                return self._unavailable(request)
+            if session is None:
+                return self._unauthenticated(request)
+            claims = session.claims
         return await self._forwarder.forward(
             request,
-            add_headers=self._headers.identity_headers(session.claims),
+            add_headers=self._headers.identity_headers(claims),
             drop_header=self._headers.is_reserved,
         )
 
@@ -98,26 +135,51 @@ class Gate:
         return response
 
     async def check(self, request: web.Request) -> web.StreamResponse:
-        """nginx ``auth_request`` / Traefik forwardAuth: 200 with identity headers, or 401."""
-        try:
-            session = await self._identity.resolve(request)
-        except (StoreUnavailable, RefreshUnavailable):
-            # auth_request maps anything but 2xx/401/403 to a 500: fail closed, visibly.
-            return web.Response(status=500, text="session store unavailable")
-        if session is None:
-            return web.Response(status=401, headers={"Cache-Control": "no-store"})
+        """nginx ``auth_request`` / Traefik forwardAuth: 200 with identity headers, or 401.
+
+        Only 200, 401, 403 and 500: auth_request treats anything else as an error anyway.
+        """
+        bearer = await self._bearer_claims(request)
+        if isinstance(bearer, web.Response):
+            status = 500 if bearer.status == 503 else 401
+            return web.Response(status=status, headers=_check_challenge(bearer))
+        if bearer is not None:
+            claims = bearer
+        else:
+            try:
+                session = await self._identity.resolve(request)
+            except (StoreUnavailable, RefreshUnavailable):
+                # auth_request maps anything but 2xx/401/403 to a 500: fail closed, visibly.
+                return web.Response(status=500, text="session store unavailable")
+            if session is None:
+                return web.Response(status=401, headers={"Cache-Control": "no-store"})
+            claims = session.claims
         response = web.Response(status=200, headers={"Cache-Control": "no-store"})
-        for name, value in self._check_headers.identity_headers(session.claims):
+        for name, value in self._check_headers.identity_headers(claims):
             response.headers[name] = value
         return response
 
     async def userinfo(self, request: web.Request) -> web.StreamResponse:
         """The signed-in user's claims as JSON; never tokens."""
-        try:
-            session = await self._identity.resolve(request)
-        except (StoreUnavailable, RefreshUnavailable):
-            return web.json_response({"error": "unavailable"}, status=503)
-        if session is None:
-            return web.json_response({"error": "unauthenticated"}, status=401)
-        claims: dict[str, Any] = {k: v for k, v in session.claims.items() if k not in _TOKEN_CLAIMS}
+        bearer = await self._bearer_claims(request)
+        if isinstance(bearer, web.Response):
+            return bearer
+        if bearer is not None:
+            source = bearer
+        else:
+            try:
+                session = await self._identity.resolve(request)
+            except (StoreUnavailable, RefreshUnavailable):
+                return web.json_response({"error": "unavailable"}, status=503)
+            if session is None:
+                return web.json_response({"error": "unauthenticated"}, status=401)
+            source = session.claims
+        claims: dict[str, Any] = {k: v for k, v in source.items() if k not in _TOKEN_CLAIMS}
         return web.json_response(claims, headers={"Cache-Control": "no-store"})
+
+
+def _check_challenge(answer: web.Response) -> dict[str, str]:
+    headers = {"Cache-Control": "no-store"}
+    if "WWW-Authenticate" in answer.headers:
+        headers["WWW-Authenticate"] = answer.headers["WWW-Authenticate"]
+    return headers
