@@ -113,6 +113,7 @@ def build_app(settings: Settings) -> web.Application:
         login_path=f"{prefix}/login",
         error_page=auth.error_page,
         bearer=bearer,
+        ws_recheck_interval=settings.session.ws_recheck_interval,
     )
 
     async def store_ready() -> str | None:

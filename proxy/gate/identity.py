@@ -54,6 +54,10 @@ class Identity:
         cookie = request.cookies.get(self.cookie_name)
         if not cookie:
             return None
+        return await self.resolve_cookie(cookie)
+
+    async def resolve_cookie(self, cookie: str) -> Session | None:
+        """As ``resolve``, for a cookie value (also used by long-lived connections)."""
         session = await self.sessions.load(cookie)
         if session is None:
             return None

@@ -19,6 +19,7 @@ from proxy.forward import Forwarder
 from proxy.gate.bearer import BearerAuth, bearer_token
 from proxy.gate.headers import HeaderPlan
 from proxy.gate.identity import Identity, RefreshUnavailable
+from proxy.gate.websocket import SessionGuard, is_websocket
 from proxy.sessions.store import StoreUnavailable
 
 log = logging.getLogger("proxy.gate")
@@ -56,6 +57,7 @@ class Gate:
         login_path: str,
         error_page: ErrorPage,
         bearer: BearerAuth | None = None,
+        ws_recheck_interval: float = 5.0,
     ) -> None:
         self._identity = identity
         self._forwarder = forwarder
@@ -64,6 +66,7 @@ class Gate:
         self._login_path = login_path
         self._error_page = error_page
         self._bearer = bearer
+        self._guard = SessionGuard(identity, interval=ws_recheck_interval)
 
     async def _bearer_claims(self, request: web.Request) -> dict[str, Any] | web.Response | None:
         """Claims of a verified bearer token, a 401/503 answer for a bad one, None without one.
@@ -105,6 +108,16 @@ class Gate:
             if session is None:
                 return self._unauthenticated(request)
             claims = session.claims
+            cookie = request.cookies.get(self._identity.cookie_name)
+            if cookie and is_websocket(request):
+                # Open as long as the session lives, not a moment longer.
+                async with self._guard.watch(cookie) as ended:
+                    return await self._forwarder.forward(
+                        request,
+                        add_headers=self._headers.identity_headers(claims),
+                        drop_header=self._headers.is_reserved,
+                        ws_stop=ended,
+                    )
         return await self._forwarder.forward(
             request,
             add_headers=self._headers.identity_headers(claims),
