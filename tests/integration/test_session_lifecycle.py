@@ -14,6 +14,7 @@ import boto3
 import pytest
 from yarl import URL
 
+from proxy.cognito import errors
 from proxy.cognito.client import CognitoClient, Tokens
 from tests.support.cognito_double import CognitoDouble, running_double
 from tests.support.redis_server import RedisProcess, start_redis_server
@@ -368,3 +369,27 @@ async def test_idle_session_ends_and_activity_keeps_it_alive(
             assert await status(browser) == 401
         finally:
             await browser.close()
+
+
+async def test_a_transient_refresh_failure_keeps_the_session_and_retries_later(
+    browser: Browser, double: CognitoDouble, pool: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert (await browser.login("dave", PASSWORD)).status == 303
+    original = CognitoClient.refresh
+    attempts: list[str] = []
+
+    async def throttled(self: CognitoClient, refresh_token: str, username: str) -> Tokens:
+        attempts.append(username)
+        raise errors.TooManyRequests("TooManyRequestsException")
+
+    monkeypatch.setattr(CognitoClient, "refresh", throttled)
+    await past_half_life()
+    assert await status(browser) == 200  # tokens still valid: served, refresh retried later
+    assert await status(browser) == 200
+    assert len(attempts) == 2
+    await asyncio.sleep(TOKEN_TTL / 2)  # now expired, and Cognito still throttles
+    assert await status(browser) == 503  # fail closed, but keep the session
+    before = _refreshes(double, pool["client_id"])
+    monkeypatch.setattr(CognitoClient, "refresh", original)
+    assert await status(browser) == 200  # Cognito answers again: refreshed, same session
+    assert _refreshes(double, pool["client_id"]) - before == 1
