@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -140,7 +141,7 @@ class AuthRoutes:
             await self._sessions.end_all(session.sub)
             await self._sessions.delete(cookie, session)
             try:
-                await self._cognito.global_sign_out(session.access_token)
+                await self._cognito.global_sign_out(await self._live_access_token(session))
                 log.info("signed out everywhere session=%s", self._sessions.fingerprint(cookie))
                 return
             except CognitoError as exc:
@@ -154,6 +155,13 @@ class AuthRoutes:
             except CognitoError as exc:
                 log.warning("refresh token revocation failed: %s", exc.code)
         log.info("signed out session=%s", self._sessions.fingerprint(cookie))
+
+    async def _live_access_token(self, session: Session) -> str:
+        """GlobalSignOut needs an unexpired access token; an idle session's may have expired."""
+        if session.expires_at > time.time() + 30 or not session.refresh_token:
+            return session.access_token
+        tokens = await self._cognito.refresh(session.refresh_token, session.username)
+        return tokens.access_token
 
     async def _form(self, request: web.Request) -> MultiDictProxy[str | Any] | web.Response:
         """The posted form, or the error page to answer with (413 past the size cap)."""

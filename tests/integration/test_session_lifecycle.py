@@ -393,3 +393,15 @@ async def test_a_transient_refresh_failure_keeps_the_session_and_retries_later(
     monkeypatch.setattr(CognitoClient, "refresh", original)
     assert await status(browser) == 200  # Cognito answers again: refreshed, same session
     assert _refreshes(double, pool["client_id"]) - before == 1
+
+
+async def test_sign_out_everywhere_works_after_the_access_token_expired(
+    browser: Browser, double: CognitoDouble
+) -> None:
+    assert (await browser.login("dave", PASSWORD)).status == 303
+    await asyncio.sleep(TOKEN_TTL + 0.5)  # idle: the stored access token is now expired
+    failures = len(double.failures)
+    assert (await logout(browser, everywhere="1")).status == 303
+    # A fresh access token was fetched first, so Cognito accepted GlobalSignOut.
+    assert [f for f in double.failures[failures:] if f[0] == "GlobalSignOut"] == []
+    assert double.calls_to("GlobalSignOut")
