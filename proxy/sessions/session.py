@@ -137,6 +137,7 @@ class Timeouts:
 TOUCH_FRACTION = 0.25
 LOCK_LEASE = 10.0
 _INDEX_PREFIX = "gate:u:"
+INDEX_PRUNE_AT = 32
 _LOCK_PREFIX = "gate:lock:"
 
 
@@ -182,8 +183,15 @@ class SessionManager:
         cookie = await self._sealed.create(session.to_bytes(), self._ttl(session))
         key = self._sealed.record_key(cookie)
         assert key is not None  # we just issued it
-        # The index outlives every session in it; stale members are harmless (DEL of nothing).
-        await self._store.add_member(self._index_key(session.sub), key, self._max_ttl())
+        # The index outlives every session in it; stale members are harmless (DEL of nothing)
+        # but are pruned once a user has many, so the set stays small.
+        index = self._index_key(session.sub)
+        await self._store.add_member(index, key, self._max_ttl())
+        members = await self._store.members(index)
+        if len(members) > INDEX_PRUNE_AT:
+            for member in members:
+                if await self._store.get(member) is None:
+                    await self._store.remove_member(index, member)
         return cookie
 
     async def load(self, cookie: str) -> Session | None:

@@ -831,3 +831,17 @@ async def test_activity_is_written_at_most_once_per_quarter_idle_period(
     await manager.touch(cookie, session)
     reloaded = await manager.load(cookie)
     assert reloaded is not None and reloaded.last_seen == now[0]
+
+
+async def test_the_user_index_drops_ended_sessions_once_it_grows() -> None:
+    store = MemoryStore()
+    manager = SessionManager(store, b"s" * 32, lifetime=1000)
+    for _ in range(40):
+        cookie = await manager.create(_session(time.time()))
+        await store.delete(manager.record_key(cookie) or "")  # ended without a logout
+    live = await manager.create(_session(time.time()))
+    members = await store.members("gate:u:" + hashlib.sha256(b"s").hexdigest())
+    assert len(members) <= 33
+    assert manager.record_key(live) in members
+    assert await manager.end_all("s") >= 1
+    assert await manager.load(live) is None
