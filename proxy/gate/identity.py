@@ -25,6 +25,10 @@ log = logging.getLogger("proxy.gate")
 # on with tokens that are still valid (or 503 if they are not).
 REFRESH_POLL = 0.05
 REFRESH_WAIT = 5.0
+# After a transient refresh failure (throttling, timeout) this process waits this long before
+# asking Cognito again for that session, so an outage is not met with a retry storm.
+REFRESH_RETRY_AFTER = 1.0
+_MAX_BACKOFFS = 10_000
 
 
 class RefreshUnavailable(Exception):
@@ -48,6 +52,7 @@ class Identity:
         self._margin = refresh_margin
         # One refresh per session at a time in this process; concurrent requests share it.
         self._refreshing: dict[str, asyncio.Future[Session | None]] = {}
+        self._retry_at: dict[str, float] = {}  # cookie -> monotonic time of the next attempt
 
     async def resolve(self, request: web.Request) -> Session | None:
         """The request's live session, or None. Raises StoreUnavailable / RefreshUnavailable."""
@@ -67,6 +72,13 @@ class Identity:
         pending = self._refreshing.get(cookie)
         if pending is not None:
             return await asyncio.shield(pending)
+        retry_at = self._retry_at.get(cookie)
+        if retry_at is not None:
+            if time.monotonic() < retry_at:
+                if session.expires_at > time.time():
+                    return session
+                raise RefreshUnavailable
+            del self._retry_at[cookie]
         future: asyncio.Future[Session | None] = asyncio.get_running_loop().create_future()
         self._refreshing[cookie] = future
         try:
@@ -132,6 +144,9 @@ class Identity:
             return None
         except (errors.CognitoError, TokenError, ValueError) as exc:
             log.warning("refresh failed (%s); will retry", getattr(exc, "code", type(exc).__name__))
+            if len(self._retry_at) >= _MAX_BACKOFFS:
+                self._retry_at.clear()
+            self._retry_at[cookie] = time.monotonic() + REFRESH_RETRY_AFTER
             if still_valid:
                 return session
             raise RefreshUnavailable from None

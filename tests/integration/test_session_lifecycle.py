@@ -327,6 +327,9 @@ async def test_logout_redirects_only_to_a_validated_rd(
 async def test_keep_me_signed_in_gives_a_persistent_cookie_only_when_ticked(
     browser: Browser,
 ) -> None:
+    page = await browser.get("/_auth/login?lang=ja")
+    assert 'name="remember" type="checkbox"' in await page.text()
+    assert "サインインしたままにする" in await page.text()
     token = await browser.login_form()
     plain = await browser.post(
         "/_auth/login", {"csrf": token, "username": "dave", "password": PASSWORD}
@@ -385,12 +388,15 @@ async def test_a_transient_refresh_failure_keeps_the_session_and_retries_later(
     monkeypatch.setattr(CognitoClient, "refresh", throttled)
     await past_half_life()
     assert await status(browser) == 200  # tokens still valid: served, refresh retried later
-    assert await status(browser) == 200
-    assert len(attempts) == 2
+    for _ in range(5):
+        assert await status(browser) == 200
+    assert len(attempts) == 1  # not a retry storm: the next attempt waits a little
     await asyncio.sleep(TOKEN_TTL / 2)  # now expired, and Cognito still throttles
     assert await status(browser) == 503  # fail closed, but keep the session
+    assert len(attempts) == 2
     before = _refreshes(double, pool["client_id"])
     monkeypatch.setattr(CognitoClient, "refresh", original)
+    await asyncio.sleep(1.1)
     assert await status(browser) == 200  # Cognito answers again: refreshed, same session
     assert _refreshes(double, pool["client_id"]) - before == 1
 
