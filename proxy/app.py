@@ -114,6 +114,7 @@ def build_app(settings: Settings) -> web.Application:
         error_page=auth.error_page,
         bearer=bearer,
         ws_recheck_interval=settings.session.ws_recheck_interval,
+        check_access_token=settings.auth.check_access_token,
     )
 
     async def store_ready() -> str | None:

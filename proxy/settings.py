@@ -162,6 +162,8 @@ class AuthSettings(_Section):
     allowed_redirect_origins: list[str] = Field(default_factory=list)
     # API clients: `Authorization: Bearer <Cognito access|ID token>` instead of a cookie.
     bearer: Literal["off", "access", "id"] = "off"
+    # /check also answers X-Auth-Request-Access-Token (for apps calling APIs as the user).
+    check_access_token: bool = False
 
     @field_validator("allowed_redirect_origins")
     @classmethod

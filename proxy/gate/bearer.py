@@ -48,6 +48,10 @@ class BearerAuth:
         self._max = max_cached
         self._cache: OrderedDict[bytes, tuple[float, dict[str, Any]]] = OrderedDict()
 
+    @property
+    def token_use(self) -> Literal["access", "id"]:
+        return self._token_use
+
     async def claims(self, token: str) -> dict[str, Any]:
         """Verified claims of ``token``; raises TokenError (JwksUnavailable: keys not loaded)."""
         digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()

@@ -58,6 +58,7 @@ class Gate:
         error_page: ErrorPage,
         bearer: BearerAuth | None = None,
         ws_recheck_interval: float = 5.0,
+        check_access_token: bool = False,
     ) -> None:
         self._identity = identity
         self._forwarder = forwarder
@@ -66,6 +67,7 @@ class Gate:
         self._login_path = login_path
         self._error_page = error_page
         self._bearer = bearer
+        self._check_access_token = check_access_token
         self._guard = SessionGuard(identity, interval=ws_recheck_interval)
 
     async def _bearer_claims(self, request: web.Request) -> dict[str, Any] | web.Response | None:
@@ -158,6 +160,7 @@ class Gate:
             return web.Response(status=status, headers=_check_challenge(bearer))
         if bearer is not None:
             claims = bearer
+            access_token = bearer_token(request) if self._bearer_is_access() else None
         else:
             try:
                 session = await self._identity.resolve(request)
@@ -167,10 +170,17 @@ class Gate:
             if session is None:
                 return web.Response(status=401, headers={"Cache-Control": "no-store"})
             claims = session.claims
+            access_token = session.access_token
         response = web.Response(status=200, headers={"Cache-Control": "no-store"})
+        if self._check_access_token and access_token:
+            # For an upstream that calls Cognito (or other APIs) as the user; opt-in.
+            response.headers["X-Auth-Request-Access-Token"] = access_token
         for name, value in self._check_headers.identity_headers(claims):
             response.headers[name] = value
         return response
+
+    def _bearer_is_access(self) -> bool:
+        return self._bearer is not None and self._bearer.token_use == "access"  # noqa: S105
 
     async def userinfo(self, request: web.Request) -> web.StreamResponse:
         """The signed-in user's claims as JSON; never tokens."""

@@ -184,3 +184,28 @@ async def test_bearer_off_by_default_leaves_authorization_to_the_app(
             assert "WWW-Authenticate" not in answer.headers
         finally:
             await client.close()
+
+
+async def test_check_passes_the_access_token_only_when_configured(
+    pool: dict[str, Any], double: CognitoDouble, upstream: Upstream
+) -> None:
+    idp = boto3.client("cognito-idp", region_name=double.region, endpoint_url=double.url)
+    for passed in (False, True):
+        settings = proxy_settings(
+            upstream_url=upstream.url, auth={"check_access_token": passed}, **pool
+        )
+        async with running_proxy(settings) as url:
+            browser = Browser(url)
+            try:
+                assert (await browser.login("ann", PASSWORD)).status == 303
+                check = await browser.get("/_auth/check")
+                assert check.status == 200
+                token = check.headers.get("X-Auth-Request-Access-Token")
+                if not passed:
+                    assert token is None
+                    continue
+                assert token
+                # A real, current access token of this user: Cognito accepts it.
+                assert idp.get_user(AccessToken=token)["Username"] == "ann"
+            finally:
+                await browser.close()
