@@ -132,7 +132,7 @@ def build_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=MAX_FORM_BYTES)
     router = app.router
     auth.register(router)
-    router.add_get(f"{prefix}/check", gate.check)
+    router.add_route("*", f"{prefix}/check", gate.check)  # forwardAuth may keep the method
     router.add_get(f"{prefix}/userinfo", gate.userinfo)
     router.add_get(f"{prefix}/healthz", health.healthz)
     router.add_get(f"{prefix}/readyz", health.readyz)

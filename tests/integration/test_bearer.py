@@ -209,3 +209,25 @@ async def test_check_passes_the_access_token_only_when_configured(
                 assert idp.get_user(AccessToken=token)["Username"] == "ann"
             finally:
                 await browser.close()
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"])
+async def test_check_answers_only_200_401_or_500_whatever_the_method(
+    base: str, double: CognitoDouble, pool: dict[str, Any], method: str
+) -> None:
+    client = Browser(base)
+    try:
+        await ready(client)
+        ann = tokens(double, pool, "ann")
+        for headers, expected in (
+            ({}, 401),
+            ({"Cookie": "gate=garbage"}, 401),
+            (bearer("garbage"), 401),
+            (bearer(ann["AccessToken"]), 200),
+        ):
+            async with client.http.request(
+                method, base + "/_auth/check", headers=headers, allow_redirects=False
+            ) as answer:
+                assert answer.status == expected, (method, headers, answer.status)
+    finally:
+        await client.close()

@@ -182,6 +182,12 @@ async def test_nginx_lets_a_signed_in_user_through_with_identity_headers(
         assert headers["X-Forwarded-Groups"] == "staff"
         assert "X-Auth-Request-User" not in headers
         assert "Cookie" in headers  # the app's own cookies still reach it
+
+        posted = await browser.http.post(
+            site + "/reports", data=b"x=1", headers={"Content-Type": "text/plain"}
+        )
+        assert posted.status == 200
+        assert upstream.seen[-1]["method"] == "POST" and upstream.seen[-1]["body"] == b"x=1"
     finally:
         await browser.close()
 
