@@ -17,6 +17,7 @@ from proxy.auth.routes import AuthRoutes, CookieNames
 from proxy.cognito.client import CognitoClient
 from proxy.cognito.tokens import JwksCache, JwksUnavailable, TokenVerifier
 from proxy.forward import Forwarder, UpstreamConfig
+from proxy.gate.bearer import BearerAuth
 from proxy.gate.headers import build_plan
 from proxy.gate.identity import Identity
 from proxy.gate.middleware import Gate
@@ -47,7 +48,10 @@ def build_app(settings: Settings) -> web.Application:
     cognito = CognitoClient(settings.cognito)
     jwks = JwksCache(settings.cognito.resolved_jwks_url)
     verifier = TokenVerifier(
-        issuer=settings.cognito.resolved_issuer, client_ids=[settings.cognito.client_id], jwks=jwks
+        issuer=settings.cognito.resolved_issuer,
+        client_ids=[settings.cognito.client_id],
+        jwks=jwks,
+        leeway=settings.cognito.leeway,
     )
     forwarder = Forwarder(
         UpstreamConfig(
@@ -58,7 +62,12 @@ def build_app(settings: Settings) -> web.Application:
         )
     )
     sessions = SessionManager(
-        store, derive_key(secret, "session"), lifetime=settings.session.lifetime
+        store,
+        derive_key(secret, "session"),
+        lifetime=settings.session.lifetime,
+        idle_timeout=settings.session.idle_timeout,
+        remember_lifetime=settings.session.remember_lifetime,
+        remember_idle_timeout=settings.session.remember_idle_timeout,
     )
     pages = Pages(
         branding=Branding(
@@ -84,6 +93,8 @@ def build_app(settings: Settings) -> web.Application:
         ),
         csrf_key=derive_key(secret, "csrf"),
         login_timeout=settings.session.login_timeout,
+        allowed_redirect_origins=settings.auth.allowed_redirect_origins,
+        remember_lifetime=settings.session.remember_lifetime,
     )
     identity = Identity(
         sessions=sessions,
@@ -92,6 +103,8 @@ def build_app(settings: Settings) -> web.Application:
         cookie_name=settings.cookie.session_cookie,
         refresh_margin=settings.session.refresh_margin,
     )
+    mode = settings.auth.bearer
+    bearer = None if mode == "off" else BearerAuth(verifier, mode)
     gate = Gate(
         identity=identity,
         forwarder=forwarder,
@@ -100,6 +113,9 @@ def build_app(settings: Settings) -> web.Application:
         login_path=f"{prefix}/login",
         error_page=auth.error_page,
         own_cookies=frozenset({settings.cookie.session_cookie, settings.cookie.flow_cookie}),
+        bearer=bearer,
+        ws_recheck_interval=settings.session.ws_recheck_interval,
+        check_access_token=settings.auth.check_access_token,
     )
 
     async def store_ready() -> str | None:
@@ -117,7 +133,7 @@ def build_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=MAX_FORM_BYTES)
     router = app.router
     auth.register(router)
-    router.add_get(f"{prefix}/check", gate.check)
+    router.add_route("*", f"{prefix}/check", gate.check)  # forwardAuth may keep the method
     router.add_get(f"{prefix}/userinfo", gate.userinfo)
     router.add_get(f"{prefix}/healthz", health.healthz)
     router.add_get(f"{prefix}/readyz", health.readyz)

@@ -353,7 +353,10 @@ class Forwarder:
         drop_header: Callable[[str], bool] | None = None,
         client_ip: str | None = None,
         path_qs: str | None = None,
+        ws_stop: asyncio.Event | None = None,
     ) -> web.StreamResponse:
+        """Stream ``request`` to the upstream. A WebSocket is relayed until either side closes
+        or ``ws_stop`` is set (the caller's reason, e.g. the session ended: close code 1008)."""
         session = self._session
         if session is None:
             raise RuntimeError("Forwarder.start() has not been called")
@@ -365,7 +368,7 @@ class Forwarder:
             headers = self._request_headers(
                 request, _WS_REQUEST_DROP, add_headers, drop_header, client_ip, tokens
             )
-            return await self._forward_ws(session, request, url, headers)
+            return await self._forward_ws(session, request, url, headers, ws_stop)
         headers = self._request_headers(
             request, _REQUEST_DROP, add_headers, drop_header, client_ip, tokens
         )
@@ -431,6 +434,7 @@ class Forwarder:
         request: web.Request,
         url: URL,
         headers: CIMultiDict[str],
+        stop: asyncio.Event | None = None,
     ) -> web.StreamResponse:
         if not web.WebSocketResponse().can_prepare(request):
             return self._error_page(400)
@@ -470,7 +474,7 @@ class Forwarder:
                 decode_text=False,
             )
             await client.prepare(request)
-            await _relay(client, upstream)
+            await _relay(client, upstream, stop)
         finally:
             if not upstream.closed:
                 await upstream.close(code=1001)
@@ -510,17 +514,29 @@ async def _pump(src: _WSEndpoint, dst: _WSEndpoint) -> tuple[int, bytes] | None:
         return None
 
 
-async def _relay(client: _WSEndpoint, upstream: _WSEndpoint) -> None:
+# Sent to the client when the caller stops the relay (RFC 6455 1008: policy violation).
+STOPPED_CLOSE = (1008, b"session ended")
+
+
+async def _relay(
+    client: _WSEndpoint, upstream: _WSEndpoint, stop: asyncio.Event | None = None
+) -> None:
     c2u = asyncio.ensure_future(_pump(client, upstream))
     u2c = asyncio.ensure_future(_pump(upstream, client))
+    stopped = asyncio.ensure_future(stop.wait()) if stop is not None else None
+    waiting = (c2u, u2c) if stopped is None else (c2u, u2c, stopped)
     try:
-        done, _ = await asyncio.wait((c2u, u2c), return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in (c2u, u2c):
+        for task in waiting:
             if not task.done():
                 task.cancel()
                 # wait() rather than await: never swallow a cancellation of our own task
                 await asyncio.wait((task,))
+    if stopped is not None and stopped in done and not (c2u in done or u2c in done):
+        await client.close(code=STOPPED_CLOSE[0], message=STOPPED_CLOSE[1])
+        await upstream.close(code=1001)
+        return
     first, src, dst = (c2u, client, upstream) if c2u in done else (u2c, upstream, client)
     frame = first.result()
     if frame is None:

@@ -63,6 +63,8 @@ class CognitoSettings(_Section):
     issuer: str | None = None
     auth_flow: AuthFlow = "USER_SRP_AUTH"
     timeout: float = Field(10.0, gt=0)
+    # Clock skew allowed on exp / nbf / iat when verifying tokens, seconds.
+    leeway: float = Field(30.0, ge=0, le=60)
 
     @field_validator("user_pool_id")
     @classmethod
@@ -106,6 +108,16 @@ class SessionSettings(_Section):
     refresh_margin: int = Field(
         300, ge=0, description="refresh tokens this many seconds before they expire"
     )
+    idle_timeout: int = Field(
+        3600, ge=0, description="end a session unused this long, seconds; 0: no idle limit"
+    )
+    # "Keep me signed in" (a checkbox on the login page; 0 hides it): a persistent cookie and
+    # these longer limits. Cognito's refresh token validity still bounds the session.
+    remember_lifetime: int = Field(30 * 86400, ge=0)
+    remember_idle_timeout: int = Field(7 * 86400, ge=0)
+    # How often an open WebSocket re-checks that its session still exists (ends decided by
+    # another replica); ends decided by this replica close it at once.
+    ws_recheck_interval: float = Field(5.0, gt=0, le=300)
 
     @field_validator("store_url")
     @classmethod
@@ -146,6 +158,28 @@ class CookieSettings(_Section):
 
 class AuthSettings(_Section):
     prefix: str = Field("/_auth", pattern=r"^/[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*$")
+    # Absolute origins (https://app.example.com) a logout `rd` may send the browser to.
+    allowed_redirect_origins: list[str] = Field(default_factory=list)
+    # API clients: `Authorization: Bearer <Cognito access|ID token>` instead of a cookie.
+    bearer: Literal["off", "access", "id"] = "off"
+    # /check also answers X-Auth-Request-Access-Token (for apps calling APIs as the user).
+    check_access_token: bool = False
+
+    @field_validator("allowed_redirect_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            parts = urlsplit(origin)
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.hostname
+                or parts.path not in ("", "/")
+                or parts.query
+                or parts.fragment
+                or parts.username
+            ):
+                raise ValueError(f"expected an origin like https://app.example.com, got {origin!r}")
+        return value
 
 
 class HeadersSettings(_Section):

@@ -32,6 +32,7 @@ class LoginState:
     challenge: str | None = None
     cognito_session: str | None = None
     parameters: dict[str, str] = field(default_factory=dict)
+    remember: bool = False  # "keep me signed in" was ticked
 
     @classmethod
     def new(cls, return_to: str) -> LoginState:

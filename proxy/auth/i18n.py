@@ -34,6 +34,7 @@ _EN: dict[str, str] = {
     "login.password": "Password",
     "login.submit": "Sign in",
     "login.forgot": "Forgot your password?",
+    "login.remember": "Keep me signed in",
     # Notices (role=status)
     "notice.session_expired": "Your session has expired. Please sign in again.",
     "notice.signed_out": "You have been signed out.",
@@ -43,6 +44,7 @@ _EN: dict[str, str] = {
     "logout.heading": "Sign out of {product}?",
     "logout.signed_in_as": "You are signed in as {user}.",
     "logout.submit": "Sign out",
+    "logout.everywhere": "Sign out everywhere",
     # Inline errors (role=alert)
     "error.bad_credentials": "Incorrect username or password.",
     "error.missing_fields": "Enter your username and password.",
@@ -119,6 +121,7 @@ _JA: dict[str, str] = {
     "login.password": "パスワード",
     "login.submit": "サインイン",
     "login.forgot": "パスワードをお忘れですか?",
+    "login.remember": "サインインしたままにする",
     "notice.session_expired": "セッションの有効期限が切れました。もう一度サインインしてください。",
     "notice.signed_out": "サインアウトしました。",
     "notice.password_changed": "パスワードを変更しました。サインインしてください。",
@@ -126,6 +129,7 @@ _JA: dict[str, str] = {
     "logout.heading": "{product} からサインアウトしますか?",
     "logout.signed_in_as": "{user} としてサインインしています。",
     "logout.submit": "サインアウト",
+    "logout.everywhere": "すべての端末からサインアウト",
     "error.bad_credentials": "ユーザー名またはパスワードが正しくありません。",
     "error.missing_fields": "ユーザー名とパスワードを入力してください。",
     "error.generic": "問題が発生しました。もう一度お試しください。",

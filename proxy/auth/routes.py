@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -49,6 +51,8 @@ class AuthRoutes:
         cookies: CookieNames,
         csrf_key: bytes,
         login_timeout: float,
+        allowed_redirect_origins: Collection[str] = (),
+        remember_lifetime: float = 0.0,
     ) -> None:
         self.prefix = prefix
         self._pages = pages
@@ -59,6 +63,8 @@ class AuthRoutes:
         self._cookies = cookies
         self._csrf_key = csrf_key
         self._login_timeout = login_timeout
+        self._allowed_origins = tuple(allowed_redirect_origins)
+        self._remember_lifetime = remember_lifetime
 
     def register(self, router: web.UrlDispatcher) -> None:
         p = self.prefix
@@ -96,9 +102,18 @@ class AuthRoutes:
             retry_url=None,
         )
 
-    def _set_cookie(self, response: web.StreamResponse, name: str, value: str) -> None:
+    def _set_cookie(
+        self, response: web.StreamResponse, name: str, value: str, max_age: int | None = None
+    ) -> None:
+        # A session cookie (no Max-Age) unless the user asked to stay signed in.
         response.set_cookie(
-            name, value, path="/", secure=self._cookies.secure, httponly=True, samesite="Lax"
+            name,
+            value,
+            path="/",
+            secure=self._cookies.secure,
+            httponly=True,
+            samesite="Lax",
+            max_age=max_age,
         )
 
     def _clear_cookie(self, response: web.StreamResponse, name: str) -> None:
@@ -114,16 +129,39 @@ class AuthRoutes:
         cookie = request.cookies.get(self._cookies.session)
         return await self._sessions.load(cookie) if cookie else None
 
-    async def _end_session(self, cookie: str) -> None:
+    async def _end_session(self, cookie: str, *, everywhere: bool = False) -> None:
         session = await self._sessions.load(cookie)
-        await self._sessions.delete(cookie)
-        if session is not None and session.refresh_token:
+        if session is None:
+            await self._sessions.delete(cookie)
+            return
+        if everywhere:
+            # Every session of this user in the shared store, on every replica; and at Cognito
+            # every refresh token of the user (other apps' too). Local ends first: they do
+            # not depend on Cognito answering.
+            await self._sessions.end_all(session.sub)
+            await self._sessions.delete(cookie, session)
+            try:
+                await self._cognito.global_sign_out(await self._live_access_token(session))
+                log.info("signed out everywhere session=%s", self._sessions.fingerprint(cookie))
+                return
+            except CognitoError as exc:
+                log.warning("GlobalSignOut failed (%s); revoking this session's token", exc.code)
+        else:
+            await self._sessions.delete(cookie, session)
+        if session.refresh_token:
             # Revocation makes the refresh token useless even if it leaked from a store dump.
             try:
                 await self._cognito.revoke(session.refresh_token)
             except CognitoError as exc:
                 log.warning("refresh token revocation failed: %s", exc.code)
         log.info("signed out session=%s", self._sessions.fingerprint(cookie))
+
+    async def _live_access_token(self, session: Session) -> str:
+        """GlobalSignOut needs an unexpired access token; an idle session's may have expired."""
+        if session.expires_at > time.time() + 30 or not session.refresh_token:
+            return session.access_token
+        tokens = await self._cognito.refresh(session.refresh_token, session.username)
+        return tokens.access_token
 
     async def _form(self, request: web.Request) -> MultiDictProxy[str | Any] | web.Response:
         """The posted form, or the error page to answer with (413 past the size cap)."""
@@ -182,6 +220,7 @@ class AuthRoutes:
             error=error,
             notice=notice,
             forgot_url=None,
+            remember=bool(self._remember_lifetime),
         )
 
     async def login_submit(self, request: web.Request) -> web.StreamResponse:
@@ -203,6 +242,7 @@ class AuthRoutes:
 
         username = (_field(form, "username") or "").strip()
         password = _field(form, "password") or ""
+        state.remember = bool(self._remember_lifetime) and _field(form, "remember") == "1"
         if not username or not password:
             return self._login_form(
                 request,
@@ -263,6 +303,7 @@ class AuthRoutes:
     async def _finish(
         self, request: web.Request, state: LoginState, step: SignedIn
     ) -> web.StreamResponse:
+        step.session.remember = state.remember
         try:
             session_cookie = await self._sessions.create(step.session)
             await self._flows.delete(request.cookies.get(self._cookies.flow, ""))
@@ -273,7 +314,8 @@ class AuthRoutes:
             return self.error_page(request, 503, "error.unavailable")
         log.info("sign-in succeeded session=%s", self._sessions.fingerprint(session_cookie))
         response = _see_other(state.return_to)
-        self._set_cookie(response, self._cookies.session, session_cookie)
+        max_age = int(self._remember_lifetime) if state.remember else None
+        self._set_cookie(response, self._cookies.session, session_cookie, max_age)
         self._clear_cookie(response, self._cookies.flow)
         return response
 
@@ -297,13 +339,22 @@ class AuthRoutes:
         except StoreUnavailable:
             return self.error_page(request, 503, "error.unavailable")
         if session is None or not cookie:
-            raise web.HTTPSeeOther(f"{self.prefix}/login?notice=signed_out")
+            raise web.HTTPSeeOther(self._after_logout(request.query.get("rd")))
         return self.render(
             request,
             "logout.html",
             action=self._action(request, "logout"),
             csrf_token=csrf.session_token(self._csrf_key, cookie),
             user=session.claims.get("email") or session.username,
+            rd=request.query.get("rd", "")[:2048],
+        )
+
+    def _after_logout(self, rd: str | None) -> str:
+        """Where a signed-out browser goes: a validated ``rd``, else the login page."""
+        return safe_return_path(
+            rd,
+            default=f"{self.prefix}/login?notice=signed_out",
+            allowed_origins=self._allowed_origins,
         )
 
     async def logout_submit(self, request: web.Request) -> web.StreamResponse:
@@ -318,10 +369,10 @@ class AuthRoutes:
             if not csrf.tokens_match(expected, _field(form, "csrf")):
                 return self.error_page(request, 403, "error.csrf")
             try:
-                await self._end_session(cookie)
+                await self._end_session(cookie, everywhere=_field(form, "everywhere") == "1")
             except StoreUnavailable:
                 return self.error_page(request, 503, "error.unavailable")
-        response = _see_other(f"{self.prefix}/login?notice=signed_out")
+        response = _see_other(self._after_logout(_field(form, "rd") or request.query.get("rd")))
         self._clear_cookie(response, self._cookies.session)
         response.headers["Clear-Site-Data"] = '"cookies"'
         return response

@@ -254,6 +254,10 @@ class CognitoClient:
             raise CognitoError("EmptyAnswer", "refresh returned a challenge")
         return result.tokens
 
+    async def global_sign_out(self, access_token: str) -> None:
+        """GlobalSignOut: revokes every refresh token of the user (public API, no IAM)."""
+        await self._call("global_sign_out", AccessToken=access_token)
+
     async def revoke(self, refresh_token: str) -> None:
         kwargs: dict[str, Any] = {"Token": refresh_token, "ClientId": self._settings.client_id}
         if self._secret is not None:

@@ -1,4 +1,10 @@
-"""Who is making this request: session cookie → session, refreshed when its tokens near expiry."""
+"""Who is making this request: session cookie → session, refreshed when its tokens near expiry.
+
+One refresh per session across every replica: concurrent requests in this process share one
+attempt (an in-process single-flight), and that attempt first takes the session's lease in the
+shared store. A replica that finds the lease taken waits briefly, re-reading the record, and
+uses the tokens the holder saved.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,15 @@ from proxy.cognito.tokens import TokenError, TokenVerifier
 from proxy.sessions.session import Session, SessionManager, verified_session
 
 log = logging.getLogger("proxy.gate")
+
+# A waiter re-reads the record this often, for at most REFRESH_WAIT seconds; after that it goes
+# on with tokens that are still valid (or 503 if they are not).
+REFRESH_POLL = 0.05
+REFRESH_WAIT = 5.0
+# After a transient refresh failure (throttling, timeout) this process waits this long before
+# asking Cognito again for that session, so an outage is not met with a retry storm.
+REFRESH_RETRY_AFTER = 1.0
+_MAX_BACKOFFS = 10_000
 
 
 class RefreshUnavailable(Exception):
@@ -37,22 +52,37 @@ class Identity:
         self._margin = refresh_margin
         # One refresh per session at a time in this process; concurrent requests share it.
         self._refreshing: dict[str, asyncio.Future[Session | None]] = {}
+        self._retry_at: dict[str, float] = {}  # cookie -> monotonic time of the next attempt
 
     async def resolve(self, request: web.Request) -> Session | None:
         """The request's live session, or None. Raises StoreUnavailable / RefreshUnavailable."""
         cookie = request.cookies.get(self.cookie_name)
         if not cookie:
             return None
+        return await self.resolve_cookie(cookie)
+
+    async def resolve_cookie(self, cookie: str) -> Session | None:
+        """As ``resolve``, for a cookie value (also used by long-lived connections)."""
         session = await self.sessions.load(cookie)
-        if session is None or not self._needs_refresh(session):
+        if session is None:
+            return None
+        if not self._needs_refresh(session):
+            await self.sessions.touch(cookie, session)
             return session
         pending = self._refreshing.get(cookie)
         if pending is not None:
             return await asyncio.shield(pending)
+        retry_at = self._retry_at.get(cookie)
+        if retry_at is not None:
+            if time.monotonic() < retry_at:
+                if session.expires_at > time.time():
+                    return session
+                raise RefreshUnavailable
+            del self._retry_at[cookie]
         future: asyncio.Future[Session | None] = asyncio.get_running_loop().create_future()
         self._refreshing[cookie] = future
         try:
-            result = await self._refresh(cookie, session)
+            result = await self._refresh_once(cookie, session)
             future.set_result(result)
             return result
         except BaseException as exc:
@@ -67,6 +97,32 @@ class Identity:
         # short-lived tokens (Cognito allows 5 minutes) a fixed margin would refresh every time.
         lifetime = session.expires_at - float(session.claims.get("iat", session.created_at))
         return session.expires_at - time.time() <= min(self._margin, lifetime / 2)
+
+    async def _refresh_once(self, cookie: str, session: Session) -> Session | None:
+        """Refresh under the session's lease in the shared store, or reuse the holder's result."""
+        lock = self.sessions.lock(cookie)
+        if lock is None:
+            return None
+        deadline = time.monotonic() + REFRESH_WAIT
+        while True:
+            if await lock.obtain():
+                try:
+                    async with lock.kept():
+                        # Re-read under the lease: another replica may have refreshed already.
+                        current = await self.sessions.load(cookie)
+                        if current is None or not self._needs_refresh(current):
+                            return current
+                        return await self._refresh(cookie, current)
+                finally:
+                    await lock.release()
+            await asyncio.sleep(REFRESH_POLL)
+            current = await self.sessions.load(cookie)
+            if current is None or not self._needs_refresh(current):
+                return current
+            if time.monotonic() >= deadline:
+                if current.expires_at > time.time():
+                    return current
+                raise RefreshUnavailable
 
     async def _refresh(self, cookie: str, session: Session) -> Session | None:
         still_valid = session.expires_at > time.time()
@@ -84,10 +140,13 @@ class Identity:
         except errors.BadCredentials:
             # Revoked or expired refresh token: the session is over.
             log.info("refresh rejected, ending session=%s", self.sessions.fingerprint(cookie))
-            await self.sessions.delete(cookie)
+            await self.sessions.delete(cookie, session)
             return None
         except (errors.CognitoError, TokenError, ValueError) as exc:
             log.warning("refresh failed (%s); will retry", getattr(exc, "code", type(exc).__name__))
+            if len(self._retry_at) >= _MAX_BACKOFFS:
+                self._retry_at.clear()
+            self._retry_at[cookie] = time.monotonic() + REFRESH_RETRY_AFTER
             if still_valid:
                 return session
             raise RefreshUnavailable from None

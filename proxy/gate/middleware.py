@@ -14,9 +14,12 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from proxy.cognito.tokens import JwksUnavailable, TokenError
 from proxy.forward import Forwarder
+from proxy.gate.bearer import BearerAuth, bearer_token
 from proxy.gate.headers import HeaderPlan, without_cookies
 from proxy.gate.identity import Identity, RefreshUnavailable
+from proxy.gate.websocket import SessionGuard, is_websocket
 from proxy.sessions.store import StoreUnavailable
 
 log = logging.getLogger("proxy.gate")
@@ -54,6 +57,9 @@ class Gate:
         login_path: str,
         error_page: ErrorPage,
         own_cookies: frozenset[str] = frozenset(),
+        bearer: BearerAuth | None = None,
+        ws_recheck_interval: float = 5.0,
+        check_access_token: bool = False,
     ) -> None:
         self._identity = identity
         self._forwarder = forwarder
@@ -62,26 +68,78 @@ class Gate:
         self._login_path = login_path
         self._error_page = error_page
         self._own_cookies = own_cookies
+        self._bearer = bearer
+        self._check_access_token = check_access_token
+        self._guard = SessionGuard(identity, interval=ws_recheck_interval)
+
+    async def _bearer_claims(self, request: web.Request) -> dict[str, Any] | web.Response | None:
+        """Claims of a verified bearer token, a 401/503 answer for a bad one, None without one.
+
+        With a bearer token the cookie is not looked at: one request, one identity.
+        """
+        if self._bearer is None:
+            return None
+        token = bearer_token(request)
+        if token is None:
+            return None
+        try:
+            return await self._bearer.claims(token)
+        except JwksUnavailable:
+            return web.json_response(
+                {"error": "unavailable"}, status=503, headers={"Retry-After": RETRY_AFTER}
+            )
+        except TokenError as exc:
+            return web.json_response(
+                {"error": "invalid_token", "reason": type(exc).__name__},
+                status=401,
+                headers={
+                    "WWW-Authenticate": 'Bearer error="invalid_token"',
+                    "Cache-Control": "no-store",
+                },
+            )
 
     async def proxy(self, request: web.Request) -> web.StreamResponse:
-        try:
-            session = await self._identity.resolve(request)
-        except (StoreUnavailable, RefreshUnavailable):
-            return self._unavailable(request)
-        if session is None:
-            return self._unauthenticated(request)
-        add_headers = self._headers.identity_headers(session.claims)
-        drop_header: Callable[[str], bool] = self._headers.is_reserved
-        cookies = request.headers.getall("Cookie", ())
-        if cookies:
-            # Our cookies stay between the browser and us; the app gets only its own.
-            drop_header = self._drop_reserved_and_cookie
-            kept = without_cookies(cookies, self._own_cookies)
-            if kept is not None:
-                add_headers.append(("Cookie", kept))
+        bearer = await self._bearer_claims(request)
+        if isinstance(bearer, web.Response):
+            return bearer
+        if bearer is not None:
+            claims = bearer
+        else:
+            try:
+                session = await self._identity.resolve(request)
+            except (StoreUnavailable, RefreshUnavailable):
+                return self._unavailable(request)
+            if session is None:
+                return self._unauthenticated(request)
+            claims = session.claims
+            cookie = request.cookies.get(self._identity.cookie_name)
+            if cookie and is_websocket(request):
+                # Open as long as the session lives, not a moment longer.
+                async with self._guard.watch(cookie) as ended:
+                    add_headers, drop_header = self._upstream_headers(request, claims)
+                    return await self._forwarder.forward(
+                        request, add_headers=add_headers, drop_header=drop_header, ws_stop=ended
+                    )
+        add_headers, drop_header = self._upstream_headers(request, claims)
         return await self._forwarder.forward(
-            request, add_headers=add_headers, drop_header=drop_header
+            request,
+            add_headers=add_headers,
+            drop_header=drop_header,
         )
+
+    def _upstream_headers(
+        self, request: web.Request, claims: dict[str, Any]
+    ) -> tuple[list[tuple[str, str]], Callable[[str], bool]]:
+        """Identity headers to add, and which client headers to drop, for this request."""
+        add_headers = self._headers.identity_headers(claims)
+        cookies = request.headers.getall("Cookie", ())
+        if not cookies:
+            return add_headers, self._headers.is_reserved
+        # Our cookies stay between the browser and us; the app gets only its own.
+        kept = without_cookies(cookies, self._own_cookies)
+        if kept is not None:
+            add_headers.append(("Cookie", kept))
+        return add_headers, self._drop_reserved_and_cookie
 
     def _drop_reserved_and_cookie(self, name: str) -> bool:
         return self._headers.is_reserved(name) or name.lower() == "cookie"
@@ -110,26 +168,59 @@ class Gate:
         return response
 
     async def check(self, request: web.Request) -> web.StreamResponse:
-        """nginx ``auth_request`` / Traefik forwardAuth: 200 with identity headers, or 401."""
-        try:
-            session = await self._identity.resolve(request)
-        except (StoreUnavailable, RefreshUnavailable):
-            # auth_request maps anything but 2xx/401/403 to a 500: fail closed, visibly.
-            return web.Response(status=500, text="session store unavailable")
-        if session is None:
-            return web.Response(status=401, headers={"Cache-Control": "no-store"})
+        """nginx ``auth_request`` / Traefik forwardAuth: 200 with identity headers, or 401.
+
+        Only 200, 401, 403 and 500: auth_request treats anything else as an error anyway.
+        """
+        bearer = await self._bearer_claims(request)
+        if isinstance(bearer, web.Response):
+            status = 500 if bearer.status == 503 else 401
+            return web.Response(status=status, headers=_check_challenge(bearer))
+        if bearer is not None:
+            claims = bearer
+            access_token = bearer_token(request) if self._bearer_is_access() else None
+        else:
+            try:
+                session = await self._identity.resolve(request)
+            except (StoreUnavailable, RefreshUnavailable):
+                # auth_request maps anything but 2xx/401/403 to a 500: fail closed, visibly.
+                return web.Response(status=500, text="session store unavailable")
+            if session is None:
+                return web.Response(status=401, headers={"Cache-Control": "no-store"})
+            claims = session.claims
+            access_token = session.access_token
         response = web.Response(status=200, headers={"Cache-Control": "no-store"})
-        for name, value in self._check_headers.identity_headers(session.claims):
+        if self._check_access_token and access_token:
+            # For an upstream that calls Cognito (or other APIs) as the user; opt-in.
+            response.headers["X-Auth-Request-Access-Token"] = access_token
+        for name, value in self._check_headers.identity_headers(claims):
             response.headers[name] = value
         return response
 
+    def _bearer_is_access(self) -> bool:
+        return self._bearer is not None and self._bearer.token_use == "access"  # noqa: S105
+
     async def userinfo(self, request: web.Request) -> web.StreamResponse:
         """The signed-in user's claims as JSON; never tokens."""
-        try:
-            session = await self._identity.resolve(request)
-        except (StoreUnavailable, RefreshUnavailable):
-            return web.json_response({"error": "unavailable"}, status=503)
-        if session is None:
-            return web.json_response({"error": "unauthenticated"}, status=401)
-        claims: dict[str, Any] = {k: v for k, v in session.claims.items() if k not in _TOKEN_CLAIMS}
+        bearer = await self._bearer_claims(request)
+        if isinstance(bearer, web.Response):
+            return bearer
+        if bearer is not None:
+            source = bearer
+        else:
+            try:
+                session = await self._identity.resolve(request)
+            except (StoreUnavailable, RefreshUnavailable):
+                return web.json_response({"error": "unavailable"}, status=503)
+            if session is None:
+                return web.json_response({"error": "unauthenticated"}, status=401)
+            source = session.claims
+        claims: dict[str, Any] = {k: v for k, v in source.items() if k not in _TOKEN_CLAIMS}
         return web.json_response(claims, headers={"Cache-Control": "no-store"})
+
+
+def _check_challenge(answer: web.Response) -> dict[str, str]:
+    headers = {"Cache-Control": "no-store"}
+    if "WWW-Authenticate" in answer.headers:
+        headers["WWW-Authenticate"] = answer.headers["WWW-Authenticate"]
+    return headers

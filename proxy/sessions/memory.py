@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -23,6 +24,7 @@ class MemoryStore:
         "_data",
         "_max_entries",
         "_next_sweep_at",
+        "_sets",
         "_sweep_interval",
         "_sweep_len",
     )
@@ -41,6 +43,8 @@ class MemoryStore:
         self._clock = clock
         # Ordered by last write, so eviction under the cap pops from the front in O(1).
         self._data: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        # Sets (the per-user session index) live apart from byte values: key -> (deadline, set).
+        self._sets: dict[str, tuple[float, builtins.set[str]]] = {}
         self._max_entries = max_entries
         self._sweep_interval = sweep_interval
         self._sweep_len = self._MIN_SWEEP_LEN
@@ -89,8 +93,49 @@ class MemoryStore:
     async def ping(self) -> None:
         return None
 
+    async def acquire(self, key: str, token: str, ttl: float) -> bool:
+        if not check_ttl(ttl) or await self.get(key) is not None:
+            return False
+        await self.set(key, token.encode(), ttl)
+        return True
+
+    async def renew(self, key: str, token: str, ttl: float) -> bool:
+        if await self.get(key) != token.encode():
+            return False
+        await self.set(key, token.encode(), ttl)
+        return True
+
+    async def release(self, key: str, token: str) -> None:
+        if await self.get(key) == token.encode():
+            await self.delete(key)
+
+    async def add_member(self, key: str, member: str, ttl: float) -> None:
+        if not check_ttl(ttl):
+            return
+        now = self._clock()
+        deadline, members = self._live_set(key, now)
+        members.add(member)
+        self._sets[key] = (max(deadline, now + ttl), members)
+
+    async def remove_member(self, key: str, member: str) -> None:
+        members = self._live_set(key, self._clock())[1]
+        members.discard(member)
+        if not members:
+            self._sets.pop(key, None)
+
+    async def members(self, key: str) -> frozenset[str]:
+        return frozenset(self._live_set(key, self._clock())[1])
+
+    def _live_set(self, key: str, now: float) -> tuple[float, builtins.set[str]]:
+        entry = self._sets.get(key)
+        if entry is None or entry[0] <= now:
+            self._sets.pop(key, None)
+            return now, builtins.set()
+        return entry
+
     async def close(self) -> None:
         self._data.clear()
+        self._sets.clear()
 
     def sweep(self, now: float | None = None) -> int:
         """Drop every expired key; return how many were dropped."""
@@ -100,6 +145,8 @@ class MemoryStore:
         expired = [k for k, (deadline, _) in data.items() if deadline <= now]
         for k in expired:
             del data[k]
+        for k in [k for k, (deadline, _) in self._sets.items() if deadline <= now]:
+            del self._sets[k]
         while len(data) > self._max_entries:
             data.popitem(last=False)
         self._sweep_len = max(self._MIN_SWEEP_LEN, 2 * len(data))

@@ -22,6 +22,22 @@ from proxy.sessions.store import StoreUnavailable, check_ttl
 # OSError covers asyncio/socket timeouts that escape redis-py unwrapped.
 _FAILURES = (RedisError, RedisClusterException, OSError)
 
+# Compare-and-renew / compare-and-delete: a lock is only ever touched by its owner.
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
+return 0
+"""
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+# SADD, then lengthen (never shorten) the set's TTL; PTTL is -1 for a fresh set.
+_ADD_MEMBER = """
+redis.call('sadd', KEYS[1], ARGV[1])
+if redis.call('pttl', KEYS[1]) < tonumber(ARGV[2]) then redis.call('pexpire', KEYS[1], ARGV[2]) end
+return 1
+"""
+
 _HEALTH_CHECK_INTERVAL = 30  # PING a connection idle this long before reuse (half-open sockets)
 _MAX_CONNECTIONS = 64
 
@@ -212,6 +228,54 @@ class RedisStore:
             await self._client.delete(key)
         except _FAILURES as exc:
             raise StoreUnavailable(f"redis DEL failed: {type(exc).__name__}") from exc
+
+    async def _eval(self, script: str, key: str, *args: str | int) -> Any:
+        # Plain EVAL (one key, so Cluster routes it): the scripts are tiny and Redis caches
+        # their compiled form, and nothing breaks when a failover empties the script cache.
+        return await self._client.eval(script, 1, key, *args)
+
+    async def acquire(self, key: str, token: str, ttl: float) -> bool:
+        if not check_ttl(ttl):
+            return False
+        try:
+            done = await self._client.set(key, token, px=math.ceil(ttl * 1000), nx=True)
+        except _FAILURES as exc:
+            raise StoreUnavailable(f"redis SET NX failed: {type(exc).__name__}") from exc
+        return bool(done)
+
+    async def renew(self, key: str, token: str, ttl: float) -> bool:
+        try:
+            done = await self._eval(_RENEW, key, token, math.ceil(ttl * 1000))
+        except _FAILURES as exc:
+            raise StoreUnavailable(f"redis lock renew failed: {type(exc).__name__}") from exc
+        return bool(done)
+
+    async def release(self, key: str, token: str) -> None:
+        try:
+            await self._eval(_RELEASE, key, token)
+        except _FAILURES as exc:
+            raise StoreUnavailable(f"redis lock release failed: {type(exc).__name__}") from exc
+
+    async def add_member(self, key: str, member: str, ttl: float) -> None:
+        if not check_ttl(ttl):
+            return
+        try:
+            await self._eval(_ADD_MEMBER, key, member, math.ceil(ttl * 1000))
+        except _FAILURES as exc:
+            raise StoreUnavailable(f"redis SADD failed: {type(exc).__name__}") from exc
+
+    async def remove_member(self, key: str, member: str) -> None:
+        try:
+            await self._client.srem(key, member)
+        except _FAILURES as exc:
+            raise StoreUnavailable(f"redis SREM failed: {type(exc).__name__}") from exc
+
+    async def members(self, key: str) -> frozenset[str]:
+        try:
+            raw = await self._client.smembers(key)
+        except _FAILURES as exc:
+            raise StoreUnavailable(f"redis SMEMBERS failed: {type(exc).__name__}") from exc
+        return frozenset(m.decode() if isinstance(m, bytes) else str(m) for m in raw)
 
     async def ping(self) -> None:
         try:

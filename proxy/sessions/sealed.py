@@ -95,6 +95,14 @@ class SealedStore:
             return None
         return self._store_key(blob[1 : 1 + _ID_LEN]), blob[1 + _ID_LEN :]
 
+    def record_key(self, cookie: str) -> str | None:
+        """The store key behind `cookie` if this deployment issued it, else None.
+
+        Safe to keep and index: it is a hash of the id, useless for opening the record.
+        """
+        opened = self._open_cookie(cookie)
+        return None if opened is None else opened[0]
+
     def _store_key(self, record_id: bytes) -> str:
         return self._store_prefix + hashlib.sha256(record_id).hexdigest()
 

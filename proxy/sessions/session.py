@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 
+from proxy.sessions.lock import StoreLock
 from proxy.sessions.sealed import SealedStore
 from proxy.sessions.store import SessionStore
+from proxy.sessions.watch import EndSignals
+
+log = logging.getLogger("proxy.sessions")
 
 
 @dataclass(slots=True)
@@ -23,6 +29,9 @@ class Session:
     refresh_token: str | None
     expires_at: float  # when the ID/access tokens expire (epoch seconds)
     created_at: float
+    # Last activity, recorded coarsely (see SessionManager.touch); 0 means "created_at".
+    last_seen: float = 0.0
+    remember: bool = False  # "keep me signed in": the longer timeouts apply
 
     def __repr__(self) -> str:
         return f"Session(sub={self.sub!r}, expires_at={self.expires_at})"
@@ -51,6 +60,8 @@ class Session:
             refresh_token=refresh_token or (previous.refresh_token if previous else None),
             expires_at=float(min(id_claims["exp"], access_claims["exp"])),
             created_at=previous.created_at if previous else time.time(),
+            last_seen=time.time(),
+            remember=previous.remember if previous else False,
         )
 
     def to_bytes(self) -> bytes:
@@ -98,18 +109,90 @@ async def verified_session(
         raise ValueError(f"unusable token pair: {type(exc).__name__}") from None
 
 
-class SessionManager:
-    """Creates, loads and ends sessions; the cookie value is the only handle to one."""
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """How long a session may live (absolute) and sit unused (idle); 0 idle means no idle limit.
 
-    def __init__(self, store: SessionStore, secret: bytes, *, lifetime: float) -> None:
+    A remembered session ("keep me signed in") uses the remember_* values instead.
+    """
+
+    lifetime: float
+    idle: float = 0.0
+    remember_lifetime: float = 0.0
+    remember_idle: float = 0.0
+
+    def idle_for(self, session: Session) -> float:
+        return self.remember_idle if session.remember else self.idle
+
+    def ends_at(self, session: Session) -> float:
+        life = self.remember_lifetime if session.remember else self.lifetime
+        end = session.created_at + life
+        idle = self.idle_for(session)
+        if idle > 0:
+            end = min(end, (session.last_seen or session.created_at) + idle)
+        return end
+
+
+# Activity is written at most once per this fraction of the idle timeout: the hot path reads only.
+TOUCH_FRACTION = 0.25
+LOCK_LEASE = 10.0
+_INDEX_PREFIX = "gate:u:"
+INDEX_PRUNE_AT = 32
+_LOCK_PREFIX = "gate:lock:"
+
+
+class SessionManager:
+    """Creates, loads and ends sessions; the cookie value is the only handle to one.
+
+    Keeps a per-user index (a set of store keys per ``sub``, in the store) so that "sign out
+    everywhere" can end every session of a user on every replica sharing the store.
+    """
+
+    def __init__(
+        self,
+        store: SessionStore,
+        secret: bytes,
+        *,
+        lifetime: float,
+        idle_timeout: float = 0.0,
+        remember_lifetime: float = 0.0,
+        remember_idle_timeout: float = 0.0,
+    ) -> None:
+        self._store = store
         self._sealed = SealedStore(store, secret, namespace="s")
         self.lifetime = lifetime
+        self.timeouts = Timeouts(lifetime, idle_timeout, remember_lifetime, remember_idle_timeout)
+        self.ends = EndSignals()
 
     def _ttl(self, session: Session) -> float:
-        return max(1.0, session.created_at + self.lifetime - time.time())
+        return max(1.0, self.timeouts.ends_at(session) - time.time())
+
+    def _max_ttl(self) -> float:
+        t = self.timeouts
+        return max(t.lifetime, t.remember_lifetime)
+
+    @staticmethod
+    def _index_key(sub: str) -> str:
+        return _INDEX_PREFIX + hashlib.sha256(sub.encode()).hexdigest()
+
+    def record_key(self, cookie: str) -> str | None:
+        return self._sealed.record_key(cookie)
 
     async def create(self, session: Session) -> str:
-        return await self._sealed.create(session.to_bytes(), self._ttl(session))
+        session.last_seen = time.time()
+        cookie = await self._sealed.create(session.to_bytes(), self._ttl(session))
+        key = self._sealed.record_key(cookie)
+        assert key is not None  # we just issued it
+        # The index outlives every session in it; stale members are harmless (DEL of nothing)
+        # but are pruned once a user has many, so the set stays small.
+        index = self._index_key(session.sub)
+        await self._store.add_member(index, key, self._max_ttl())
+        members = await self._store.members(index)
+        if len(members) > INDEX_PRUNE_AT:
+            for member in members:
+                if await self._store.get(member) is None:
+                    await self._store.remove_member(index, member)
+        return cookie
 
     async def load(self, cookie: str) -> Session | None:
         """None when there is no valid session; raises StoreUnavailable when the store is down."""
@@ -117,7 +200,7 @@ class SessionManager:
         if raw is None:
             return None
         session = Session.from_bytes(raw)
-        if session is None or session.created_at + self.lifetime <= time.time():
+        if session is None or self.timeouts.ends_at(session) <= time.time():
             return None
         return session
 
@@ -125,8 +208,54 @@ class SessionManager:
         """False when the session ended meanwhile (e.g. a logout raced a refresh)."""
         return await self._sealed.save(cookie, session.to_bytes(), self._ttl(session))
 
-    async def delete(self, cookie: str) -> None:
+    def lock(self, cookie: str, *, lease: float = LOCK_LEASE) -> StoreLock | None:
+        """The lease every writer of this session's record holds (refresh, activity)."""
+        key = self._sealed.record_key(cookie)
+        return None if key is None else StoreLock(self._store, _LOCK_PREFIX + key, lease=lease)
+
+    async def touch(self, cookie: str, session: Session) -> None:
+        """Record activity for the idle timeout, coarsely: one write per quarter idle period.
+
+        Writes under the record's lock after re-reading it, so it can never put back tokens
+        that a concurrent refresh (on any replica) just replaced. Busy lock: skip, the
+        holder is writing a fresh ``last_seen`` anyway.
+        """
+        idle = self.timeouts.idle_for(session)
+        now = time.time()
+        if idle <= 0 or now - (session.last_seen or session.created_at) < idle * TOUCH_FRACTION:
+            return
+        lock = self.lock(cookie, lease=2.0)
+        if lock is None or not await lock.obtain():
+            return
+        try:
+            current = await self.load(cookie)
+            if current is not None:
+                current.last_seen = now
+                await self.save(cookie, current)
+        finally:
+            await lock.release()
+
+    async def delete(self, cookie: str, session: Session | None = None) -> None:
+        """End the session behind ``cookie`` (and drop it from its user's index if known)."""
+        key = self._sealed.record_key(cookie)
         await self._sealed.delete(cookie)
+        if key is None:
+            return
+        if session is not None:
+            await self._store.remove_member(self._index_key(session.sub), key)
+        self.ends.ended(key)
+
+    async def end_all(self, sub: str) -> int:
+        """End every session of user ``sub`` (all replicas share the store); returns how many."""
+        index = self._index_key(sub)
+        keys = await self._store.members(index)
+        for key in keys:
+            await self._store.delete(key)
+            self.ends.ended(key)
+        await self._store.delete(index)
+        # Members are store keys; only session keys of our namespace are ever added.
+        log.info("ended %d session(s) of one user", len(keys))
+        return len(keys)
 
     @staticmethod
     def fingerprint(cookie: str) -> str:

@@ -43,6 +43,34 @@ class SessionStore(Protocol):
         """Return if the backend answers; raise StoreUnavailable otherwise."""
         ...
 
+    # -- locks (see sessions/lock.py): a key holding the owner's random token --------------
+
+    async def acquire(self, key: str, token: str, ttl: float) -> bool:
+        """Set `key` to `token` for `ttl` seconds only if absent (SET NX PX); True if set."""
+        ...
+
+    async def renew(self, key: str, token: str, ttl: float) -> bool:
+        """Extend `key` to `ttl` seconds only if it still holds `token`; True if extended."""
+        ...
+
+    async def release(self, key: str, token: str) -> None:
+        """Delete `key` only if it still holds `token` (never someone else's lock)."""
+        ...
+
+    # -- sets with a TTL: the per-user index of sessions -----------------------------------
+
+    async def add_member(self, key: str, member: str, ttl: float) -> None:
+        """Add `member` to the set at `key`; its TTL becomes at least `ttl` (never shortened)."""
+        ...
+
+    async def remove_member(self, key: str, member: str) -> None:
+        """Remove `member` from the set at `key` (a set left empty disappears)."""
+        ...
+
+    async def members(self, key: str) -> frozenset[str]:
+        """The members of the set at `key`; empty if absent or expired."""
+        ...
+
     async def close(self) -> None:
         """Release connections. The store must not be used afterwards."""
         ...

@@ -93,7 +93,12 @@ async def test_demo_user_signs_in_and_the_demo_app_shows_the_headers(
         client = redis.Redis.from_url(redis_proc.url)
         keys = client.keys("gate:*")
         assert keys
-        dump = b"".join(client.get(k) or b"" for k in keys)
+        # Session records are strings; the per-user index (gate:u:...) is a set of record keys.
+        dump = b"".join(
+            b"".join(client.smembers(k)) if client.type(k) == b"set" else client.get(k) or b""
+            for k in keys
+        )
+        assert b"".join(keys).count(b"gate:u:") == 1
         assert b"eyJ" not in dump  # no JWT (base64 of '{"')
         assert b"alice" not in dump
         client.close()

@@ -8,6 +8,7 @@ import hashlib
 import math
 import re
 import time
+from typing import Any
 
 import fakeredis
 import pytest
@@ -27,6 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from proxy.sessions.memory import MemoryStore
 from proxy.sessions.redis import ClusterURL, RedisStore, SentinelURL
 from proxy.sessions.sealed import SealedStore
+from proxy.sessions.session import Session, SessionManager, Timeouts
 from proxy.sessions.store import StoreUnavailable, open_store
 
 SECRET = b"s" * 32
@@ -66,6 +68,16 @@ class SpyStore:
 
     async def close(self) -> None:
         await self.inner.close()
+
+    def __getattr__(self, name: str) -> Any:
+        """Every other store operation (replace, locks, index), recorded the same way."""
+        method = getattr(self.inner, name)
+
+        async def recorded(key: str, *args: Any) -> Any:
+            self.calls.append((name, key))
+            return await method(key, *args)
+
+        return recorded
 
 
 class DownStore:
@@ -750,3 +762,86 @@ async def test_sealed_timing_forged_cookie_is_cheap() -> None:
     for _ in range(1000):
         assert await s.load(forged) is None
     assert (time.perf_counter() - start) / 1000 < 1e-3
+
+
+# --- Timeouts: idle and absolute limits ----------------------------------------------------
+
+
+def _session(created: float, last_seen: float = 0.0, remember: bool = False) -> Session:
+    return Session(
+        username="u",
+        sub="s",
+        claims={},
+        id_token="i",
+        access_token="a",
+        refresh_token=None,
+        expires_at=created + 3600,
+        created_at=created,
+        last_seen=last_seen,
+        remember=remember,
+    )
+
+
+def test_a_session_ends_at_the_earlier_of_its_idle_and_absolute_limits() -> None:
+    t = Timeouts(lifetime=1000, idle=100, remember_lifetime=10_000, remember_idle=2000)
+    assert t.ends_at(_session(0)) == 100  # never seen since creation: idle from created_at
+    assert t.ends_at(_session(0, last_seen=950)) == 1000  # absolute wins near the end
+    assert t.ends_at(_session(0, last_seen=500)) == 600
+
+
+def test_keep_me_signed_in_uses_the_longer_limits() -> None:
+    t = Timeouts(lifetime=1000, idle=100, remember_lifetime=10_000, remember_idle=2000)
+    assert t.ends_at(_session(0, last_seen=500, remember=True)) == 2500
+    assert t.ends_at(_session(0, last_seen=9500, remember=True)) == 10_000
+
+
+def test_idle_zero_means_only_the_absolute_limit() -> None:
+    assert Timeouts(lifetime=1000).ends_at(_session(0)) == 1000
+
+
+async def test_load_refuses_a_session_past_its_idle_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    manager = SessionManager(MemoryStore(), b"s" * 32, lifetime=1000, idle_timeout=100)
+    now = [10_000.0]
+    monkeypatch.setattr("proxy.sessions.session.time.time", lambda: now[0])
+    cookie = await manager.create(_session(now[0]))
+    now[0] += 99
+    assert await manager.load(cookie) is not None
+    now[0] += 2
+    assert await manager.load(cookie) is None
+
+
+async def test_activity_is_written_at_most_once_per_quarter_idle_period(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spy = SpyStore()
+    manager = SessionManager(spy, b"s" * 32, lifetime=1000, idle_timeout=100)  # type: ignore[arg-type]
+    now = [10_000.0]
+    monkeypatch.setattr("proxy.sessions.session.time.time", lambda: now[0])
+    cookie = await manager.create(_session(now[0]))
+    spy.calls.clear()
+    for _ in range(24):  # one request a second for 24 s: no write
+        now[0] += 1
+        session = await manager.load(cookie)
+        assert session is not None
+        await manager.touch(cookie, session)
+    assert [c for c in spy.calls if c[0] != "get"] == []
+    now[0] += 2
+    session = await manager.load(cookie)
+    assert session is not None
+    await manager.touch(cookie, session)
+    reloaded = await manager.load(cookie)
+    assert reloaded is not None and reloaded.last_seen == now[0]
+
+
+async def test_the_user_index_drops_ended_sessions_once_it_grows() -> None:
+    store = MemoryStore()
+    manager = SessionManager(store, b"s" * 32, lifetime=1000)
+    for _ in range(40):
+        cookie = await manager.create(_session(time.time()))
+        await store.delete(manager.record_key(cookie) or "")  # ended without a logout
+    live = await manager.create(_session(time.time()))
+    members = await store.members("gate:u:" + hashlib.sha256(b"s").hexdigest())
+    assert len(members) <= 33
+    assert manager.record_key(live) in members
+    assert await manager.end_all("s") >= 1
+    assert await manager.load(live) is None

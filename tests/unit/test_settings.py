@@ -73,6 +73,10 @@ def test_env_wins_over_the_yaml_file(clean_env: pytest.MonkeyPatch, tmp_path: Pa
         ("GATE_COOKIE_SECRET", "short", "GATE_COOKIE_SECRET"),
         ("GATE_LISTEN", "8080", "GATE_LISTEN"),
         ("GATE_SESSION_STORE_URL", "mongodb://x", "GATE_SESSION_STORE_URL"),
+        ("GATE_COGNITO_LEEWAY", "61", "GATE_COGNITO_LEEWAY"),
+        ("GATE_SESSION_IDLE_TIMEOUT", "-1", "GATE_SESSION_IDLE_TIMEOUT"),
+        ("GATE_AUTH_BEARER", "maybe", "GATE_AUTH_BEARER"),
+        ("GATE_AUTH_ALLOWED_REDIRECT_ORIGINS", '["https://x.example/path"]', "GATE_AUTH_ALLOWED"),
         ("GATE_COGNITO_AUTH_FLOW", "CUSTOM", "GATE_COGNITO_AUTH_FLOW"),
     ],
 )
