@@ -218,6 +218,7 @@ class Forwarder:
         drop_header: Callable[[str], bool] | None,
         client_ip: str | None,
         tokens: frozenset[str],
+        proto: str | None = None,
     ) -> CIMultiDict[str]:
         if tokens:
             drop = drop | tokens
@@ -232,7 +233,7 @@ class Forwarder:
         ip = client_ip if client_ip is not None else request.remote
         if ip:
             out["X-Forwarded-For"] = ip
-        out["X-Forwarded-Proto"] = request.scheme
+        out["X-Forwarded-Proto"] = proto or request.scheme
         if host:
             out["X-Forwarded-Host"] = host
         # Appended last, so neither Connection-listed names nor drop rules touch them.
@@ -347,7 +348,10 @@ class Forwarder:
         drop_header: Callable[[str], bool] | None = None,
         client_ip: str | None = None,
         path_qs: str | None = None,
+        forwarded_proto: str | None = None,
     ) -> web.StreamResponse:
+        """``client_ip`` becomes X-Forwarded-For (a whole trusted chain may be passed),
+        ``forwarded_proto`` X-Forwarded-Proto (default: the scheme of this connection)."""
         session = self._session
         if session is None:
             raise RuntimeError("Forwarder.start() has not been called")
@@ -357,11 +361,17 @@ class Forwarder:
         tokens = _connection_tokens(request.headers.getall("Connection", _EMPTY))
         if "upgrade" in tokens and request.headers.get("Upgrade", "").lower() == "websocket":
             headers = self._request_headers(
-                request, _WS_REQUEST_DROP, add_headers, drop_header, client_ip, tokens
+                request,
+                _WS_REQUEST_DROP,
+                add_headers,
+                drop_header,
+                client_ip,
+                tokens,
+                forwarded_proto,
             )
             return await self._forward_ws(session, request, url, headers)
         headers = self._request_headers(
-            request, _REQUEST_DROP, add_headers, drop_header, client_ip, tokens
+            request, _REQUEST_DROP, add_headers, drop_header, client_ip, tokens, forwarded_proto
         )
         try:
             up = await session.request(
