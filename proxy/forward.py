@@ -219,6 +219,7 @@ class Forwarder:
         client_ip: str | None,
         tokens: frozenset[str],
         proto: str | None = None,
+        forwarded_host: str | None = None,
     ) -> CIMultiDict[str]:
         if tokens:
             drop = drop | tokens
@@ -234,8 +235,9 @@ class Forwarder:
         if ip:
             out["X-Forwarded-For"] = ip
         out["X-Forwarded-Proto"] = proto or request.scheme
-        if host:
-            out["X-Forwarded-Host"] = host
+        public_host = forwarded_host or host
+        if public_host:
+            out["X-Forwarded-Host"] = public_host
         # Appended last, so neither Connection-listed names nor drop rules touch them.
         for name, value in add_headers:
             add(name, value)
@@ -349,9 +351,11 @@ class Forwarder:
         client_ip: str | None = None,
         path_qs: str | None = None,
         forwarded_proto: str | None = None,
+        forwarded_host: str | None = None,
     ) -> web.StreamResponse:
         """``client_ip`` becomes X-Forwarded-For (a whole trusted chain may be passed),
-        ``forwarded_proto`` X-Forwarded-Proto (default: the scheme of this connection)."""
+        ``forwarded_proto``/``forwarded_host`` X-Forwarded-Proto/-Host (default: this
+        connection's scheme and Host)."""
         session = self._session
         if session is None:
             raise RuntimeError("Forwarder.start() has not been called")
@@ -359,19 +363,14 @@ class Forwarder:
         if url is None:
             return self._error_page(400)
         tokens = _connection_tokens(request.headers.getall("Connection", _EMPTY))
+        fwd = (forwarded_proto, forwarded_host)
         if "upgrade" in tokens and request.headers.get("Upgrade", "").lower() == "websocket":
             headers = self._request_headers(
-                request,
-                _WS_REQUEST_DROP,
-                add_headers,
-                drop_header,
-                client_ip,
-                tokens,
-                forwarded_proto,
+                request, _WS_REQUEST_DROP, add_headers, drop_header, client_ip, tokens, *fwd
             )
             return await self._forward_ws(session, request, url, headers)
         headers = self._request_headers(
-            request, _REQUEST_DROP, add_headers, drop_header, client_ip, tokens, forwarded_proto
+            request, _REQUEST_DROP, add_headers, drop_header, client_ip, tokens, *fwd
         )
         try:
             up = await session.request(

@@ -97,6 +97,7 @@ class Gate:
             drop_header=self._outgoing.is_reserved,
             client_ip=client.forwarded_for,
             forwarded_proto=client.proto,
+            forwarded_host=client.host,
             path_qs=route.upstream_path(path) + query,
         )
         if rule.public:

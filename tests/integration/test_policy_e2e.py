@@ -408,7 +408,11 @@ async def test_jwks_is_not_published_when_assertions_are_off(
 
 # -- trusted proxies ---------------------------------------------------------------------------
 
-XFF = {"X-Forwarded-For": "203.0.113.1, 198.51.100.7", "X-Forwarded-Proto": "https"}
+XFF = {
+    "X-Forwarded-For": "203.0.113.1, 198.51.100.7",
+    "X-Forwarded-Proto": "https",
+    "X-Forwarded-Host": "app.example",
+}
 
 
 async def test_forwarded_headers_from_an_untrusted_peer_are_ignored(
@@ -418,6 +422,7 @@ async def test_forwarded_headers_from_an_untrusted_peer_are_ignored(
         assert (await b.get("/public/x", headers=XFF)).status == 200
         assert upstream.last_headers["X-Forwarded-For"] == "127.0.0.1"
         assert upstream.last_headers["X-Forwarded-Proto"] == "http"
+        assert upstream.last_headers["X-Forwarded-Host"] == b.base.removeprefix("http://")
         b.http.headers.update(XFF)
         assert (await b.login("dave", PASSWORD)).status == 303
         context = double.calls_to("AdminInitiateAuth")[-1]["ContextData"]
@@ -432,6 +437,7 @@ async def test_forwarded_headers_from_a_trusted_peer_are_used(
         assert (await b.get("/public/x", headers=XFF)).status == 200
         assert upstream.last_headers["X-Forwarded-For"] == "198.51.100.7, 127.0.0.1"
         assert upstream.last_headers["X-Forwarded-Proto"] == "https"
+        assert upstream.last_headers["X-Forwarded-Host"] == "app.example"
         b.http.headers.update(XFF)
         assert (await b.login("dave", PASSWORD)).status == 303
         context = double.calls_to("AdminInitiateAuth")[-1]["ContextData"]
