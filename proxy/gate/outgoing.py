@@ -3,7 +3,8 @@
 Identity headers (the preset plus ``headers.extra``), the raw tokens when asked for
 (``X-Forwarded-Access-Token``; ``Authorization: Bearer <id token>``), and the signed assertion.
 Each name the gate may set is reserved in every spelling, so a client's copy is dropped on every
-route, public ones included, before ours are appended.
+route, public ones included, before ours are appended; so are the URL- and address-overriding
+headers in ``CLIENT_FORBIDDEN``.
 """
 
 from __future__ import annotations
@@ -15,9 +16,27 @@ from proxy.gate.assertion import AssertionSigner
 from proxy.gate.headers import HeaderPlan
 from proxy.sessions.session import Session
 
-__all__ = ["ACCESS_TOKEN_HEADER", "Outgoing"]
+__all__ = ["ACCESS_TOKEN_HEADER", "CLIENT_FORBIDDEN", "Outgoing"]
 
 ACCESS_TOKEN_HEADER = "X-Forwarded-Access-Token"  # noqa: S105 (a header name)
+
+# Headers apps and frameworks read as "the original URL / client" that only a proxy may set:
+# X-Original-URL / X-Rewrite-URL make IIS and Symfony serve another path than the one we
+# authorised; the rest would let a client pose as another address or scheme. The forwarder
+# writes X-Forwarded-For/-Proto/-Host itself; these are simply never passed on.
+CLIENT_FORBIDDEN = (
+    "Forwarded",
+    "X-Real-IP",
+    "X-Client-IP",
+    "True-Client-IP",
+    "X-Forwarded-Port",
+    "X-Forwarded-Prefix",
+    "X-Forwarded-Server",
+    "X-Forwarded-Uri",
+    "X-Original-URI",
+    "X-Original-URL",
+    "X-Rewrite-URL",
+)
 
 
 @dataclass(frozen=True)
@@ -40,7 +59,7 @@ class Outgoing:
         assertion_header: str = "X-Gate-Assertion",
         audience: str | None = None,
     ) -> Outgoing:
-        names = [ACCESS_TOKEN_HEADER, assertion_header]
+        names = [ACCESS_TOKEN_HEADER, assertion_header, *CLIENT_FORBIDDEN]
         if id_token_as_authorization:
             names.append("Authorization")  # replaced, never merged with the client's
         return cls(
