@@ -68,7 +68,6 @@ class Gate:
         outgoing: Outgoing | None = None,
     ) -> None:
         self._identity = identity
-        self._headers = headers
         self._check_headers = check_headers
         self._login_path = login_path
         self._reserved_prefix = login_path.rsplit("/", 1)[0] or "/"

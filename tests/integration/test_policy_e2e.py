@@ -159,6 +159,17 @@ async def test_no_spelling_makes_a_protected_path_public(
         assert upstream.seen == []
 
 
+@pytest.mark.parametrize(
+    "target", ["/a%zz", "/a/%2f", "/a;b", "/%c0%ae", "/a\\b", "/../x", "/a%00", "/a%ef%bc%8f"]
+)
+async def test_refused_paths_get_a_400_page_for_browsers(
+    pool: dict[str, Any], upstream: Upstream, target: str
+) -> None:
+    async with gate(pool, upstream) as b:
+        assert await raw_get(b.base, target, {"Accept": "text/html"}) == 400
+        assert upstream.seen == []
+
+
 async def test_upstream_receives_exactly_the_path_that_was_authorised(
     pool: dict[str, Any], upstream: Upstream
 ) -> None:
