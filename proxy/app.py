@@ -119,6 +119,7 @@ def build_app(settings: Settings) -> web.Application:
             assertion_header=settings.assertion.header,
             audience=settings.assertion.audience,
         ),
+        own_cookies=frozenset({settings.cookie.session_cookie, settings.cookie.flow_cookie}),
     )
 
     async def store_ready() -> str | None:

@@ -7,7 +7,6 @@ and which identity headers to add (``add_headers``) or strip (``drop_header``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from collections.abc import Callable, Sequence
@@ -145,6 +144,13 @@ class _WSEndpoint(Protocol):
 
 
 class Forwarder:
+    """Proxies requests to ``config.url`` over one shared keep-alive session.
+
+    Before response headers: unreachable/refused/closed upstream → 502, connect or
+    read timeout → 504 (``error_page`` renders both). After they are sent, an
+    upstream failure cuts the client connection instead.
+    """
+
     def __init__(
         self,
         config: UpstreamConfig,
@@ -522,8 +528,8 @@ async def _relay(client: _WSEndpoint, upstream: _WSEndpoint) -> None:
         for task in (c2u, u2c):
             if not task.done():
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                # wait() rather than await: never swallow a cancellation of our own task
+                await asyncio.wait((task,))
     first, src, dst = (c2u, client, upstream) if c2u in done else (u2c, upstream, client)
     frame = first.result()
     if frame is None:

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from proxy.forward import Forwarder
 from proxy.forwarded import client_address
-from proxy.gate.headers import HeaderPlan
+from proxy.gate.headers import HeaderPlan, without_cookies
 from proxy.gate.identity import Identity, RefreshUnavailable
 from proxy.gate.outgoing import Outgoing
 from proxy.gate.paths import BadPath, canonical_path, split_target
@@ -66,6 +66,7 @@ class Gate:
         policy: Policy | None = None,
         forwarders: Mapping[str, Forwarder] | None = None,
         outgoing: Outgoing | None = None,
+        own_cookies: frozenset[str] = frozenset(),
     ) -> None:
         self._identity = identity
         self._check_headers = check_headers
@@ -76,6 +77,7 @@ class Gate:
         # The default upstream ("default") is `forwarder`; named upstreams bring their own.
         self._forwarders = {"default": forwarder, **(forwarders or {})}
         self._outgoing = outgoing or Outgoing.build(headers)
+        self._own_cookies = own_cookies
 
     async def proxy(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -90,30 +92,43 @@ class Gate:
             # e.g. "//_auth/x": the router did not see our prefix, the canonical path is ours.
             return self._status(request, 404, "not_found")
         rule = route.rule_for(request.method, path)
+        cookie, drop_header = self._app_cookies(request)
         forward = partial(
             self._forwarders[route.name].forward,
             request,
-            drop_header=self._outgoing.is_reserved,
+            drop_header=drop_header,
             client_ip=client.forwarded_for,
             forwarded_proto=client.proto,
             forwarded_host=client.host,
             path_qs=route.upstream_path(path) + query,
         )
         if rule.public:
-            return await forward()  # no session lookup: public routes cost no store round-trip
+            # No session lookup: public routes cost no store round-trip.
+            return await forward(add_headers=cookie)
         try:
             session = await self._identity.resolve(request)
         except (StoreUnavailable, RefreshUnavailable):
             return self._unavailable(request)
         if session is None:
             if rule.unauthenticated is Unauthenticated.ALLOW:
-                return await forward()
+                return await forward(add_headers=cookie)
             if rule.unauthenticated is Unauthenticated.UNAUTHORIZED:
                 return self._unauthorized()
             return self._unauthenticated(request)
         if rule.access(session.claims) is Access.FORBIDDEN:
             return self._status(request, 403, "forbidden")
-        return await forward(add_headers=self._outgoing.headers(session, route.name))
+        return await forward(add_headers=[*cookie, *self._outgoing.headers(session, route.name)])
+
+    def _app_cookies(
+        self, request: web.Request
+    ) -> tuple[list[tuple[str, str]], Callable[[str], bool]]:
+        """Our cookies stay between the browser and us, on every route; the app gets only its
+        own. Returns the Cookie header to add (if any) and the drop rule for client headers."""
+        cookies = request.headers.getall("Cookie", ())
+        if not cookies:
+            return [], self._outgoing.is_reserved
+        kept = without_cookies(cookies, self._own_cookies)
+        return ([("Cookie", kept)] if kept is not None else []), self._drop_reserved_and_cookie
 
     def _status(self, request: web.Request, status: int, error: str) -> web.Response:
         """A page for browsers, JSON for API clients."""
@@ -131,6 +146,9 @@ class Gate:
             status=401,
             headers={"Cache-Control": "no-store"},
         )
+
+    def _drop_reserved_and_cookie(self, name: str) -> bool:
+        return self._outgoing.is_reserved(name) or name.lower() == "cookie"
 
     def _unavailable(self, request: web.Request) -> web.Response:
         if wants_login_page(request):

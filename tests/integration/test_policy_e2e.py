@@ -238,6 +238,19 @@ async def test_unauthenticated_choices(pool: dict[str, Any], upstream: Upstream)
         assert upstream.last_headers["X-Forwarded-User"] == "dave"
 
 
+async def test_our_cookies_never_reach_the_app_on_any_kind_of_route(
+    pool: dict[str, Any], upstream: Upstream
+) -> None:
+    async with gate(pool, upstream) as b:
+        assert (await b.login("dave", PASSWORD)).status == 303
+        session = cookie_header(b)["Cookie"]
+        cookies = {"Cookie": f"theme=dark; {session}; gate-login=x"}
+        for target in ("/public/x", "/blog/x", "/reports"):  # public, allow, signed in
+            assert await raw_get(b.base, target, cookies) == 200
+            sent = [v for k, v in upstream.seen[-1]["all_headers"] if k.lower() == "cookie"]
+            assert sent == ["theme=dark"], target
+
+
 async def test_several_upstreams_by_prefix_each_with_its_own_rules(
     pool: dict[str, Any], upstream: Upstream
 ) -> None:
