@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 from cryptography.hazmat.primitives import hashes
@@ -17,15 +18,19 @@ from proxy.auth.routes import AuthRoutes, CookieNames
 from proxy.cognito.client import CognitoClient
 from proxy.cognito.tokens import JwksCache, JwksUnavailable, TokenVerifier
 from proxy.forward import Forwarder, UpstreamConfig
+from proxy.forwarded import TRUSTED_PROXIES, parse_networks
+from proxy.gate.assertion import AssertionSigner, load_or_generate_key
 from proxy.gate.bearer import BearerAuth
 from proxy.gate.headers import build_plan
 from proxy.gate.identity import Identity
 from proxy.gate.middleware import Gate
+from proxy.gate.outgoing import Outgoing
+from proxy.gate.policy import Policy
 from proxy.observe import Health
 from proxy.sessions.sealed import SealedStore
 from proxy.sessions.session import SessionManager
 from proxy.sessions.store import StoreUnavailable, open_store
-from proxy.settings import Settings
+from proxy.settings import Settings, UpstreamSettings
 
 log = logging.getLogger("proxy")
 
@@ -53,13 +58,18 @@ def build_app(settings: Settings) -> web.Application:
         jwks=jwks,
         leeway=settings.cognito.leeway,
     )
-    forwarder = Forwarder(
-        UpstreamConfig(
-            url=settings.upstream.url,
-            preserve_host=settings.upstream.preserve_host,
-            connect_timeout=settings.upstream.connect_timeout,
-            read_timeout=settings.upstream.read_timeout,
+    forwarder = _forwarder(settings.upstream)
+    policy = Policy.from_settings(settings)
+    # One Forwarder (one connection pool) per named upstream.
+    forwarders = {r.name: _forwarder(r.upstream) for r in policy.routes if r.name != "default"}
+    signer = (
+        AssertionSigner(
+            load_or_generate_key(settings.assertion.key_file),
+            issuer=settings.assertion.issuer,
+            ttl=settings.assertion.ttl,
         )
+        if settings.assertion.enabled
+        else None
     )
     sessions = SessionManager(
         store,
@@ -112,6 +122,16 @@ def build_app(settings: Settings) -> web.Application:
         check_headers=build_plan("auth-request"),
         login_path=f"{prefix}/login",
         error_page=auth.error_page,
+        policy=policy,
+        forwarders=forwarders,
+        outgoing=Outgoing.build(
+            build_plan(settings.headers.preset, settings.headers.extra),
+            pass_access_token=settings.headers.pass_access_token,
+            id_token_as_authorization=settings.headers.pass_id_token_as_authorization,
+            signer=signer,
+            assertion_header=settings.assertion.header,
+            audience=settings.assertion.audience,
+        ),
         own_cookies=frozenset({settings.cookie.session_cookie, settings.cookie.flow_cookie}),
         bearer=bearer,
         ws_recheck_interval=settings.session.ws_recheck_interval,
@@ -131,24 +151,29 @@ def build_app(settings: Settings) -> web.Application:
     health = Health([store_ready, jwks_ready])
 
     app = web.Application(client_max_size=MAX_FORM_BYTES)
+    app[TRUSTED_PROXIES] = parse_networks(settings.proxy.trusted_cidrs)
     router = app.router
     auth.register(router)
     router.add_route("*", f"{prefix}/check", gate.check)  # forwardAuth may keep the method
     router.add_get(f"{prefix}/userinfo", gate.userinfo)
     router.add_get(f"{prefix}/healthz", health.healthz)
     router.add_get(f"{prefix}/readyz", health.readyz)
+    if signer is not None:
+        router.add_get(f"{prefix}/jwks.json", _jwks_handler(signer))
     router.add_route("*", prefix + "/{tail:.*}", _not_found)  # the prefix is ours alone
     router.add_route("*", "/{tail:.*}", gate.proxy)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await cognito.start()
-        await forwarder.start()
+        for fwd in (forwarder, *forwarders.values()):
+            await fwd.start()
         loader = asyncio.create_task(_load_jwks(jwks))
         yield
         loader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await loader
-        await forwarder.close()
+        for fwd in (forwarder, *forwarders.values()):
+            await fwd.close()
         await cognito.close()
         await jwks.close()
         await store.close()
@@ -165,6 +190,30 @@ async def _load_jwks(jwks: JwksCache) -> None:
         except JwksUnavailable as exc:
             log.warning("cannot load JWKS yet (%s); retrying", exc)
             await asyncio.sleep(JWKS_RETRY_SECONDS)
+
+
+def _forwarder(upstream: UpstreamSettings | None) -> Forwarder:
+    assert upstream is not None
+    return Forwarder(
+        UpstreamConfig(
+            url=upstream.url,
+            preserve_host=upstream.preserve_host,
+            connect_timeout=upstream.connect_timeout,
+            read_timeout=upstream.read_timeout,
+        )
+    )
+
+
+def _jwks_handler(signer: AssertionSigner) -> Callable[[web.Request], Awaitable[web.Response]]:
+    body = json.dumps(signer.jwks())
+
+    async def jwks(request: web.Request) -> web.Response:
+        # Public keys only; short caching lets a rotated key reach verifiers within minutes.
+        return web.Response(
+            text=body, content_type="application/json", headers={"Cache-Control": "max-age=300"}
+        )
+
+    return jwks
 
 
 async def _not_found(request: web.Request) -> web.StreamResponse:

@@ -224,6 +224,8 @@ class Forwarder:
         drop_header: Callable[[str], bool] | None,
         client_ip: str | None,
         tokens: frozenset[str],
+        proto: str | None = None,
+        forwarded_host: str | None = None,
     ) -> CIMultiDict[str]:
         if tokens:
             drop = drop | tokens
@@ -238,9 +240,10 @@ class Forwarder:
         ip = client_ip if client_ip is not None else request.remote
         if ip:
             out["X-Forwarded-For"] = ip
-        out["X-Forwarded-Proto"] = request.scheme
-        if host:
-            out["X-Forwarded-Host"] = host
+        out["X-Forwarded-Proto"] = proto or request.scheme
+        public_host = forwarded_host or host
+        if public_host:
+            out["X-Forwarded-Host"] = public_host
         # Appended last, so neither Connection-listed names nor drop rules touch them.
         for name, value in add_headers:
             add(name, value)
@@ -353,10 +356,17 @@ class Forwarder:
         drop_header: Callable[[str], bool] | None = None,
         client_ip: str | None = None,
         path_qs: str | None = None,
+        forwarded_proto: str | None = None,
+        forwarded_host: str | None = None,
         ws_stop: asyncio.Event | None = None,
     ) -> web.StreamResponse:
-        """Stream ``request`` to the upstream. A WebSocket is relayed until either side closes
-        or ``ws_stop`` is set (the caller's reason, e.g. the session ended: close code 1008)."""
+        """Stream ``request`` to the upstream.
+
+        ``client_ip`` becomes X-Forwarded-For (a whole trusted chain may be passed),
+        ``forwarded_proto``/``forwarded_host`` X-Forwarded-Proto/-Host (default: this
+        connection's scheme and Host). A WebSocket is relayed until either side closes or
+        ``ws_stop`` is set (the caller's reason, e.g. the session ended: close code 1008).
+        """
         session = self._session
         if session is None:
             raise RuntimeError("Forwarder.start() has not been called")
@@ -364,13 +374,14 @@ class Forwarder:
         if url is None:
             return self._error_page(400)
         tokens = _connection_tokens(request.headers.getall("Connection", _EMPTY))
+        fwd = (forwarded_proto, forwarded_host)
         if "upgrade" in tokens and request.headers.get("Upgrade", "").lower() == "websocket":
             headers = self._request_headers(
-                request, _WS_REQUEST_DROP, add_headers, drop_header, client_ip, tokens
+                request, _WS_REQUEST_DROP, add_headers, drop_header, client_ip, tokens, *fwd
             )
             return await self._forward_ws(session, request, url, headers, ws_stop)
         headers = self._request_headers(
-            request, _REQUEST_DROP, add_headers, drop_header, client_ip, tokens
+            request, _REQUEST_DROP, add_headers, drop_header, client_ip, tokens, *fwd
         )
         try:
             up = await session.request(

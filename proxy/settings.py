@@ -7,16 +7,28 @@ env var and its YAML path, so an operator can fix it from the message alone.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -39,18 +51,72 @@ def _http_url(value: str, *, what: str) -> str:
     return value
 
 
+class RuleSettings(_Section):
+    """Who may reach a path (see proxy/gate/policy.py). The first matching rule wins."""
+
+    path: str = Field(min_length=1)
+    match: Literal["prefix", "exact", "regex"] = "prefix"
+    methods: list[str] | None = None  # None: any method
+    case_insensitive: bool = False
+    public: bool = False  # no sign-in, no session lookup, no identity headers
+    groups: list[str] = Field(default_factory=list)  # any of these Cognito groups
+    email_domains: list[str] = Field(default_factory=list)  # exact domain of a verified email
+    unauthenticated: Literal["login", "401", "allow"] = "login"
+
+    @model_validator(mode="after")
+    def _check_rule(self) -> RuleSettings:
+        if self.match == "regex":
+            try:
+                re.compile(self.path)
+            except re.error as exc:
+                raise ValueError(
+                    f"path {self.path!r} is not a valid regular expression: {exc}"
+                ) from None
+        elif not self.path.startswith("/"):
+            raise ValueError(f"path {self.path!r} must start with /")
+        if self.public and (self.groups or self.email_domains or self.unauthenticated != "login"):
+            raise ValueError(
+                "a public rule cannot also set groups, email_domains or unauthenticated"
+            )
+        if self.unauthenticated == "allow" and (self.groups or self.email_domains):
+            raise ValueError(
+                "unauthenticated: allow cannot be combined with groups or email_domains "
+                "(an anonymous request would get further than a signed-in one)"
+            )
+        if self.methods is not None:
+            for method in self.methods:
+                if not _HEADER_TOKEN.match(method):
+                    raise ValueError(f"{method!r} is not an HTTP method")
+        return self
+
+
 class UpstreamSettings(_Section):
-    """The app behind the proxy."""
+    """The app behind the proxy (the default upstream: every path no `upstreams` entry claims)."""
 
     url: str
     preserve_host: bool = True
     connect_timeout: float = Field(5.0, gt=0)
     read_timeout: float = Field(60.0, gt=0)
+    rules: list[RuleSettings] = Field(default_factory=list)
 
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
         return _http_url(value, what="the upstream URL")
+
+
+class RouteSettings(UpstreamSettings):
+    """A further upstream, chosen by host (optional, exact) and then the longest path prefix."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    prefix: str = Field("/", pattern=r"^/")
+    host: str | None = None
+    strip_prefix: bool = False
+
+    @field_validator("host")
+    @classmethod
+    def _check_host(cls, value: str | None) -> str | None:
+        return None if value is None else value.lower()
 
 
 class CognitoSettings(_Section):
@@ -185,6 +251,9 @@ class AuthSettings(_Section):
 class HeadersSettings(_Section):
     preset: Literal["oauth2-proxy", "authelia"] = "oauth2-proxy"
     extra: dict[str, str] = Field(default_factory=dict, description="header name → claim name")
+    # Raw tokens, on request. The names become reserved: a client's own value is always dropped.
+    pass_access_token: bool = False  # X-Forwarded-Access-Token: <access token>
+    pass_id_token_as_authorization: bool = False  # Authorization: Bearer <id token>
 
     @field_validator("extra")
     @classmethod
@@ -192,6 +261,56 @@ class HeadersSettings(_Section):
         for name in value:
             if not _HEADER_TOKEN.match(name):
                 raise ValueError(f"{name!r} is not a valid HTTP header name")
+        return value
+
+
+class AssertionSettings(_Section):
+    """A short-lived ES256 JWT per request naming the user, verifiable via /_auth/jwks.json."""
+
+    enabled: bool = False
+    header: str = Field("X-Gate-Assertion", pattern=_HEADER_TOKEN.pattern)
+    ttl: int = Field(60, ge=10, le=3600, description="seconds an assertion is valid")
+    key_file: Path | None = None  # PEM EC P-256 private key; generated at start when absent
+    issuer: str = Field("cognito-gate", min_length=1)
+    audience: str | None = None  # default: the upstream's name ("default" for upstream.url)
+
+    @field_validator("key_file")
+    @classmethod
+    def _check_key_file(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        try:
+            key = serialization.load_pem_private_key(value.read_bytes(), password=None)
+        except (OSError, ValueError, TypeError) as exc:
+            raise ValueError(
+                f"{str(value)!r} is not a readable, unencrypted PEM private key "
+                f"({type(exc).__name__})"
+            ) from None
+        if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+            raise ValueError(f"{str(value)!r} must hold an EC P-256 (prime256v1) private key")
+        return value
+
+
+class ProxySettings(_Section):
+    """Proxies in front of us whose X-Forwarded-* headers are believed (none by default)."""
+
+    trusted_cidrs: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("trusted_cidrs", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):  # GATE_PROXY_TRUSTED_CIDRS=10.0.0.0/8,192.168.0.0/16
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_cidrs")
+    @classmethod
+    def _check_cidrs(cls, value: list[str]) -> list[str]:
+        for text in value:
+            try:
+                ipaddress.ip_network(text.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{text!r} is not an IP address or CIDR") from None
         return value
 
 
@@ -234,8 +353,20 @@ class Settings(BaseSettings):
     cookie: CookieSettings
     auth: AuthSettings = AuthSettings()
     headers: HeadersSettings = HeadersSettings()
+    upstreams: list[RouteSettings] = Field(default_factory=list)
+    assertion: AssertionSettings = AssertionSettings()
+    proxy: ProxySettings = ProxySettings()
     ui: UiSettings = UiSettings()
     log: LogSettings = LogSettings()
+
+    @field_validator("upstreams")
+    @classmethod
+    def _check_upstreams(cls, value: list[RouteSettings]) -> list[RouteSettings]:
+        names = [route.name for route in value]
+        for name in names:
+            if name == "default" or names.count(name) > 1:
+                raise ValueError(f"upstream name {name!r} is used twice (or is 'default')")
+        return value
 
     @field_validator("listen")
     @classmethod

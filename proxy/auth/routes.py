@@ -19,6 +19,7 @@ from proxy.auth.pages import Pages, static_dir
 from proxy.auth.redirects import safe_return_path
 from proxy.cognito.client import CognitoClient, ContextData
 from proxy.cognito.errors import CognitoError
+from proxy.forwarded import client_address
 from proxy.sessions.sealed import SealedStore
 from proxy.sessions.session import Session, SessionManager
 from proxy.sessions.store import StoreUnavailable
@@ -396,7 +397,7 @@ def _field(form: Any, name: str) -> str | None:
 
 def _context(request: web.Request) -> ContextData:
     return ContextData(
-        ip_address=request.remote or "",
+        ip_address=client_address(request).ip,
         server_name=request.host,
         server_path=request.path,
         headers=tuple((h, request.headers[h]) for h in _CONTEXT_HEADERS if h in request.headers),

@@ -40,7 +40,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
@@ -154,6 +154,10 @@ class HeaderPlan:
         """True for any spelling of a reserved name (case, ``_``/``.``/``-`` ignored)."""
         name = _canonical(header_name)
         return name in self.reserved or name.startswith(_RESERVED_PREFIX)
+
+    def reserving(self, *names: str) -> HeaderPlan:
+        """This plan with ``names`` reserved too, e.g. ``Authorization`` when the gate sets it."""
+        return replace(self, reserved=self.reserved | {_canonical(n) for n in names})
 
     def _warn_oversize(self, header: str, length: int) -> None:
         if header not in self._warned:

@@ -1,14 +1,20 @@
 """What happens on every proxied request: session → identity → decision → forward.
 
-Decisions: a live session is forwarded with identity headers; otherwise a browser navigation is
-sent to the login page and anything else (XHR, JSON, non-GET) gets a 401 JSON body. A store or
-Cognito outage fails closed with 503 and keeps the cookie: a blip must not sign anyone out.
+Decisions: the raw path is made canonical once (400 when it cannot be, see gate/paths.py); the
+policy (gate/policy.py) picks the upstream and the first matching rule; a public rule forwards
+without looking at the session; a live session that the rule admits is forwarded with identity
+headers, one it does not admit gets 403; without a session a browser navigation is sent to the
+login page and anything else (XHR, JSON, non-GET) gets a 401 JSON body, unless the rule says
+``401`` or ``allow``. The upstream receives exactly the canonical path that was authorised.
+A store or Cognito outage fails closed with 503 and keeps the cookie: a blip must not sign
+anyone out.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -16,9 +22,13 @@ from aiohttp import web
 
 from proxy.cognito.tokens import JwksUnavailable, TokenError
 from proxy.forward import Forwarder
+from proxy.forwarded import client_address
 from proxy.gate.bearer import BearerAuth, bearer_token
 from proxy.gate.headers import HeaderPlan, without_cookies
 from proxy.gate.identity import Identity, RefreshUnavailable
+from proxy.gate.outgoing import Outgoing
+from proxy.gate.paths import BadPath, canonical_path, split_target
+from proxy.gate.policy import Access, Policy, Route, Unauthenticated, prefix_matches
 from proxy.gate.websocket import SessionGuard, is_websocket
 from proxy.sessions.store import StoreUnavailable
 
@@ -56,17 +66,23 @@ class Gate:
         check_headers: HeaderPlan,
         login_path: str,
         error_page: ErrorPage,
+        policy: Policy | None = None,
+        forwarders: Mapping[str, Forwarder] | None = None,
+        outgoing: Outgoing | None = None,
         own_cookies: frozenset[str] = frozenset(),
         bearer: BearerAuth | None = None,
         ws_recheck_interval: float = 5.0,
         check_access_token: bool = False,
     ) -> None:
         self._identity = identity
-        self._forwarder = forwarder
-        self._headers = headers
         self._check_headers = check_headers
         self._login_path = login_path
+        self._reserved_prefix = login_path.rsplit("/", 1)[0] or "/"
         self._error_page = error_page
+        self._policy = policy or Policy([Route(name="default")])
+        # The default upstream ("default") is `forwarder`; named upstreams bring their own.
+        self._forwarders = {"default": forwarder, **(forwarders or {})}
+        self._outgoing = outgoing or Outgoing.build(headers)
         self._own_cookies = own_cookies
         self._bearer = bearer
         self._check_access_token = check_access_token
@@ -99,50 +115,91 @@ class Gate:
             )
 
     async def proxy(self, request: web.Request) -> web.StreamResponse:
+        try:
+            raw_path, query = split_target(request.raw_path)
+            path = canonical_path(raw_path)
+        except BadPath as exc:
+            log.info("refused path: %s", exc)
+            return self._status(request, 400, "bad_request")
+        client = client_address(request)
+        route = self._policy.select(client.host, path)
+        if route is None or prefix_matches(self._reserved_prefix, path):
+            # e.g. "//_auth/x": the router did not see our prefix, the canonical path is ours.
+            return self._status(request, 404, "not_found")
+        rule = route.rule_for(request.method, path)
+        cookie, drop_header = self._app_cookies(request)
+        forward = partial(
+            self._forwarders[route.name].forward,
+            request,
+            drop_header=drop_header,
+            client_ip=client.forwarded_for,
+            forwarded_proto=client.proto,
+            forwarded_host=client.host,
+            path_qs=route.upstream_path(path) + query,
+        )
+        if rule.public:
+            # No session lookup: public routes cost no store round-trip.
+            return await forward(add_headers=cookie)
         bearer = await self._bearer_claims(request)
         if isinstance(bearer, web.Response):
             return bearer
         if bearer is not None:
-            claims = bearer
-        else:
-            try:
-                session = await self._identity.resolve(request)
-            except (StoreUnavailable, RefreshUnavailable):
-                return self._unavailable(request)
-            if session is None:
-                return self._unauthenticated(request)
-            claims = session.claims
-            cookie = request.cookies.get(self._identity.cookie_name)
-            if cookie and is_websocket(request):
-                # Open as long as the session lives, not a moment longer.
-                async with self._guard.watch(cookie) as ended:
-                    add_headers, drop_header = self._upstream_headers(request, claims)
-                    return await self._forwarder.forward(
-                        request, add_headers=add_headers, drop_header=drop_header, ws_stop=ended
-                    )
-        add_headers, drop_header = self._upstream_headers(request, claims)
-        return await self._forwarder.forward(
-            request,
-            add_headers=add_headers,
-            drop_header=drop_header,
-        )
+            # An API client's verified token: its identity alone, never merged with a cookie.
+            if rule.access(bearer) is Access.FORBIDDEN:
+                return self._status(request, 403, "forbidden")
+            token = bearer_token(request) or ""
+            extra = self._outgoing.claims_headers(bearer, route.name, cache_key=token)
+            return await forward(add_headers=[*cookie, *extra])
+        try:
+            session = await self._identity.resolve(request)
+        except (StoreUnavailable, RefreshUnavailable):
+            return self._unavailable(request)
+        if session is None:
+            if rule.unauthenticated is Unauthenticated.ALLOW:
+                return await forward(add_headers=cookie)
+            if rule.unauthenticated is Unauthenticated.UNAUTHORIZED:
+                return self._unauthorized()
+            return self._unauthenticated(request)
+        if rule.access(session.claims) is Access.FORBIDDEN:
+            return self._status(request, 403, "forbidden")
+        add_headers = [*cookie, *self._outgoing.headers(session, route.name)]
+        session_cookie = request.cookies.get(self._identity.cookie_name)
+        if session_cookie and is_websocket(request):
+            # Open as long as the session lives, not a moment longer.
+            async with self._guard.watch(session_cookie) as ended:
+                return await forward(add_headers=add_headers, ws_stop=ended)
+        return await forward(add_headers=add_headers)
 
-    def _upstream_headers(
-        self, request: web.Request, claims: dict[str, Any]
+    def _app_cookies(
+        self, request: web.Request
     ) -> tuple[list[tuple[str, str]], Callable[[str], bool]]:
-        """Identity headers to add, and which client headers to drop, for this request."""
-        add_headers = self._headers.identity_headers(claims)
+        """Our cookies stay between the browser and us, on every route; the app gets only its
+        own. Returns the Cookie header to add (if any) and the drop rule for client headers."""
         cookies = request.headers.getall("Cookie", ())
         if not cookies:
-            return add_headers, self._headers.is_reserved
-        # Our cookies stay between the browser and us; the app gets only its own.
+            return [], self._outgoing.is_reserved
         kept = without_cookies(cookies, self._own_cookies)
-        if kept is not None:
-            add_headers.append(("Cookie", kept))
-        return add_headers, self._drop_reserved_and_cookie
+        return ([("Cookie", kept)] if kept is not None else []), self._drop_reserved_and_cookie
+
+    def _status(self, request: web.Request, status: int, error: str) -> web.Response:
+        """A page for browsers, JSON for API clients."""
+        if wants_login_page(request):
+            response = self._error_page(request, status, f"status.{status}.message")
+            response.headers["Cache-Control"] = "no-store"
+            return response
+        return web.json_response(
+            {"error": error}, status=status, headers={"Cache-Control": "no-store"}
+        )
+
+    def _unauthorized(self) -> web.Response:
+        return web.json_response(
+            {"error": "unauthenticated", "login": self._login_path},
+            status=401,
+            headers={"Cache-Control": "no-store"},
+        )
 
     def _drop_reserved_and_cookie(self, name: str) -> bool:
-        return self._headers.is_reserved(name) or name.lower() == "cookie"
+        return self._outgoing.is_reserved(name) or name.lower() == "cookie"
 
     def _unavailable(self, request: web.Request) -> web.Response:
         if wants_login_page(request):
@@ -154,11 +211,7 @@ class Gate:
 
     def _unauthenticated(self, request: web.Request) -> web.Response:
         if not wants_login_page(request):
-            return web.json_response(
-                {"error": "unauthenticated", "login": self._login_path},
-                status=401,
-                headers={"Cache-Control": "no-store"},
-            )
+            return self._unauthorized()
         target = f"{self._login_path}?rd={quote(request.raw_path, safe='')}"
         if self._identity.cookie_name in request.cookies:
             target += "&notice=expired"  # had a session once: say why they are here again
