@@ -236,7 +236,11 @@ class CognitoClient:
         }
         if challenge.session:
             kwargs["Session"] = challenge.session
-        return self._result(await self._call("respond_to_auth_challenge", **kwargs))
+        try:
+            return self._result(await self._call("respond_to_auth_challenge", **kwargs))
+        except CognitoError as exc:
+            exc.user_id = user_id
+            raise
 
     # -- tokens ------------------------------------------------------------------------------
 
