@@ -198,7 +198,7 @@ class AuthRoutes:
 
     async def login_submit(self, request: web.Request) -> web.StreamResponse:
         lang = self._lang(request)
-        if not csrf.same_origin(request):
+        if not csrf.same_origin(request, https=self._cookies.secure):
             return self.error_page(request, 403, "error.csrf")
         form = await self._form(request)
         if isinstance(form, web.Response):
@@ -345,7 +345,7 @@ class AuthRoutes:
         )
 
     async def logout_submit(self, request: web.Request) -> web.StreamResponse:
-        if not csrf.same_origin(request):
+        if not csrf.same_origin(request, https=self._cookies.secure):
             return self.error_page(request, 403, "error.csrf")
         form = await self._form(request)
         if isinstance(form, web.Response):

@@ -182,3 +182,21 @@ async def test_a_cookie_we_did_not_issue_is_no_session_never_an_error(
         await http.close()
     await asyncio.sleep(0)
     assert stack.upstream.seen == []
+
+
+async def test_behind_tls_termination_the_https_origin_is_ours(secure_stack: Stack) -> None:
+    """cookie.secure means browsers reach us over HTTPS, even if TLS ended before us."""
+    http = secure_stack.browser.http
+    host = f"{secure_stack.host}:{secure_stack.port}"
+    for origin, expected in ((f"https://{host}", 303), (f"http://{host}", 403)):
+        async with http.get(secure_stack.base + "/_auth/login") as page:
+            flow = _attributes(_set_cookies(page)["__Host-gate-login"])[0]
+            token = CSRF_FIELD.search(await page.text())
+        assert token
+        async with http.post(
+            secure_stack.base + "/_auth/login",
+            data={"csrf": token.group(1), "username": USER, "password": PASSWORD},
+            headers={"Cookie": f"__Host-gate-login={flow}", "Origin": origin},
+            allow_redirects=False,
+        ) as resp:
+            assert resp.status == expected, origin
