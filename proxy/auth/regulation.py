@@ -50,7 +50,8 @@ def client_ip(request: web.Request) -> str:
 
 def normalise_username(username: str) -> str:
     """One counter per name however it is typed: NFKC, trimmed, case-folded."""
-    return unicodedata.normalize("NFKC", username).strip().casefold()
+    folded = unicodedata.normalize("NFKC", username).casefold()
+    return unicodedata.normalize("NFKC", folded).strip()  # case folding can denormalise
 
 
 def address_bucket(address: str) -> str | None:

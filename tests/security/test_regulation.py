@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import statistics
 import time
 from collections.abc import AsyncIterator
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from proxy.auth.regulation import Limit, Regulator, address_bucket, normalise_username
 from proxy.sessions.memory import MemoryStore
@@ -264,3 +267,20 @@ async def test_unknown_user_and_wrong_password_answer_identically(
     # No branch of ours depends on the user existing; both make the same Cognito calls. The
     # tolerance is for scheduler noise on a loaded 2-core machine, not for a real difference.
     assert medians[1] - medians[0] < max(0.1, medians[1] / 2), medians
+
+
+# -- properties -----------------------------------------------------------------------------
+
+
+@given(st.text(max_size=80))
+def test_address_bucket_never_raises_and_names_one_network(address: str) -> None:
+    bucket = address_bucket(address)
+    if bucket is not None:
+        network = ipaddress.ip_network(bucket, strict=False)
+        assert network.prefixlen in (32, 64)
+
+
+@given(st.text(max_size=80))
+def test_username_normalisation_is_idempotent(name: str) -> None:
+    once = normalise_username(name)
+    assert normalise_username(once) == once
