@@ -22,15 +22,16 @@ def _load(config: Path | None) -> Settings:
 
 
 def _serve(args: argparse.Namespace) -> None:
-    from aiohttp import web
+    import asyncio
 
     from proxy.app import build_app
     from proxy.observe import setup_logging
+    from proxy.server import serve_forever
 
     settings = _load(args.config)
     setup_logging(settings.log)
     host, port = settings.listen_address
-    web.run_app(build_app(settings), host=host, port=port, access_log=None, print=None)
+    asyncio.run(serve_forever(build_app(settings), settings.server, host, port))
 
 
 def _check_config(args: argparse.Namespace) -> None:

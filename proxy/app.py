@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from proxy.auth.flow import Authenticator
 from proxy.auth.pages import Branding, Pages
+from proxy.auth.regulation import Limit, Regulator
 from proxy.auth.routes import AuthRoutes, CookieNames
 from proxy.cognito.client import CognitoClient
 from proxy.cognito.tokens import JwksCache, JwksUnavailable, TokenVerifier
@@ -27,9 +28,10 @@ from proxy.gate.middleware import Gate
 from proxy.gate.outgoing import Outgoing
 from proxy.gate.policy import Policy
 from proxy.observe import Health
+from proxy.server import reject_non_origin_form
 from proxy.sessions.sealed import SealedStore
 from proxy.sessions.session import SessionManager
-from proxy.sessions.store import StoreUnavailable, open_store
+from proxy.sessions.store import SessionStore, StoreUnavailable, open_store
 from proxy.settings import Settings, UpstreamSettings
 
 log = logging.getLogger("proxy")
@@ -105,6 +107,8 @@ def build_app(settings: Settings) -> web.Application:
         login_timeout=settings.session.login_timeout,
         allowed_redirect_origins=settings.auth.allowed_redirect_origins,
         remember_lifetime=settings.session.remember_lifetime,
+        regulator=_regulator(settings, store),
+        body_timeout=settings.server.body_timeout,
     )
     identity = Identity(
         sessions=sessions,
@@ -150,7 +154,7 @@ def build_app(settings: Settings) -> web.Application:
 
     health = Health([store_ready, jwks_ready])
 
-    app = web.Application(client_max_size=MAX_FORM_BYTES)
+    app = web.Application(client_max_size=MAX_FORM_BYTES, middlewares=[reject_non_origin_form])
     app[TRUSTED_PROXIES] = parse_networks(settings.proxy.trusted_cidrs)
     router = app.router
     auth.register(router)
@@ -180,6 +184,17 @@ def build_app(settings: Settings) -> web.Application:
 
     app.cleanup_ctx.append(lifecycle)
     return app
+
+
+def _regulator(settings: Settings, store: SessionStore) -> Regulator:
+    r = settings.regulation
+    return Regulator(
+        store,
+        derive_key(settings.cookie.secret.get_secret_value(), "regulation"),
+        user=Limit(r.user_max_failures, r.user_window, r.user_ban),
+        ip=Limit(r.ip_max_failures, r.ip_window, r.ip_ban),
+        enabled=r.enabled,
+    )
 
 
 async def _load_jwks(jwks: JwksCache) -> None:

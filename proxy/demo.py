@@ -246,6 +246,7 @@ def _banner(url: str, cognito: LocalCognito) -> str:
 def run_demo(listen: str = "127.0.0.1:8080") -> None:
     from proxy.app import build_app
     from proxy.observe import setup_logging
+    from proxy.server import start
 
     cognito = start_local_cognito()
     try:
@@ -258,7 +259,7 @@ def run_demo(listen: str = "127.0.0.1:8080") -> None:
             upstream = await _serve(upstream_app(), "127.0.0.1", upstream_port)
             host, port = settings.listen_address
             try:
-                proxy = await _serve(build_app(settings), host, port)
+                proxy = await start(build_app(settings), settings.server, host, port)
             except OSError as exc:
                 raise SystemExit(
                     f"cannot listen on {listen}: {exc.strerror}; try --listen"

@@ -334,6 +334,30 @@ class LogSettings(_Section):
     format: Literal["json", "text"] = "json"
 
 
+class RegulationSettings(_Section):
+    """Brute-force regulation: failed sign-ins per username and per client address."""
+
+    enabled: bool = True
+    user_max_failures: int = Field(10, ge=1)
+    user_window: int = Field(900, gt=0, description="seconds")
+    user_ban: int = Field(900, gt=0, description="seconds")
+    ip_max_failures: int = Field(50, ge=1)
+    ip_window: int = Field(900, gt=0, description="seconds")
+    ip_ban: int = Field(900, gt=0, description="seconds")
+
+
+class ServerSettings(_Section):
+    """Limits on what a client may make the HTTP server hold."""
+
+    max_connections: int = Field(1000, ge=1)
+    header_timeout: float = Field(
+        15.0, gt=0, description="a request head must arrive within this (also keep-alive idle)"
+    )
+    body_timeout: float = Field(15.0, gt=0, description="reading one of our own form posts")
+    max_header_size: int = Field(8190, ge=1024, description="one header line, or the URL")
+    max_headers: int = Field(100, ge=16)
+
+
 class Settings(BaseSettings):
     """Everything cognito-gate can be told. Sections map to ``GATE_<SECTION>_<KEY>``."""
 
@@ -358,6 +382,8 @@ class Settings(BaseSettings):
     proxy: ProxySettings = ProxySettings()
     ui: UiSettings = UiSettings()
     log: LogSettings = LogSettings()
+    regulation: RegulationSettings = RegulationSettings()
+    server: ServerSettings = ServerSettings()
 
     @field_validator("upstreams")
     @classmethod

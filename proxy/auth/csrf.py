@@ -21,12 +21,13 @@ def tokens_match(expected: str, given: str | None) -> bool:
     return given is not None and hmac.compare_digest(expected.encode(), given.encode())
 
 
-def same_origin(request: web.Request) -> bool:
+def same_origin(request: web.Request, *, https: bool = False) -> bool:
     """False when the browser tells us the form was posted from another site.
 
     ``Sec-Fetch-Site`` is the browser's own verdict and cannot be set by page script; when it
     is present it decides. Otherwise a present ``Origin`` must be ours. ``Origin: null``
-    (privacy-sensitive contexts, sandboxed frames) is never ours.
+    (privacy-sensitive contexts, sandboxed frames) is never ours. ``https``: the browser sees
+    us over HTTPS whatever the inbound hop says (TLS ends at a load balancer in front of us).
     """
     site = request.headers.get("Sec-Fetch-Site")
     if site is not None:
@@ -34,4 +35,5 @@ def same_origin(request: web.Request) -> bool:
     origin = request.headers.get("Origin")
     if origin is None:
         return True  # older browsers and non-browser clients: the token alone decides
-    return origin == f"{request.scheme}://{request.host}"
+    scheme = "https" if https else request.scheme
+    return origin == f"{scheme}://{request.host}"

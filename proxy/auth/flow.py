@@ -60,6 +60,8 @@ class Rejected:
 
     message: str
     status: int
+    user_id: str | None = None  # Cognito's internal username, when a failed step named it
+    retry_after: float | None = None  # seconds, for "try again later"
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,7 @@ class Authenticator:
 def _rejection(exc: errors.CognitoError) -> Rejected:
     # Every credential problem gets the same words and status: no user enumeration.
     if isinstance(exc, errors.BadCredentials | errors.UserNotConfirmed):
-        return Rejected("error.bad_credentials", 401)
+        return Rejected("error.bad_credentials", 401, exc.user_id)
     if isinstance(exc, errors.PasswordResetRequired):
         return Rejected("error.bad_credentials", 401)
     if isinstance(exc, errors.TooManyRequests):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -13,10 +15,11 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from proxy.auth import csrf
-from proxy.auth.flow import Authenticator, LoginState, NeedsChallenge, Rejected, SignedIn
+from proxy.auth.flow import Authenticator, LoginState, NeedsChallenge, Rejected, SignedIn, Step
 from proxy.auth.i18n import pick_language, translate
 from proxy.auth.pages import Pages, static_dir
 from proxy.auth.redirects import safe_return_path
+from proxy.auth.regulation import Regulator, client_ip
 from proxy.cognito.client import CognitoClient, ContextData
 from proxy.cognito.errors import CognitoError
 from proxy.forwarded import client_address
@@ -54,6 +57,8 @@ class AuthRoutes:
         login_timeout: float,
         allowed_redirect_origins: Collection[str] = (),
         remember_lifetime: float = 0.0,
+        regulator: Regulator,
+        body_timeout: float = 15.0,
     ) -> None:
         self.prefix = prefix
         self._pages = pages
@@ -66,6 +71,8 @@ class AuthRoutes:
         self._login_timeout = login_timeout
         self._allowed_origins = tuple(allowed_redirect_origins)
         self._remember_lifetime = remember_lifetime
+        self._regulator = regulator
+        self._body_timeout = body_timeout
 
     def register(self, router: web.UrlDispatcher) -> None:
         p = self.prefix
@@ -167,7 +174,12 @@ class AuthRoutes:
     async def _form(self, request: web.Request) -> MultiDictProxy[str | Any] | web.Response:
         """The posted form, or the error page to answer with (413 past the size cap)."""
         try:
-            return await request.post()
+            async with asyncio.timeout(self._body_timeout):  # a slow client holds no slot long
+                return await request.post()
+        except TimeoutError:
+            response = self.error_page(request, 408, "error.bad_request")
+            response.force_close()  # and no lingering read of the rest of a trickled body
+            return response
         except web.HTTPRequestEntityTooLarge:
             return self.error_page(request, 413, "error.bad_request")
         except (ValueError, web.HTTPException):
@@ -226,7 +238,7 @@ class AuthRoutes:
 
     async def login_submit(self, request: web.Request) -> web.StreamResponse:
         lang = self._lang(request)
-        if not csrf.same_origin(request):
+        if not csrf.same_origin(request, https=self._cookies.secure):
             return self.error_page(request, 403, "error.csrf")
         form = await self._form(request)
         if isinstance(form, web.Response):
@@ -257,15 +269,20 @@ class AuthRoutes:
                 request, state, status=401, error=translate(lang, "error.bad_credentials")
             )
 
-        step = await self._auth.sign_in(username, password, _context(request))
+        step = await self._regulated_sign_in(request, username, password)
+        if isinstance(step, web.Response):
+            return step
         if isinstance(step, Rejected):
-            return self._login_form(
+            response = self._login_form(
                 request,
                 state,
                 status=step.status,
                 error=translate(lang, step.message),
                 username=username,
             )
+            if step.retry_after is not None:
+                response.headers["Retry-After"] = str(math.ceil(step.retry_after))
+            return response
         if isinstance(step, NeedsChallenge):
             # The full challenge loop (MFA, new password, ...) builds on this state.
             state.username = username
@@ -276,6 +293,27 @@ class AuthRoutes:
             return await self._save_and_go(request, state, "challenge")
         assert isinstance(step, SignedIn)
         return await self._finish(request, state, step)
+
+    async def _regulated_sign_in(
+        self, request: web.Request, username: str, password: str
+    ) -> Step | web.Response:
+        """The one door to Cognito's password check: banned names/addresses never reach it."""
+        address = client_ip(request)
+        try:
+            wait = await self._regulator.banned(username, address)
+        except StoreUnavailable:
+            return self.error_page(request, 503, "error.unavailable")
+        if wait is not None:
+            return Rejected("error.too_many", 429, retry_after=wait)
+        step = await self._auth.sign_in(username, password, _context(request))
+        try:
+            if isinstance(step, Rejected) and step.message == "error.bad_credentials":
+                await self._regulator.failed(username, address, user_id=step.user_id)
+            elif isinstance(step, SignedIn):
+                await self._regulator.succeeded(username)
+        except StoreUnavailable:
+            log.warning("could not record a sign-in attempt: session store unavailable")
+        return step
 
     async def _restart(self, request: web.Request, message: str) -> web.StreamResponse:
         state = LoginState.new(safe_return_path(request.query.get("rd")))
@@ -359,7 +397,7 @@ class AuthRoutes:
         )
 
     async def logout_submit(self, request: web.Request) -> web.StreamResponse:
-        if not csrf.same_origin(request):
+        if not csrf.same_origin(request, https=self._cookies.secure):
             return self.error_page(request, 403, "error.csrf")
         form = await self._form(request)
         if isinstance(form, web.Response):

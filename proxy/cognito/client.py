@@ -75,6 +75,18 @@ def secret_hash(client_id: str, client_secret: str, username: str) -> str:
     return base64.b64encode(digest).decode()
 
 
+# botocore logs request and response bodies (passwords, SRP values, tokens) at DEBUG.
+_SDK_LOGGERS = ("botocore", "aiobotocore", "aioboto3")
+
+
+def quiet_sdk_logs() -> None:
+    """Keep the AWS SDK's loggers at WARNING or above, whatever the root level is."""
+    for name in _SDK_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.WARNING:
+            logger.setLevel(logging.WARNING)
+
+
 class CognitoClient:
     """One long-lived client per process; ``start()`` before use, ``close()`` at shutdown."""
 
@@ -85,6 +97,7 @@ class CognitoClient:
         self._secret = settings.client_secret.get_secret_value() if settings.client_secret else None
 
     async def start(self) -> None:
+        quiet_sdk_logs()
         session = aioboto3.Session()
         config = Config(
             connect_timeout=self._settings.timeout,
@@ -236,7 +249,11 @@ class CognitoClient:
         }
         if challenge.session:
             kwargs["Session"] = challenge.session
-        return self._result(await self._call("respond_to_auth_challenge", **kwargs))
+        try:
+            return self._result(await self._call("respond_to_auth_challenge", **kwargs))
+        except CognitoError as exc:
+            exc.user_id = user_id
+            raise
 
     # -- tokens ------------------------------------------------------------------------------
 

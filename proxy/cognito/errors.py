@@ -18,6 +18,9 @@ class CognitoError(Exception):
         super().__init__(code)
         self.code = code
         self.detail = message
+        # Cognito's internal username when a failed SRP step told us (USER_ID_FOR_SRP): lets
+        # brute-force counters join a user's aliases.
+        self.user_id: str | None = None
 
 
 class BadCredentials(CognitoError):
@@ -95,6 +98,9 @@ def from_response(error: dict[str, Any]) -> CognitoError:
     message = str(error.get("Message") or "")
     cls = _BY_CODE.get(code, Unavailable if code.startswith("Throttl") else CognitoError)
     if cls is TooManyRequests or code.startswith("Throttl"):
+        return TooManyRequests(code, message)
+    if code == "NotAuthorizedException" and "attempts exceeded" in message.lower():
+        # "Password attempts exceeded": Cognito's own lockout is throttling, not a bad password.
         return TooManyRequests(code, message)
     if code == "NotAuthorizedException" and "session" in message.lower():
         # "Invalid session for the user, session is expired." is not a wrong password.

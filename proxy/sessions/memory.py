@@ -137,6 +137,12 @@ class MemoryStore:
         self._data.clear()
         self._sets.clear()
 
+    async def incr(self, key: str, ttl: float) -> int:
+        current = await self.get(key)
+        value = (int(current) if current is not None else 0) + 1
+        await self.set(key, str(value).encode(), ttl)
+        return value
+
     def sweep(self, now: float | None = None) -> int:
         """Drop every expired key; return how many were dropped."""
         if now is None:

@@ -290,3 +290,16 @@ class RedisStore:
             if self._sentinel is not None:
                 for client in self._sentinel.sentinels:
                     await client.aclose()
+
+    async def incr(self, key: str, ttl: float) -> int:
+        if not check_ttl(ttl):
+            raise ValueError("a counter needs a positive ttl")
+        try:
+            # MULTI/EXEC: the count and its expiry land together (one key, so one cluster slot).
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.incr(key)
+                pipe.pexpire(key, math.ceil(ttl * 1000))
+                value, _ = await pipe.execute()
+        except _FAILURES as exc:
+            raise StoreUnavailable(f"redis INCR failed: {type(exc).__name__}") from exc
+        return int(value)

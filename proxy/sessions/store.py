@@ -75,6 +75,14 @@ class SessionStore(Protocol):
         """Release connections. The store must not be used afterwards."""
         ...
 
+    async def incr(self, key: str, ttl: float) -> int:
+        """Add 1 to the integer at `key` (absent counts as 0) and return the new value.
+
+        The key expires `ttl` seconds after this call. Atomic across replicas sharing the
+        backend: brute-force counters rely on it. Raises StoreUnavailable.
+        """
+        ...
+
 
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]{0,31}")
 

@@ -389,6 +389,9 @@ class CognitoDouble:
         self.require_admin_sigv4 = require_admin_sigv4
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.failures: list[tuple[str, str, str]] = []  # (operation, error code, reason)
+        # operation -> (error code, message): every call to it fails so, as a throttled or
+        # locked-out Cognito would answer. Tests set and clear it.
+        self.inject_errors: dict[str, tuple[str, str]] = {}
 
         # Handlers run on the server thread while tests seed from theirs: one lock for all state.
         self._lock = threading.RLock()
@@ -647,6 +650,9 @@ class CognitoDouble:
                 raise CognitoError(
                     "UnknownOperationException", "", reason=f"unknown X-Amz-Target {target!r}"
                 )
+            injected = self.inject_errors.get(operation)
+            if injected is not None:
+                raise CognitoError(injected[0], injected[1], reason="injected by the test")
             if operation in self._iam_operations and self.require_admin_sigv4:
                 self._check_sigv4(request.headers.get("Authorization", ""))
             with self._lock:

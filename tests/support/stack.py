@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from proxy import server
 from proxy.app import build_app
 from proxy.demo import free_port
 from proxy.settings import Settings
@@ -62,9 +63,7 @@ async def recording_upstream(host: str = "127.0.0.1") -> AsyncIterator[Upstream]
 async def running_proxy(settings: Settings) -> AsyncIterator[str]:
     """Serve build_app(settings) on a free loopback port; yields its base URL."""
     port = free_port()
-    runner = web.AppRunner(build_app(settings), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    runner = await server.start(build_app(settings), settings.server, "127.0.0.1", port)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -152,3 +152,21 @@ def test_example_config_file_is_valid(tmp_path: Path) -> None:
     example = Path(__file__).parents[2] / "config" / "example.yaml"
     result = _cli("check-config", "--config", str(example), env={"GATE_COOKIE_SECRET": "x" * 48})
     assert result.returncode == 0, result.stderr
+
+
+def test_security_limits_from_env_and_their_names_in_errors(clean_env: pytest.MonkeyPatch) -> None:
+    _env(
+        clean_env,
+        GATE_SERVER_MAX_CONNECTIONS="7",
+        GATE_SERVER_HEADER_TIMEOUT="2.5",
+        GATE_REGULATION_USER_MAX_FAILURES="4",
+        GATE_REGULATION_IP_BAN="60",
+    )
+    s = load_settings()
+    assert (s.server.max_connections, s.server.header_timeout) == (7, 2.5)
+    assert (s.regulation.user_max_failures, s.regulation.ip_ban) == (4, 60)
+    assert s.regulation.enabled and s.regulation.user_window == 900
+    clean_env.setenv("GATE_REGULATION_USER_MAX_FAILURES", "0")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert "GATE_REGULATION_USER_MAX_FAILURES" in str(err.value)

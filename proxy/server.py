@@ -1,0 +1,158 @@
+"""The HTTP server around the app: limits on what one client may make it hold.
+
+aiohttp's llhttp parser already refuses ambiguous framing (Content-Length with
+Transfer-Encoding, duplicate Content-Length or Host, obsolete line folding) with 400 before any
+handler runs. On top of that:
+
+- request targets that are not origin-form (``GET http://evil/x``, ``CONNECT host:443``,
+  ``OPTIONS *``) are refused with 400 before routing, so nothing is forwarded for them;
+- a header (or URL) over ``server.max_header_size`` or more than ``server.max_headers`` headers
+  answers 431 instead of aiohttp's 400;
+- malformed requests are logged as one warning line, without aiohttp's traceback and without
+  the offending bytes (they may hold a cookie); real 500s keep their traceback;
+- a request head must arrive within ``server.header_timeout`` of the connection opening or of
+  the previous response (aiohttp's keep-alive timer is not pushed back by partial data, so it
+  is a header-read deadline), which cuts slowloris clients;
+- past ``server.max_connections`` open connections, a new one gets a 503 and is closed at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage, HttpProcessingError, LineTooLong
+from aiohttp.typedefs import Handler
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+
+from proxy.settings import ServerSettings
+
+log = logging.getLogger("proxy.server")
+
+_BUSY_BODY = b"server at capacity\n"
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+    b"Content-Length: %d\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s"
+    % (len(_BUSY_BODY), _BUSY_BODY)
+)
+
+
+@web.middleware
+async def reject_non_origin_form(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """400 for absolute-form, authority-form and asterisk-form targets: only ``/path`` routes.
+
+    aiohttp accepts ``GET http://other/x HTTP/1.1``; a proxy must not let the target's
+    authority decide anything (the Host header, the upstream, the return URL).
+    """
+    if not request.raw_path.startswith("/"):
+        log.warning("refused a request target that is not a path from %s", request.remote)
+        response = web.Response(status=400, text="Bad Request")
+        response.force_close()  # whatever follows on this connection is not trusted either
+        return response
+    return await handler(request)
+
+
+def _too_large(exc: BaseException) -> bool:
+    # LineTooLong: one header (name + value) or the request line over the limit; the parser
+    # says "Too many headers received" past max_headers.
+    return isinstance(exc, LineTooLong) or (
+        isinstance(exc, BadHttpMessage) and "too many headers" in exc.message.lower()
+    )
+
+
+class GateRequestHandler(RequestHandler):
+    """aiohttp's connection protocol with the limits above."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        manager = self._manager
+        if isinstance(manager, GateServer) and manager.at_capacity():
+            assert isinstance(transport, asyncio.Transport)
+            transport.write(_BUSY)
+            transport.close()
+            self._manager = None  # never registered: connection_lost has nothing to undo
+            manager.refused += 1
+            return
+        super().connection_made(transport)
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if not isinstance(exc, HttpProcessingError):
+            return super().handle_error(request, status, exc, message)  # real 500s: traceback
+        status = 431 if _too_large(exc) else 400
+        # The type only: the message quotes the offending bytes, which may be a cookie.
+        log.warning("refused a malformed request from %s: %s", request.remote, type(exc).__name__)
+        text = "Request Header Fields Too Large" if status == 431 else "Bad Request"
+        response = web.Response(status=status, text=text)
+        response.force_close()
+        return response
+
+
+class GateServer(web.Server):
+    """aiohttp's Server making :class:`GateRequestHandler` protocols, counting connections."""
+
+    def __init__(self, made: web.Server, *, max_connections: int) -> None:
+        super().__init__(
+            made.request_handler,
+            request_factory=made.request_factory,
+            handler_cancellation=made.handler_cancellation,
+            loop=made._loop,
+            **made._kwargs,
+        )
+        self.max_connections = max_connections
+        self.refused = 0
+
+    def at_capacity(self) -> bool:
+        return len(self._connections) >= self.max_connections
+
+    def __call__(self) -> RequestHandler:
+        return GateRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class GateRunner(web.AppRunner):
+    """An AppRunner whose server applies :class:`ServerSettings`."""
+
+    def __init__(self, app: web.Application, limits: ServerSettings, **kwargs: Any) -> None:
+        super().__init__(
+            app,
+            access_log=None,
+            keepalive_timeout=limits.header_timeout,
+            max_line_size=limits.max_header_size,
+            max_field_size=limits.max_header_size,
+            max_headers=limits.max_headers,
+            **kwargs,
+        )
+        self._max_connections = limits.max_connections
+
+    async def _make_server(self) -> web.Server:
+        return GateServer(await super()._make_server(), max_connections=self._max_connections)
+
+
+async def start(app: web.Application, limits: ServerSettings, host: str, port: int) -> GateRunner:
+    """Serve `app` on host:port; the caller awaits ``runner.cleanup()`` to stop."""
+    runner = GateRunner(app, limits)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+async def serve_forever(app: web.Application, limits: ServerSettings, host: str, port: int) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down cleanly (sessions, clients, sockets)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = await start(app, limits, host, port)
+    log.info("listening on %s:%d", host, port)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()

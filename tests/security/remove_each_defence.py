@@ -1,0 +1,320 @@
+"""Remove each defence once and show its tests fail: `python -m tests.security.remove_each_defence`.
+
+Not collected by pytest. Each entry edits one source file in place (restored afterwards, even on
+Ctrl+C), runs the tests docs/security.md names for that defence, and prints CAUGHT when they
+fail. An entry whose text no longer appears exactly once says STALE: update it with the code.
+Pass entry names to run only those.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+ROOT = Path(__file__).parents[2]
+
+
+class Mutant(NamedTuple):
+    name: str
+    path: str  # the source file holding the defence
+    defence: str  # its text, which must appear exactly once
+    without: str  # the same code with the defence removed
+    tests: tuple[tuple[str, str], ...]  # (file under tests/, test name): at least one must fail
+
+
+MUTANTS = [
+    Mutant(
+        "csrf_token_login",
+        "proxy/auth/routes.py",
+        'if not csrf.tokens_match(state.csrf, _field(form, "csrf")):',
+        "if False:",
+        (
+            (
+                "security/test_forms_and_pages.py",
+                "test_login_token_is_bound_to_its_own_pre_login_cookie",
+            ),
+            ("integration/test_login_flow.py", "test_login_post_without_csrf_token_is_refused"),
+        ),
+    ),
+    Mutant(
+        "same_origin",
+        "proxy/auth/csrf.py",
+        '    site = request.headers.get("Sec-Fetch-Site")',
+        '    return True\n    site = request.headers.get("Sec-Fetch-Site")',
+        (
+            (
+                "security/test_forms_and_pages.py",
+                "test_cross_site_logout_post_is_refused_even_with_the_token",
+            ),
+            (
+                "integration/test_login_flow.py",
+                "test_cross_site_login_posts_are_refused_even_with_the_token",
+            ),
+            ("security/test_cookies.py", "test_behind_tls_termination_the_https_origin_is_ours"),
+        ),
+    ),
+    Mutant(
+        "logout_token",
+        "proxy/auth/routes.py",
+        'if not csrf.tokens_match(expected, _field(form, "csrf")):',
+        "if False:",
+        (
+            ("security/test_forms_and_pages.py", "test_logout_token_is_bound_to_the_session"),
+            ("integration/test_login_flow.py", "test_logout_without_the_csrf_token_is_refused"),
+        ),
+    ),
+    Mutant(
+        "fixation_delete_old",
+        "proxy/auth/routes.py",
+        "await self._sessions.delete(old)  # no fixation",
+        "pass  # no fixation",
+        (("security/test_cookies.py", "test_sign_in_replaces_a_planted_session_cookie"),),
+    ),
+    Mutant(
+        "flow_state_delete",
+        "proxy/auth/routes.py",
+        'await self._flows.delete(request.cookies.get(self._cookies.flow, ""))',
+        "pass",
+        (("security/test_cookies.py", "test_sign_in_deletes_the_pre_login_cookie_and_its_state"),),
+    ),
+    Mutant(
+        "cookie_httponly",
+        "proxy/auth/routes.py",
+        'name, value, path="/", secure=self._cookies.secure, httponly=True, samesite="Lax"',
+        'name, value, path="/", secure=self._cookies.secure, samesite="None"',
+        (
+            (
+                "security/test_cookies.py",
+                "test_secure_cookies_are_host_prefixed_with_exact_attributes",
+            ),
+            (
+                "security/test_cookies.py",
+                "test_plain_http_cookies_drop_the_host_prefix_but_keep_the_rest",
+            ),
+        ),
+    ),
+    Mutant(
+        "cookie_mac",
+        "proxy/sessions/sealed.py",
+        "if not hmac.compare_digest(self._mac(blob), mac) or blob[0] != _VERSION:",
+        "if blob[0] != _VERSION:",
+        (
+            (
+                "security/test_cookies.py",
+                "test_a_cookie_we_did_not_issue_is_no_session_never_an_error",
+            ),
+            (
+                "unit/test_sessions.py",
+                "test_sealed_foreign_secret_and_namespace_cost_no_store_access",
+            ),
+        ),
+    ),
+    Mutant(
+        "regulation_ban_check",
+        "proxy/auth/routes.py",
+        "        if wait is not None:\n            return Rejected(",
+        "        if False:\n            return Rejected(",
+        (
+            (
+                "security/test_regulation.py",
+                "test_banned_username_gets_429_without_calling_cognito",
+            ),
+            ("security/test_regulation.py", "test_unknown_usernames_are_banned_the_same_way"),
+        ),
+    ),
+    Mutant(
+        "regulation_alias",
+        "proxy/auth/regulation.py",
+        '            subjects.append(self._subject("u", user_id.decode("utf-8", "replace")))',
+        "            pass",
+        (
+            ("security/test_regulation.py", "test_email_alias_and_username_share_the_counter"),
+            ("security/test_regulation.py", "test_aliases_share_the_internal_users_counter"),
+        ),
+    ),
+    Mutant(
+        "regulation_counts_throttling",
+        "proxy/auth/routes.py",
+        'if isinstance(step, Rejected) and step.message == "error.bad_credentials":',
+        "if isinstance(step, Rejected):",
+        (
+            (
+                "security/test_regulation.py",
+                "test_cognito_throttling_is_try_again_later_and_not_counted",
+            ),
+        ),
+    ),
+    Mutant(
+        "cognito_lockout_mapping",
+        "proxy/cognito/errors.py",
+        '"attempts exceeded" in message.lower()',
+        "False",
+        (
+            (
+                "security/test_regulation.py",
+                "test_cognito_throttling_is_try_again_later_and_not_counted",
+            ),
+        ),
+    ),
+    Mutant(
+        "regulation_ip",
+        "proxy/auth/regulation.py",
+        "        if bucket is not None:\n            subjects.append",
+        "        if False:\n            subjects.append",
+        (
+            ("security/test_regulation.py", "test_address_counter_spans_usernames"),
+            ("security/test_regulation.py", "test_ipv6_addresses_count_per_64"),
+        ),
+    ),
+    Mutant(
+        "regulation_success_reset",
+        "proxy/auth/routes.py",
+        "                await self._regulator.succeeded(username)",
+        "                pass",
+        (("security/test_regulation.py", "test_success_resets_the_username_counter"),),
+    ),
+    Mutant(
+        "form_size_cap",
+        "proxy/app.py",
+        "MAX_FORM_BYTES = 16 * 1024",
+        "MAX_FORM_BYTES = 16 * 1024 * 1024",
+        (("security/test_limits.py", "test_oversize_login_form_is_413_before_any_cognito_call"),),
+    ),
+    Mutant(
+        "status_431",
+        "proxy/server.py",
+        "status = 431 if _too_large(exc) else 400",
+        "status = 400",
+        (
+            ("security/test_limits.py", "test_oversize_header_is_431"),
+            ("security/test_limits.py", "test_too_many_headers_is_431"),
+        ),
+    ),
+    Mutant(
+        "header_deadline",
+        "proxy/server.py",
+        "            keepalive_timeout=limits.header_timeout,\n",
+        "",
+        (("security/test_limits.py", "test_slow_request_head_is_cut_at_the_header_deadline"),),
+    ),
+    Mutant(
+        "body_timeout",
+        "proxy/auth/routes.py",
+        "async with asyncio.timeout(self._body_timeout):",
+        "async with asyncio.timeout(None):",
+        (("security/test_limits.py", "test_slow_form_body_is_408"),),
+    ),
+    Mutant(
+        "connection_cap",
+        "proxy/server.py",
+        "        if isinstance(manager, GateServer) and manager.at_capacity():",
+        "        if False:",
+        (("security/test_limits.py", "test_connections_past_the_cap_get_503_and_are_closed"),),
+    ),
+    Mutant(
+        "non_origin_form",
+        "proxy/server.py",
+        '    if not request.raw_path.startswith("/"):',
+        "    if False:",
+        (
+            (
+                "security/test_smuggling.py",
+                "test_ambiguous_request_is_refused_and_nothing_is_forwarded",
+            ),
+        ),
+    ),
+    Mutant(
+        "quiet_malformed_log",
+        "proxy/server.py",
+        "        if not isinstance(exc, HttpProcessingError):",
+        "        if True:",
+        (
+            (
+                "security/test_smuggling.py",
+                "test_malformed_request_is_one_warning_line_without_traceback_or_bytes",
+            ),
+            ("security/test_limits.py", "test_oversize_header_is_431"),
+        ),
+    ),
+    Mutant(
+        "quiet_sdk_logs",
+        "proxy/cognito/client.py",
+        "        quiet_sdk_logs()\n",
+        "",
+        (("security/test_log_hygiene.py", ""),),
+    ),
+    Mutant(
+        "csp_frame_ancestors",
+        "proxy/auth/pages.py",
+        "form-action {src(self_, form)}; frame-ancestors 'none'",
+        "form-action {src(self_, form)}",
+        (
+            (
+                "security/test_forms_and_pages.py",
+                "test_every_page_of_ours_carries_the_security_headers",
+            ),
+        ),
+    ),
+    Mutant(
+        "clear_site_data",
+        "proxy/auth/routes.py",
+        '        response.headers["Clear-Site-Data"] = \'"cookies"\'\n',
+        "",
+        (("security/test_forms_and_pages.py", "test_logout_clears_site_data"),),
+    ),
+    Mutant(
+        "redirect_validation",
+        "proxy/auth/redirects.py",
+        ') -> str:\n    """Return ``candidate`` re-encoded',
+        ') -> str:\n    return candidate or default\n    """Return ``candidate`` re-encoded',
+        (
+            (
+                "security/test_forms_and_pages.py",
+                "test_redirect_after_login_stays_on_our_origin_for_the_whole_corpus",
+            ),
+            ("security/test_forms_and_pages.py", "test_redirect_after_a_real_sign_in_stays_home"),
+        ),
+    ),
+]
+
+
+def main(only: list[str]) -> int:
+    missed = 0
+    for mutant in MUTANTS:
+        if only and mutant.name not in only:
+            continue
+        source = ROOT / mutant.path
+        original = source.read_text()
+        if original.count(mutant.defence) != 1:
+            print(f"{mutant.name}: STALE ({mutant.path} changed)", flush=True)
+            missed += 1
+            continue
+        source.write_text(original.replace(mutant.defence, mutant.without))
+        try:
+            run = subprocess.run(
+                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+                + [f"tests/{file}" + (f"::{name}" if name else "") for file, name in mutant.tests],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
+            )
+        finally:
+            source.write_text(original)
+        failed = [
+            line.split(" - ")[0].removeprefix("FAILED ")
+            for line in run.stdout.splitlines()
+            if line.startswith("FAILED ")
+        ]
+        caught = run.returncode == 1 and bool(failed)
+        missed += not caught
+        verdict = "CAUGHT" if caught else "NOT CAUGHT"
+        print(f"{mutant.name}: {verdict} by {len(failed)}: {', '.join(failed)}", flush=True)
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
