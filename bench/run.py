@@ -42,12 +42,11 @@ import os
 import re
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -66,19 +65,16 @@ NGINX_USER = "demo"
 BENCH_PATH = "/bench/item?id=1"
 WRK_DONE_MARK = "BENCHJSON "
 
-WRK_LUA = (
-    """
+WRK_LUA = """
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
-    '%s{"requests":%%d,"duration_us":%%d,"status_errors":%%d,"connect":%%d,"read":%%d,'
-    .. '"write":%%d,"timeout":%%d,"p50_us":%%d,"p90_us":%%d,"p99_us":%%d,"max_us":%%d}\\n',
+    'MARK{"requests":%d,"duration_us":%d,"status_errors":%d,"connect":%d,"read":%d,'
+    .. '"write":%d,"timeout":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d}\\n',
     summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
     latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
 end
-"""
-    % WRK_DONE_MARK
-)
+""".replace("MARK", WRK_DONE_MARK)
 
 
 # --------------------------------------------------------------------------- upstream role
@@ -128,7 +124,7 @@ async def _loadgen(
                     async with http.get(url, allow_redirects=False) as resp:
                         await resp.read()
                         status = resp.status
-                except (aiohttp.ClientError, asyncio.TimeoutError):
+                except (TimeoutError, aiohttp.ClientError):
                     socket_errors += 1
                     continue
                 latencies.append(time.perf_counter() - t0)
@@ -196,9 +192,26 @@ class Processes:
                 proc.wait(timeout=10)
         self._procs = [(n, p) for n, p in self._procs if p is not proc]
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time (user + system) so far of each running server and its children, by name."""
+        return {name: _tree_cpu_seconds(p.pid) for name, p in self._procs if p.poll() is None}
+
     def stop_all(self) -> None:
         for _, proc in reversed(list(self._procs)):
             self.stop(proc)
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and its descendants (nginx's worker is the master's child)."""
+    total = 0.0
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rpartition(")")[2].split()
+        total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as f:
+            children = [int(c) for c in f.read().split()]
+        total += sum(_tree_cpu_seconds(child) for child in children)
+    return total
 
 
 @dataclass(frozen=True)
@@ -240,7 +253,7 @@ def wait_http(
         if proc.poll() is not None:
             raise BenchError(f"{what} exited with code {proc.returncode} before it was ready")
         try:
-            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 (loopback)
+            with urllib.request.urlopen(url, timeout=2) as resp:
                 if resp.status == expect:
                     return
                 last = f"HTTP {resp.status}"
@@ -271,6 +284,15 @@ def rss_kib(pid: int) -> dict[str, int]:
     return out
 
 
+def load_average() -> str:
+    """The 1-minute load average: above ~0.5 something else competes for the CPUs."""
+    try:
+        with open("/proc/loadavg", encoding="ascii") as f:
+            return f.read().split()[0]
+    except OSError:
+        return "n/a"
+
+
 class BenchError(RuntimeError):
     """The benchmark itself is broken (a server did not start, a run saw wrong answers)."""
 
@@ -298,11 +320,13 @@ def start_redis(procs: Processes, pinning: Pinning, workdir: Path) -> str:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise BenchError(f"redis-server exited:\n{tail(workdir / 'redis.log')}")
-        with contextlib.suppress(OSError):
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                if sock.recv(64).startswith(b"+PONG"):
-                    return f"redis://127.0.0.1:{port}/0"
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock,
+        ):
+            sock.sendall(b"PING\r\n")
+            if sock.recv(64).startswith(b"+PONG"):
+                return f"redis://127.0.0.1:{port}/0"
         time.sleep(0.05)
     raise BenchError(f"redis-server did not answer PING:\n{tail(workdir / 'redis.log')}")
 
@@ -360,7 +384,8 @@ def start_nginx(
     err = workdir / "nginx-error.log"
     # -e: the compiled-in error log (/var/log/nginx) is opened before the config is read.
     argv = [*pinning.servers, binary, "-c", str(conf), "-p", str(workdir), "-e", str(err)]
-    proc = procs.start("nginx", argv, stderr=subprocess.STDOUT, stdout=err.open("ab"))
+    with err.open("ab") as log:  # the child keeps its own copy of the descriptor
+        proc = procs.start("nginx", argv, stderr=subprocess.STDOUT, stdout=log)
     try:
         wait_http(f"http://127.0.0.1:{port}{BENCH_PATH}", proc=proc, what="nginx", timeout=15)
     except BenchError as exc:
@@ -414,7 +439,7 @@ def start_gate(
         GATE_SESSION_STORE_URL=store_url,
         GATE_LOG_LEVEL="warning",
         AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench",  # noqa: S105 (moto accepts anything)
+        AWS_SECRET_ACCESS_KEY="bench",
         AWS_DEFAULT_REGION="us-east-1",
     )
     stderr_path = workdir / f"gate-{label}.stderr"
@@ -482,10 +507,20 @@ class RunResult:
     p50_ms: float
     p99_ms: float
     upstream_served: int
+    server_cpu_s: float = 0.0  # every server process started here (upstream, proxy, redis)
+    gate_cpu_s: float = 0.0  # the cognito-gate process alone
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def server_cpu_us_per_request(self) -> float:
+        return self.server_cpu_s / self.requests * 1e6 if self.requests else 0.0
+
+    @property
+    def gate_cpu_us_per_request(self) -> float:
+        return self.gate_cpu_s / self.requests * 1e6 if self.requests else 0.0
 
 
 class LoadGen:
@@ -557,40 +592,46 @@ class LoadGen:
 def upstream_count(upstream_url: str) -> int:
     import urllib.request
 
-    with urllib.request.urlopen(upstream_url + COUNT_PATH, timeout=5) as resp:  # noqa: S310
-        served: int = json.load(resp)["served"]
-        return served
+    try:
+        with urllib.request.urlopen(upstream_url + COUNT_PATH, timeout=5) as resp:
+            served: int = json.load(resp)["served"]
+            return served
+    except OSError as exc:
+        raise BenchError(f"the upstream stopped answering ({exc})") from None
 
 
 async def probe(target: Target) -> None:
     """One request before the load: right status, full body, the identity the upstream saw."""
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
-        async with http.get(target.url, headers=target.headers, allow_redirects=False) as resp:
-            body = await resp.read()
-            problems = []
-            if resp.status != target.expect_status:
-                problems.append(f"status {resp.status}, expected {target.expect_status}")
-            if target.expect_status == 200 and body != BODY:
-                problems.append(f"body of {len(body)} bytes is not the upstream's 1 KB body")
-            seen = resp.headers.get("X-Bench-User")
-            if target.expect_user is not None and seen != target.expect_user:
-                problems.append(
-                    f"upstream saw X-Forwarded-User {seen!r}, not {target.expect_user!r}"
-                )
-            if problems:
-                raise BenchError(f"{target.name}: probe failed: {'; '.join(problems)}")
+    async with (
+        aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http,
+        http.get(target.url, headers=target.headers, allow_redirects=False) as resp,
+    ):
+        body = await resp.read()
+        problems = []
+        if resp.status != target.expect_status:
+            problems.append(f"status {resp.status}, expected {target.expect_status}")
+        if target.expect_status == 200 and body != BODY:
+            problems.append(f"body of {len(body)} bytes is not the upstream's 1 KB body")
+        seen = resp.headers.get("X-Bench-User")
+        if target.expect_user is not None and seen != target.expect_user:
+            problems.append(f"upstream saw X-Forwarded-User {seen!r}, not {target.expect_user!r}")
+        if problems:
+            raise BenchError(f"{target.name}: probe failed: {'; '.join(problems)}")
 
 
 def measure(
     gen: LoadGen,
     target: Target,
     upstream_url: str,
+    procs: Processes,
     *,
     connections: int,
     seconds: float,
 ) -> RunResult:
     before = upstream_count(upstream_url)
+    cpu_before = procs.cpu_seconds()
     raw = gen.run(target.url, target.headers, connections, seconds)
+    cpu = {name: t - cpu_before.get(name, 0.0) for name, t in procs.cpu_seconds().items()}
     served = upstream_count(upstream_url) - before
     result = RunResult(
         requests=int(raw["requests"]),
@@ -600,6 +641,8 @@ def measure(
         p50_ms=raw["p50_us"] / 1000,
         p99_ms=raw["p99_us"] / 1000,
         upstream_served=served,
+        server_cpu_s=sum(cpu.values()),
+        gate_cpu_s=sum(t for name, t in cpu.items() if name.startswith("cognito-gate")),
     )
     where = f"{target.name} (-c{connections})"
     if result.requests == 0:
@@ -633,15 +676,37 @@ class Row:
     single: RunResult
 
 
-def bench_target(gen: LoadGen, target: Target, upstream_url: str, args: argparse.Namespace) -> Row:
+def _median_run(runs: list[RunResult]) -> RunResult:
+    """The run with the median throughput (the lower middle one for an even count)."""
+    return sorted(runs, key=lambda r: r.rps)[(len(runs) - 1) // 2]
+
+
+def bench_target(
+    gen: LoadGen, target: Target, upstream_url: str, procs: Processes, args: argparse.Namespace
+) -> Row:
     asyncio.run(probe(target))
     if args.warmup > 0:
         gen.run(target.url, target.headers, args.connections, args.warmup)
-    print(f"  {target.name}: -c{args.connections} for {args.duration:g}s ...", file=sys.stderr)
-    load = measure(gen, target, upstream_url, connections=args.connections, seconds=args.duration)
-    print(f"  {target.name}: -c1 for {args.single_duration:g}s ...", file=sys.stderr)
-    single = measure(gen, target, upstream_url, connections=1, seconds=args.single_duration)
-    return Row(target=target, load=load, single=single)
+    loads: list[RunResult] = []
+    singles: list[RunResult] = []
+    for attempt in range(args.repeat):
+        of = f" (run {attempt + 1}/{args.repeat})" if args.repeat > 1 else ""
+        print(f"  {target.name}: -c{args.connections}, {args.duration:g}s{of}", file=sys.stderr)
+        loads.append(
+            measure(
+                gen,
+                target,
+                upstream_url,
+                procs,
+                connections=args.connections,
+                seconds=args.duration,
+            )
+        )
+        print(f"  {target.name}: -c1, {args.single_duration:g}s{of}", file=sys.stderr)
+        singles.append(
+            measure(gen, target, upstream_url, procs, connections=1, seconds=args.single_duration)
+        )
+    return Row(target=target, load=_median_run(loads), single=_median_run(singles))
 
 
 # --------------------------------------------------------------------------- report
@@ -656,20 +721,24 @@ def render_table(rows: list[Row]) -> str:
     direct = by_name.get("direct upstream")
     nginx = by_name.get("nginx proxy")
     head = (
-        "| target | req/s | p50 ms | p99 ms | vs nginx | vs direct | non-2xx "
-        "| p50 ms @1 conn | +p50 vs direct @1 conn |"
+        "| target | req/s | p50 ms | p99 ms | req/s vs nginx | req/s vs direct | non-2xx "
+        "| server CPU µs/req | p50 ms @1 conn | +p50 vs direct @1 conn |"
     )
-    lines = [head, "|---|" + "---:|" * 8]
+    lines = [head, "|---|" + "---:|" * 9]
     for row in rows:
         load, single = row.load, row.single
         added = (
-            f"+{single.p50_ms - direct.single.p50_ms:.3f}" if direct and row is not direct else "-"
+            f"{single.p50_ms - direct.single.p50_ms:+.3f}" if direct and row is not direct else "-"
         )
+        non_2xx = str(load.non_2xx)
+        if row.target.expect_status != 200:
+            non_2xx = f"{load.non_2xx} (all {row.target.expect_status}, expected)"
         lines.append(
             f"| {row.target.name} | {load.rps:,.0f} | {load.p50_ms:.2f} | {load.p99_ms:.2f} "
             f"| {_ratio(load.rps, nginx.load.rps if nginx else None)} "
             f"| {_ratio(load.rps, direct.load.rps if direct else None)} "
-            f"| {load.non_2xx} | {single.p50_ms:.3f} | {added} |"
+            f"| {non_2xx} | {load.server_cpu_us_per_request:.0f} "
+            f"| {single.p50_ms:.3f} | {added} |"
         )
     return "\n".join(lines)
 
@@ -690,6 +759,7 @@ def run_bench(args: argparse.Namespace) -> int:
     from proxy.demo import DEMO_USERS, free_port, start_local_cognito
 
     pinning = Pinning.detect()
+    loadavg_before = load_average()
     procs = Processes()
     cognito = None
     workdir = Path(tempfile.mkdtemp(prefix="gate-bench-"))
@@ -709,35 +779,25 @@ def run_bench(args: argparse.Namespace) -> int:
              "--role", "upstream", "--port", str(upstream_port)],
         )  # fmt: skip
         wait_http(upstream_url + COUNT_PATH, proc=up, what="upstream", timeout=30)
-        rows.append(
-            bench_target(
-                gen,
-                Target("direct upstream", upstream_url + BENCH_PATH, {}, expect_user="-"),
-                upstream_url,
-                args,
-            )
-        )
+
+        def bench(target: Target) -> None:
+            rows.append(bench_target(gen, target, upstream_url, procs, args))
+
+        bench(Target("direct upstream", upstream_url + BENCH_PATH, {}, expect_user="-"))
 
         nginx = start_nginx(procs, pinning, workdir, upstream_port)
         if nginx is None:
             notes.append("nginx not installed: no nginx reference row, 'vs nginx' is n/a")
         else:
             nginx_url, nginx_proc = nginx
-            rows.append(
-                bench_target(
-                    gen,
-                    Target("nginx proxy", nginx_url + BENCH_PATH, {}, expect_user=NGINX_USER),
-                    upstream_url,
-                    args,
-                )
-            )
+            bench(Target("nginx proxy", nginx_url + BENCH_PATH, {}, expect_user=NGINX_USER))
             procs.stop(nginx_proc)
 
         print("starting moto's Cognito ...", file=sys.stderr)
         cognito = start_local_cognito()
         user = DEMO_USERS[0]
-        redis_url = start_redis(procs, pinning, workdir)
-        for store, store_url in (("memory", "memory://"), ("redis", redis_url)):
+        for store in ("memory", "redis"):
+            store_url = "memory://" if store == "memory" else start_redis(procs, pinning, workdir)
             gate = start_gate(
                 procs,
                 pinning,
@@ -749,34 +809,24 @@ def run_bench(args: argparse.Namespace) -> int:
             )
             gates.append(gate)
             cookie = asyncio.run(login(gate.url, user.username, user.password))
-            rows.append(
-                bench_target(
-                    gen,
-                    Target(
-                        f"cognito-gate ({store} store)",
-                        gate.url + BENCH_PATH,
-                        {"Cookie": f"gate={cookie}"},
-                        expect_user=user.username,
-                        authenticated=True,
-                    ),
-                    upstream_url,
-                    args,
-                )
+            bench(
+                Target(
+                    f"cognito-gate ({store} store)",
+                    gate.url + BENCH_PATH,
+                    {"Cookie": f"gate={cookie}"},
+                    expect_user=user.username,
+                    authenticated=True,
+                ),
             )
             if store == "memory":
-                rows.append(
-                    bench_target(
-                        gen,
-                        Target(
-                            "cognito-gate unauthenticated (401)",
-                            gate.url + BENCH_PATH,
-                            {"Accept": "application/json"},
-                            expect_status=401,
-                            reaches_upstream=False,
-                        ),
-                        upstream_url,
-                        args,
-                    )
+                bench(
+                    Target(
+                        "cognito-gate unauthenticated (401)",
+                        gate.url + BENCH_PATH,
+                        {"Accept": "application/json"},
+                        expect_status=401,
+                        reaches_upstream=False,
+                    ),
                 )
             mem = rss_kib(gate.proc.pid)
             notes.append(
@@ -798,12 +848,27 @@ def run_bench(args: argparse.Namespace) -> int:
         print()
         print(render_table(rows))
         print()
+        for row in rows:
+            if row.target.name.startswith("cognito-gate"):
+                notes.append(
+                    f"{row.target.name}: the cognito-gate process alone used "
+                    f"{row.load.gate_cpu_us_per_request:.0f} µs CPU per request under load"
+                )
+            errors = row.load.socket_errors + row.single.socket_errors
+            if errors:
+                notes.append(
+                    f"{row.target.name}: {errors} socket errors (connect/read/write/timeout)"
+                )
+        notes.append(f"load average before/after: {loadavg_before} / {load_average()}")
         for note in notes:
             print(f"- {note}")
         for gate in gates:
             print(f"- {stderr_report(gate)}")
         ok = True
         return 0
+    except KeyboardInterrupt:
+        print("\ninterrupted; stopping everything this bench started", file=sys.stderr)
+        return 130
     except BenchError as exc:
         print(f"\nBENCHMARK FAILED: {exc}", file=sys.stderr)
         for gate in gates:
@@ -837,6 +902,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="use the Python fallback load generator even if wrk is installed",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="measure each target N times and report the median run (noisy machines)",
+    )
     parser.add_argument("--verbose", action="store_true", help="echo wrk's own report")
     parser.add_argument(
         "--keep-on-failure", action="store_true", help="keep the temp dir with logs on failure"
@@ -859,12 +930,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     if args.smoke:
-        args.duration, args.connections = 1.0, min(args.connections, 8)
+        args.duration, args.connections, args.repeat = 1.0, min(args.connections, 8), 1
     args.single_duration = 1.0 if args.smoke else 2.0
     args.warmup = 0.0 if args.smoke else 1.0  # wrk runs whole seconds only
-    if args.duration <= 0 or args.connections < 1:
-        parser.error("--duration must be > 0 and --connections >= 1")
+    if args.duration <= 0 or args.connections < 1 or args.repeat < 1:
+        parser.error("--duration must be > 0, --connections and --repeat >= 1")
     signal.signal(signal.SIGTERM, _terminate)
+    # Ctrl+C must unwind through the cleanup even if we were started with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     return run_bench(args)
 
 

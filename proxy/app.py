@@ -115,6 +115,7 @@ def build_app(settings: Settings) -> web.Application:
         bearer=bearer,
         ws_recheck_interval=settings.session.ws_recheck_interval,
         check_access_token=settings.auth.check_access_token,
+        own_cookies=frozenset({settings.cookie.session_cookie, settings.cookie.flow_cookie}),
     )
 
     async def store_ready() -> str | None:

@@ -7,7 +7,6 @@ and which identity headers to add (``add_headers``) or strip (``drop_header``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from collections.abc import Callable, Sequence
@@ -145,6 +144,13 @@ class _WSEndpoint(Protocol):
 
 
 class Forwarder:
+    """Proxies requests to ``config.url`` over one shared keep-alive session.
+
+    Before response headers: unreachable/refused/closed upstream → 502, connect or
+    read timeout → 504 (``error_page`` renders both). After they are sent, an
+    upstream failure cuts the client connection instead.
+    """
+
     def __init__(
         self,
         config: UpstreamConfig,
@@ -525,8 +531,8 @@ async def _relay(
         for task in waiting:
             if not task.done():
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                # wait() rather than await: never swallow a cancellation of our own task
+                await asyncio.wait((task,))
     if stopped is not None and stopped in done and not (c2u in done or u2c in done):
         await client.close(code=STOPPED_CLOSE[0], message=STOPPED_CLOSE[1])
         await upstream.close(code=1001)

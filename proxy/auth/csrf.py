@@ -22,10 +22,15 @@ def tokens_match(expected: str, given: str | None) -> bool:
 
 
 def same_origin(request: web.Request) -> bool:
-    """False when the browser tells us the form was posted from another site."""
+    """False when the browser tells us the form was posted from another site.
+
+    ``Sec-Fetch-Site`` is the browser's own verdict and cannot be set by page script; when it
+    is present it decides. Otherwise a present ``Origin`` must be ours. ``Origin: null``
+    (privacy-sensitive contexts, sandboxed frames) is never ours.
+    """
     site = request.headers.get("Sec-Fetch-Site")
-    if site is not None and site not in ("same-origin", "none"):
-        return False
+    if site is not None:
+        return site in ("same-origin", "none")
     origin = request.headers.get("Origin")
     if origin is None:
         return True  # older browsers and non-browser clients: the token alone decides

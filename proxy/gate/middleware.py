@@ -17,7 +17,7 @@ from aiohttp import web
 from proxy.cognito.tokens import JwksUnavailable, TokenError
 from proxy.forward import Forwarder
 from proxy.gate.bearer import BearerAuth, bearer_token
-from proxy.gate.headers import HeaderPlan
+from proxy.gate.headers import HeaderPlan, without_cookies
 from proxy.gate.identity import Identity, RefreshUnavailable
 from proxy.gate.websocket import SessionGuard, is_websocket
 from proxy.sessions.store import StoreUnavailable
@@ -56,6 +56,7 @@ class Gate:
         check_headers: HeaderPlan,
         login_path: str,
         error_page: ErrorPage,
+        own_cookies: frozenset[str] = frozenset(),
         bearer: BearerAuth | None = None,
         ws_recheck_interval: float = 5.0,
         check_access_token: bool = False,
@@ -66,6 +67,7 @@ class Gate:
         self._check_headers = check_headers
         self._login_path = login_path
         self._error_page = error_page
+        self._own_cookies = own_cookies
         self._bearer = bearer
         self._check_access_token = check_access_token
         self._guard = SessionGuard(identity, interval=ws_recheck_interval)
@@ -100,6 +102,7 @@ class Gate:
         bearer = await self._bearer_claims(request)
         if isinstance(bearer, web.Response):
             return bearer
+        session_cookie = None
         if bearer is not None:
             claims = bearer
         else:
@@ -110,21 +113,28 @@ class Gate:
             if session is None:
                 return self._unauthenticated(request)
             claims = session.claims
-            cookie = request.cookies.get(self._identity.cookie_name)
-            if cookie and is_websocket(request):
-                # Open as long as the session lives, not a moment longer.
-                async with self._guard.watch(cookie) as ended:
-                    return await self._forwarder.forward(
-                        request,
-                        add_headers=self._headers.identity_headers(claims),
-                        drop_header=self._headers.is_reserved,
-                        ws_stop=ended,
-                    )
+            session_cookie = request.cookies.get(self._identity.cookie_name)
+        add_headers = self._headers.identity_headers(claims)
+        drop_header: Callable[[str], bool] = self._headers.is_reserved
+        cookies = request.headers.getall("Cookie", ())
+        if cookies:
+            # Our cookies stay between the browser and us; the app gets only its own.
+            drop_header = self._drop_reserved_and_cookie
+            kept = without_cookies(cookies, self._own_cookies)
+            if kept is not None:
+                add_headers.append(("Cookie", kept))
+        if session_cookie and is_websocket(request):
+            # Open as long as the session lives, not a moment longer.
+            async with self._guard.watch(session_cookie) as ended:
+                return await self._forwarder.forward(
+                    request, add_headers=add_headers, drop_header=drop_header, ws_stop=ended
+                )
         return await self._forwarder.forward(
-            request,
-            add_headers=self._headers.identity_headers(claims),
-            drop_header=self._headers.is_reserved,
+            request, add_headers=add_headers, drop_header=drop_header
         )
+
+    def _drop_reserved_and_cookie(self, name: str) -> bool:
+        return self._headers.is_reserved(name) or name.lower() == "cookie"
 
     def _unavailable(self, request: web.Request) -> web.Response:
         if wants_login_page(request):

@@ -723,10 +723,11 @@ def test_refresh_then_revoke(setup: Setup) -> None:
 
     def refresh(secret_hash_user: str = USERNAME) -> dict[str, Any]:
         params = setup.with_hash({"REFRESH_TOKEN": first["RefreshToken"]}, secret_hash_user)
-        result: dict[str, Any] = setup.boto.initiate_auth(
+        result = setup.boto.initiate_auth(
             ClientId=setup.client_id, AuthFlow="REFRESH_TOKEN_AUTH", AuthParameters=params
         )
-        return result["AuthenticationResult"]
+        tokens: dict[str, Any] = result["AuthenticationResult"]
+        return tokens
 
     refreshed = refresh()
     assert "RefreshToken" not in refreshed

@@ -120,6 +120,18 @@ async def test_client_cannot_inject_identity_headers(browser: Browser, upstream:
     assert upstream.last_headers["X-Forwarded-User"] == "carol"
 
 
+async def test_the_proxy_cookies_never_reach_the_upstream(
+    browser: Browser, upstream: Upstream
+) -> None:
+    await browser.login("carol", PASSWORD)
+    browser.http.cookie_jar.update_cookies({"app_pref": "dark", "app_sid": "s1"})
+    assert (await browser.get("/")).status == 200
+    sent = [v for k, v in upstream.seen[-1]["all_headers"] if k.lower() == "cookie"]
+    assert len(sent) == 1
+    pairs = sorted(p.strip() for p in sent[0].split(";"))
+    assert pairs == ["app_pref=dark", "app_sid=s1"]
+
+
 async def test_unauthenticated_browser_is_sent_to_login_and_api_gets_401(
     browser: Browser, upstream: Upstream
 ) -> None:
@@ -171,6 +183,26 @@ async def test_logout_without_the_csrf_token_is_refused(browser: Browser) -> Non
 async def test_login_post_without_csrf_token_is_refused(browser: Browser) -> None:
     await browser.login_form()
     resp = await browser.post("/_auth/login", {"username": "carol", "password": PASSWORD})
+    assert resp.status == 403
+    assert browser.cookie("gate") is None
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site", "Origin": "http://127.0.0.1"},
+    ],
+)
+async def test_cross_site_login_posts_are_refused_even_with_the_token(
+    browser: Browser, headers: dict[str, str]
+) -> None:
+    token = await browser.login_form()
+    resp = await browser.post(
+        "/_auth/login", {"csrf": token, "username": "carol", "password": PASSWORD}, headers=headers
+    )
     assert resp.status == 403
     assert browser.cookie("gate") is None
 

@@ -699,9 +699,10 @@ async def test_slow_upstream_is_504(stack: AsyncExitStack) -> None:
 
 
 async def test_connect_timeout_covers_pool_wait(stack: AsyncExitStack) -> None:
-    hold = asyncio.Event()
+    hold, entered = asyncio.Event(), asyncio.Event()
 
     async def busy(request: web.Request) -> web.Response:
+        entered.set()
         await asyncio.wait_for(hold.wait(), 10)
         return web.Response(text="done")
 
@@ -711,7 +712,7 @@ async def test_connect_timeout_covers_pool_wait(stack: AsyncExitStack) -> None:
     f = await front(stack, f"http://127.0.0.1:{up.port}", max_connections=1, connect_timeout=0.3)
     s = await client(stack)
     first = asyncio.ensure_future(s.get(f.url("/")))
-    await asyncio.sleep(0.1)
+    await asyncio.wait_for(entered.wait(), 5)  # the only pooled connection is now busy
     async with s.get(f.url("/")) as r:
         assert r.status == 504
     hold.set()
@@ -838,7 +839,7 @@ async def test_client_aborting_upload_is_not_an_upstream_failure(
         writer.write(b"u" * 10_000)
         await asyncio.wait_for(got_part.wait(), 5)
         writer.close()
-        for _ in range(100):
+        for _ in range(250):
             if any(r.name == "proxy.forward" for r in caplog.records):
                 break
             await asyncio.sleep(0.02)
@@ -914,7 +915,7 @@ async def test_websocket_echo_and_client_close_code(stack: AsyncExitStack) -> No
         await ws.send_bytes(b"\x00\x01\x02")
         assert await ws.receive_bytes(timeout=5) == b"\x02\x01\x00"
         await ws.close(code=4001, message=b"bye from client")
-    for _ in range(100):
+    for _ in range(250):
         if state.closes:
             break
         await asyncio.sleep(0.02)
@@ -973,8 +974,28 @@ async def test_websocket_message_size_capped(stack: AsyncExitStack) -> None:
         msg = await ws.receive(timeout=5)
         assert msg.type is WSMsgType.CLOSE
         assert msg.data == 1009  # MESSAGE_TOO_BIG
-    for _ in range(100):
+    for _ in range(250):
         if state.closes:
             break
         await asyncio.sleep(0.02)
     assert state.closes and state.closes[0] == 1009
+
+
+async def test_websocket_client_vanishing_closes_upstream(
+    stack: AsyncExitStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    f, state = await ws_setup(stack)
+    s = aiohttp.ClientSession()
+    with caplog.at_level(logging.INFO):
+        ws = await s.ws_connect(f.url("/ws"))
+        await ws.send_str("hi")
+        assert await ws.receive_str(timeout=5) == "echo:hi"
+        assert s.connector is not None
+        await s.connector.close()  # drops the TCP connection: no close frame
+        for _ in range(250):
+            if state.closes:
+                break
+            await asyncio.sleep(0.02)
+        await s.close()
+    assert state.closes == [1001]  # going away
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]

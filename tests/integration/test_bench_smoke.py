@@ -1,0 +1,51 @@
+"""`bench/run.py --smoke` works end to end: every server starts, signs in, answers, and stops.
+
+Uses wrk and nginx when installed; without wrk the bench falls back to its Python load
+generator, so nothing here is skipped. The numbers themselves are not asserted (they depend on
+the machine), only that the cognito-gate rows report real, non-zero throughput.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 120
+ROW = re.compile(r"^\| (?P<target>cognito-gate[^|]*?) \| (?P<rps>[\d,.]+) \|", re.MULTILINE)
+
+
+@pytest.mark.timeout(TIMEOUT + 30)
+def test_bench_smoke_reports_cognito_gate_throughput() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATE_")}
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: a hung run is killed with its children
+    )
+    try:
+        out, err = proc.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"bench --smoke took over {TIMEOUT}s\n{out}\n{err[-3000:]}")
+
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{out}\n{err[-3000:]}"
+    rows = {m["target"]: float(m["rps"].replace(",", "")) for m in ROW.finditer(out)}
+    assert "cognito-gate (memory store)" in rows, out
+    assert "cognito-gate (redis store)" in rows, out
+    assert all(rps > 0 for rps in rows.values()), out
+    assert "direct upstream" in out
+    assert "RSS after its runs" in out
