@@ -143,6 +143,7 @@ class Gate:
         bearer = await self._bearer_claims(request)
         if isinstance(bearer, web.Response):
             return bearer
+        session_cookie = None
         if bearer is not None:
             # An API client's verified token: its identity alone, never merged with a cookie.
             if rule.access(bearer) is Access.FORBIDDEN:

@@ -358,17 +358,17 @@ async def test_idle_session_ends_and_activity_keeps_it_alive(
     settings = proxy_settings(
         upstream_url=upstream.url,
         store_url=redis_server.url,
-        session={"store_url": redis_server.url, "idle_timeout": 2},
+        session={"store_url": redis_server.url, "idle_timeout": 3},
         **pool,
     )
     async with running_proxy(settings) as base:
         browser = Browser(base)
         try:
             assert (await browser.login("dave", PASSWORD)).status == 303
-            for _ in range(3):  # active for 3.6 s, longer than the idle timeout
+            for _ in range(4):  # active for 4.8 s, longer than the idle timeout
                 await asyncio.sleep(1.2)
                 assert await status(browser) == 200
-            await asyncio.sleep(2.3)  # then idle past it
+            await asyncio.sleep(3.3)  # then idle past it
             assert await status(browser) == 401
         finally:
             await browser.close()
@@ -386,17 +386,19 @@ async def test_a_transient_refresh_failure_keeps_the_session_and_retries_later(
         raise errors.TooManyRequests("TooManyRequestsException")
 
     monkeypatch.setattr(CognitoClient, "refresh", throttled)
+    # Long enough that a loaded test machine cannot outrun it between the quick requests below.
+    monkeypatch.setattr("proxy.gate.identity.REFRESH_RETRY_AFTER", 2.0)
     await past_half_life()
     assert await status(browser) == 200  # tokens still valid: served, refresh retried later
     for _ in range(5):
         assert await status(browser) == 200
     assert len(attempts) == 1  # not a retry storm: the next attempt waits a little
-    await asyncio.sleep(TOKEN_TTL / 2)  # now expired, and Cognito still throttles
+    await asyncio.sleep(TOKEN_TTL / 2 + 0.1)  # expired, past the pause; Cognito still throttles
     assert await status(browser) == 503  # fail closed, but keep the session
     assert len(attempts) == 2
     before = _refreshes(double, pool["client_id"])
     monkeypatch.setattr(CognitoClient, "refresh", original)
-    await asyncio.sleep(1.1)
+    await asyncio.sleep(2.1)
     assert await status(browser) == 200  # Cognito answers again: refreshed, same session
     assert _refreshes(double, pool["client_id"]) - before == 1
 

@@ -109,7 +109,7 @@ async def test_logout_closes_the_sessions_websocket_at_once(
                 await sign_out(browser)
                 elapsed = await closed_after(ws, started)
                 print(f"websocket closed {elapsed * 1000:.0f} ms after logout (same replica)")
-                assert elapsed < 1.0
+                assert elapsed < 2.0  # the re-check would take 60 s: this was the end signal
         finally:
             await browser.close()
 
@@ -134,7 +134,7 @@ async def test_sign_out_everywhere_on_one_replica_closes_websockets_on_another(
                 await sign_out(on_a, everywhere="1")
                 elapsed = await closed_after(ws, started)
                 print(f"websocket on replica B closed {elapsed * 1000:.0f} ms after sign-out")
-                assert elapsed < interval + 1.0
+                assert elapsed < interval + 2.0
         finally:
             await on_a.close()
             await on_b.close()
