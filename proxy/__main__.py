@@ -22,15 +22,16 @@ def _load(config: Path | None) -> Settings:
 
 
 def _serve(args: argparse.Namespace) -> None:
-    from aiohttp import web
+    import os
 
-    from proxy.app import build_app
     from proxy.observe import setup_logging
+    from proxy.serve import run
 
+    if args.workers is not None:
+        os.environ["GATE_WORKERS"] = str(args.workers)  # the flag wins; workers inherit it
     settings = _load(args.config)
     setup_logging(settings.log)
-    host, port = settings.listen_address
-    web.run_app(build_app(settings), host=host, port=port, access_log=None, print=None)
+    raise SystemExit(run(settings, args.config, worker=args.worker_index))
 
 
 def _check_config(args: argparse.Namespace) -> None:
@@ -56,6 +57,10 @@ def main(argv: list[str] | None = None) -> None:
     verbs = parser.add_subparsers(dest="verb", required=True)
     serve = verbs.add_parser("serve", help="run the proxy (production entry point)")
     serve.add_argument("--config", type=Path, help="YAML settings file; GATE_* env vars win")
+    serve.add_argument(
+        "--workers", type=int, help="worker processes sharing the port (GATE_WORKERS; default 1)"
+    )
+    serve.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)  # set by the supervisor
     serve.set_defaults(run=_serve)
     check = verbs.add_parser("check-config", help="validate the settings; exit 2 if invalid")
     check.add_argument("--config", type=Path, help="YAML settings file; GATE_* env vars win")

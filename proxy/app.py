@@ -14,13 +14,15 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from proxy.auth.flow import Authenticator
 from proxy.auth.pages import Branding, Pages
 from proxy.auth.routes import AuthRoutes, CookieNames
+from proxy.cognito.breaker import CircuitBreaker
 from proxy.cognito.client import CognitoClient
 from proxy.cognito.tokens import JwksCache, JwksUnavailable, TokenVerifier
 from proxy.forward import Forwarder, UpstreamConfig
 from proxy.gate.headers import build_plan
 from proxy.gate.identity import Identity
 from proxy.gate.middleware import Gate
-from proxy.observe import Health
+from proxy.observe import Health, Metrics, RequestObserver, upstream_timing
+from proxy.sessions.observed import ObservedStore
 from proxy.sessions.sealed import SealedStore
 from proxy.sessions.session import SessionManager
 from proxy.sessions.store import StoreUnavailable, open_store
@@ -40,11 +42,26 @@ def derive_key(secret: str, purpose: str) -> bytes:
     ).derive(secret.encode())
 
 
-def build_app(settings: Settings) -> web.Application:
+# Keys under which serve (proxy/serve.py) and tests find the parts they drive.
+METRICS_KEY = web.AppKey("metrics", Metrics)
+HEALTH_KEY = web.AppKey("health", Health)
+FORWARDER_KEY = web.AppKey("forwarder", Forwarder)
+OBSERVER_KEY = web.AppKey("observer", RequestObserver)
+
+
+def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Application:
     secret = settings.cookie.secret.get_secret_value()
     prefix = settings.auth.prefix
-    store = open_store(settings.session.store_url, timeout=settings.session.store_timeout)
-    cognito = CognitoClient(settings.cognito)
+    metrics = metrics or Metrics()
+    store = ObservedStore(
+        open_store(settings.session.store_url, timeout=settings.session.store_timeout),
+        metrics.store_error,
+    )
+    cognito = CognitoClient(
+        settings.cognito,
+        breaker=CircuitBreaker(on_change=lambda is_open: metrics.breaker_open.set(int(is_open))),
+        observer=metrics.cognito_call,
+    )
     jwks = JwksCache(settings.cognito.resolved_jwks_url)
     verifier = TokenVerifier(
         issuer=settings.cognito.resolved_issuer, client_ids=[settings.cognito.client_id], jwks=jwks
@@ -55,7 +72,8 @@ def build_app(settings: Settings) -> web.Application:
             preserve_host=settings.upstream.preserve_host,
             connect_timeout=settings.upstream.connect_timeout,
             read_timeout=settings.upstream.read_timeout,
-        )
+        ),
+        timing=upstream_timing,
     )
     sessions = SessionManager(
         store, derive_key(secret, "session"), lifetime=settings.session.lifetime
@@ -111,9 +129,14 @@ def build_app(settings: Settings) -> web.Application:
     async def jwks_ready() -> str | None:
         return None if jwks.loaded else "signing keys (JWKS) not loaded"
 
-    health = Health([store_ready, jwks_ready])
+    health = Health([store_ready, jwks_ready], metrics)
+    observer = RequestObserver(metrics, prefix=prefix)
 
-    app = web.Application(client_max_size=MAX_FORM_BYTES)
+    app = web.Application(client_max_size=MAX_FORM_BYTES, middlewares=[observer.middleware])
+    app[METRICS_KEY] = metrics
+    app[HEALTH_KEY] = health
+    app[FORWARDER_KEY] = forwarder
+    app[OBSERVER_KEY] = observer
     router = app.router
     auth.register(router)
     router.add_get(f"{prefix}/check", gate.check)
@@ -137,6 +160,11 @@ def build_app(settings: Settings) -> web.Application:
         await store.close()
 
     app.cleanup_ctx.append(lifecycle)
+
+    async def close_websockets(app: web.Application) -> None:
+        await forwarder.close_websockets(1001)  # Going Away: the client may reconnect elsewhere
+
+    app.on_shutdown.append(close_websockets)
     return app
 
 

@@ -14,7 +14,15 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -181,6 +189,19 @@ class LogSettings(_Section):
     format: Literal["json", "text"] = "json"
 
 
+class MetricsSettings(_Section):
+    # Prometheus /metrics on its own listener; "off" disables it. Loopback by default: in
+    # Kubernetes set 0.0.0.0:9090 so Prometheus can scrape the pod.
+    listen: str = "127.0.0.1:9090"
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        if value != "off":
+            parse_listen(value)
+        return value
+
+
 class Settings(BaseSettings):
     """Everything cognito-gate can be told. Sections map to ``GATE_<SECTION>_<KEY>``."""
 
@@ -202,6 +223,20 @@ class Settings(BaseSettings):
     headers: HeadersSettings = HeadersSettings()
     ui: UiSettings = UiSettings()
     log: LogSettings = LogSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    # SIGTERM: readiness fails at once, in-flight requests get this long to finish.
+    drain_seconds: float = Field(20.0, ge=0, le=3600)
+    # Processes sharing the listening socket (SO_REUSEPORT); > 1 needs a shared store.
+    workers: int = Field(1, ge=1, le=256)
+
+    @model_validator(mode="after")
+    def _check_workers(self) -> Settings:
+        if self.workers > 1 and self.session.store_url.startswith("memory:"):
+            raise ValueError(
+                "GATE_WORKERS > 1 needs a shared session store (GATE_SESSION_STORE_URL=redis://...):"
+                " with memory:// each worker would see only its own sessions"
+            )
+        return self
 
     @field_validator("listen")
     @classmethod
@@ -250,6 +285,8 @@ def _describe(error: Mapping[str, Any]) -> list[str]:
     loc = tuple(error["loc"])
     dotted = ".".join(str(p) for p in loc)
     message = str(error["msg"]).removeprefix("Value error, ")
+    if not loc:  # a check across settings: its message names them
+        return [message]
     if error["type"] == "extra_forbidden":
         return [f"{dotted}: unknown setting (check the spelling)"]
     if error["type"] == "missing":

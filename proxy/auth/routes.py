@@ -17,6 +17,7 @@ from proxy.auth.pages import Pages, static_dir
 from proxy.auth.redirects import safe_return_path
 from proxy.cognito.client import CognitoClient, ContextData
 from proxy.cognito.errors import CognitoError
+from proxy.observe import audit
 from proxy.sessions.sealed import SealedStore
 from proxy.sessions.session import Session, SessionManager
 from proxy.sessions.store import StoreUnavailable
@@ -124,6 +125,11 @@ class AuthRoutes:
             except CognitoError as exc:
                 log.warning("refresh token revocation failed: %s", exc.code)
         log.info("signed out session=%s", self._sessions.fingerprint(cookie))
+        audit(
+            "logout",
+            user=session.claims.get("sub") if session is not None else None,
+            session=self._sessions.fingerprint(cookie),
+        )
 
     async def _form(self, request: web.Request) -> MultiDictProxy[str | Any] | web.Response:
         """The posted form, or the error page to answer with (413 past the size cap)."""
@@ -218,6 +224,7 @@ class AuthRoutes:
 
         step = await self._auth.sign_in(username, password, _context(request))
         if isinstance(step, Rejected):
+            audit("login.failure", reason=step.message.removeprefix("error."), ip=request.remote)
             return self._login_form(
                 request,
                 state,
@@ -232,6 +239,7 @@ class AuthRoutes:
             state.cognito_session = step.cognito_session
             state.parameters = step.parameters
             log.info("sign-in needs challenge %s", step.name)
+            audit("login.challenge", challenge=step.name, ip=request.remote)
             return await self._save_and_go(request, state, "challenge")
         assert isinstance(step, SignedIn)
         return await self._finish(request, state, step)
@@ -272,6 +280,12 @@ class AuthRoutes:
         except StoreUnavailable:
             return self.error_page(request, 503, "error.unavailable")
         log.info("sign-in succeeded session=%s", self._sessions.fingerprint(session_cookie))
+        audit(
+            "login.success",
+            user=step.session.claims.get("sub"),
+            session=self._sessions.fingerprint(session_cookie),
+            ip=request.remote,
+        )
         response = _see_other(state.return_to)
         self._set_cookie(response, self._cookies.session, session_cookie)
         self._clear_cookie(response, self._cookies.flow)

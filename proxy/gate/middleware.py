@@ -17,6 +17,7 @@ from aiohttp import web
 from proxy.forward import Forwarder
 from proxy.gate.headers import HeaderPlan
 from proxy.gate.identity import Identity, RefreshUnavailable
+from proxy.observe import REQUEST_ID_HEADER, REQUEST_ID_KEY, SESSION_KEY, USER_KEY
 from proxy.sessions.store import StoreUnavailable
 
 log = logging.getLogger("proxy.gate")
@@ -60,6 +61,21 @@ class Gate:
         self._check_headers = check_headers
         self._login_path = login_path
         self._error_page = error_page
+        # X-Request-Id is ours to set (see observe.RequestObserver): a client's is dropped.
+        reserved = headers.is_reserved
+
+        def drop_header(name: str) -> bool:
+            return name.lower() == "x-request-id" or reserved(name)
+
+        self._drop_header = drop_header
+
+    def _note(self, request: web.Request, sub: str | None) -> None:
+        """Who this request is, for the access log: the user's sub and a session fingerprint."""
+        if sub is not None:
+            request[USER_KEY] = str(sub)
+        cookie = request.cookies.get(self._identity.cookie_name)
+        if cookie:
+            request[SESSION_KEY] = self._identity.sessions.fingerprint(cookie)
 
     async def proxy(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -68,10 +84,13 @@ class Gate:
             return self._unavailable(request)
         if session is None:
             return self._unauthenticated(request)
+        self._note(request, session.claims.get("sub"))
+        add = self._headers.identity_headers(session.claims)
+        rid = request.get(REQUEST_ID_KEY)
+        if rid is not None:
+            add.append((REQUEST_ID_HEADER, rid))
         return await self._forwarder.forward(
-            request,
-            add_headers=self._headers.identity_headers(session.claims),
-            drop_header=self._headers.is_reserved,
+            request, add_headers=add, drop_header=self._drop_header
         )
 
     def _unavailable(self, request: web.Request) -> web.Response:
@@ -106,6 +125,7 @@ class Gate:
             return web.Response(status=500, text="session store unavailable")
         if session is None:
             return web.Response(status=401, headers={"Cache-Control": "no-store"})
+        self._note(request, session.claims.get("sub"))
         response = web.Response(status=200, headers={"Cache-Control": "no-store"})
         for name, value in self._check_headers.identity_headers(session.claims):
             response.headers[name] = value
