@@ -49,6 +49,18 @@ def _demo(args: argparse.Namespace) -> None:
     run_demo(listen=args.listen)
 
 
+def _local_cognito(args: argparse.Namespace) -> None:
+    from proxy.demo import run_local_cognito
+
+    run_local_cognito(args.listen, args.env_file, args.public_url)
+
+
+def _demo_app(args: argparse.Namespace) -> None:
+    from proxy.demo import run_demo_app
+
+    run_demo_app(args.listen)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="cognito-gate",
@@ -68,6 +80,16 @@ def main(argv: list[str] | None = None) -> None:
     demo = verbs.add_parser("demo", help="local Cognito, demo app and proxy; no AWS, no Redis")
     demo.add_argument("--listen", default="127.0.0.1:8080", help="proxy address (HOST:PORT)")
     demo.set_defaults(run=_demo)
+    local = verbs.add_parser(
+        "local-cognito", help="(docker-compose demo) moto's Cognito, seeded; writes an env file"
+    )
+    local.add_argument("--listen", default="0.0.0.0:4566")
+    local.add_argument("--env-file", required=True, help="where to write GATE_COGNITO_* lines")
+    local.add_argument("--public-url", required=True, help="how the proxy reaches this server")
+    local.set_defaults(run=_local_cognito)
+    app = verbs.add_parser("demo-app", help="(docker-compose demo) only the demo upstream app")
+    app.add_argument("--listen", default="0.0.0.0:3000")
+    app.set_defaults(run=_demo_app)
     args = parser.parse_args(argv)
     args.run(args)
 
