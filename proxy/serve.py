@@ -130,5 +130,9 @@ def supervise(count: int, config: Path | None) -> int:
             log.error("a worker exited unexpectedly; stopping the others")
             failed = True
             forward(signal.SIGTERM, None)
+    # A worker still starting up when the signal came dies of it (no handler yet): also clean.
+    clean = {0, -signal.SIGTERM, -signal.SIGINT}
     codes = [p.returncode for p in procs]
-    return 1 if failed or any(codes) else 0
+    if not failed and any(code not in clean for code in codes):
+        log.error("worker exit codes: %s", codes)
+    return 1 if failed or any(code not in clean for code in codes) else 0

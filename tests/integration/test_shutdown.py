@@ -137,6 +137,20 @@ async def wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path) -> Non
     raise AssertionError("proxy never became ready:\n" + log.read_text())
 
 
+async def wait_ok(url: str, served: Served) -> None:
+    deadline = time.monotonic() + 20
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            try:
+                async with http.get(url) as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"{url} never answered:\n" + served.log.read_text())
+
+
 async def readyz(base: str) -> int:
     async with aiohttp.ClientSession() as http, http.get(base + "/_auth/readyz") as resp:
         return resp.status
@@ -200,6 +214,10 @@ async def test_workers_share_the_port_and_all_exit_0_on_sigterm(
         async with serve(env, tmp_path, ("--workers", "2")) as served:
             children = _children(served.proc.pid)
             assert len(children) == 2
+            # Each worker serves its own metrics on the metrics port + its index: both are up.
+            port = int(served.metrics.rsplit(":", 1)[1].split("/")[0])
+            for index in (0, 1):
+                await wait_ok(f"http://127.0.0.1:{port + index}/metrics", served)
             browser = Browser(served.base)
             try:
                 assert (await browser.login("fay", PASSWORD)).status == 303
@@ -214,7 +232,7 @@ async def test_workers_share_the_port_and_all_exit_0_on_sigterm(
             finally:
                 await browser.close()
             served.proc.send_signal(signal.SIGTERM)
-            assert await exit_code(served.proc) == 0
+            assert await exit_code(served.proc) == 0, served.log.read_text()[-3000:]
             assert all(not Path(f"/proc/{pid}").exists() for pid in children)
 
 
