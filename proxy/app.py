@@ -66,15 +66,6 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
     verifier = TokenVerifier(
         issuer=settings.cognito.resolved_issuer, client_ids=[settings.cognito.client_id], jwks=jwks
     )
-    forwarder = Forwarder(
-        UpstreamConfig(
-            url=settings.upstream.url,
-            preserve_host=settings.upstream.preserve_host,
-            connect_timeout=settings.upstream.connect_timeout,
-            read_timeout=settings.upstream.read_timeout,
-        ),
-        timing=upstream_timing,
-    )
     sessions = SessionManager(
         store, derive_key(secret, "session"), lifetime=settings.session.lifetime
     )
@@ -87,6 +78,17 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
         ),
         static_url=f"{prefix}/static",
         templates_dir=settings.ui.templates_dir,
+    )
+    forwarder = Forwarder(
+        UpstreamConfig(
+            url=settings.upstream.url,
+            preserve_host=settings.upstream.preserve_host,
+            connect_timeout=settings.upstream.connect_timeout,
+            read_timeout=settings.upstream.read_timeout,
+        ),
+        timing=upstream_timing,
+        # Our branded page for 502/504 (the forwarder has no request language: English).
+        error_page=lambda status: pages.render("error", lang="en", status=status),
     )
     auth = AuthRoutes(
         prefix=prefix,
