@@ -6,14 +6,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.cognito_double import CognitoDouble, running_double
 from tests.support.redis_server import RedisProcess
-from tests.support.redis_topologies import persistent_redis, redis_cluster, sentinel_group
+from tests.support.redis_topologies import (
+    persistent_redis,
+    redis_cluster,
+    secured_redis,
+    sentinel_group,
+)
 from tests.support.stack import Browser, Upstream, proxy_settings, recording_upstream, running_proxy
+from tests.support.tls import make_tls_files
 
 PASSWORD = "Ha-pass-1!"
 
@@ -149,3 +156,29 @@ async def test_several_proxies_share_one_store(
         finally:
             await a.close()
             await b.close()
+
+
+async def test_tls_and_an_acl_user_and_a_wrong_password_fails_closed(
+    pool: dict[str, Any], upstream: Upstream, tmp_path: Path
+) -> None:
+    tls = make_tls_files(tmp_path)
+    with secured_redis(tls, "gate", "s3cret-pass") as node:
+        good = f"rediss://gate:s3cret-pass@127.0.0.1:{node.port}/0?ssl_ca_certs={tls.ca}"
+        async with running_proxy(settings_for(good, upstream, pool)) as base:
+            browser = Browser(base)
+            try:
+                assert (await browser.login("gus", PASSWORD)).status == 303
+                assert (await browser.get("/over-tls")).status == 200
+                cookie = browser.cookie("gate")
+            finally:
+                await browser.close()
+        # A wrong password is an outage (503), never "no such session" (a sign-in page).
+        bad = good.replace("s3cret-pass", "wrong-pass")
+        async with running_proxy(settings_for(bad, upstream, pool)) as base:
+            browser = Browser(base)
+            try:
+                browser.http.cookie_jar.update_cookies({"gate": cookie or ""})
+                assert (await browser.get("/wrong-password")).status == 503
+                assert (await browser.get("/_auth/readyz")).status == 503
+            finally:
+                await browser.close()

@@ -16,11 +16,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from tests.support.redis_server import free_port
 
 __all__ = ["Node", "RedisCluster", "SentinelGroup", "persistent_redis", "redis_cluster",
-           "sentinel_group"]  # fmt: skip
+           "secured_redis", "sentinel_group"]  # fmt: skip
 
 
 def _command(port: int, *args: str, timeout: float = 2.0) -> str:
@@ -260,6 +261,32 @@ def sentinel_group(sentinels: int = 3, service: str = "gate") -> Iterator[Sentin
             "sentinels to discover each other and the replica",
         )
         yield group
+
+
+@contextmanager
+def secured_redis(tls: Any, user: str, password: str) -> Iterator[Node]:
+    """TLS only (no plaintext port) and an ACL user; the default user is disabled."""
+    with _nodes() as nodes:
+        port = free_port()
+        workdir = tempfile.mkdtemp(prefix="test-redis-tls-")
+        args = _server_args(
+            port, workdir,
+            "--tls-port", str(port), "--appendonly", "no",
+            "--tls-cert-file", str(tls.cert), "--tls-key-file", str(tls.key),
+            "--tls-ca-cert-file", str(tls.ca), "--tls-auth-clients", "no",
+            "--user", "default", "off",
+            "--user", user, "on", f">{password}", "~gate:*", "+@all",
+        )  # fmt: skip
+        args[args.index("--port") + 1] = "0"  # no plaintext listener
+        node = Node(port, workdir, args)
+        nodes.append(node)
+        node.proc = subprocess.Popen(
+            args, cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+        )
+        _wait(lambda: "Ready to accept connections" in node.log() or node._died(), 10, "tls")
+        if node._died():
+            raise RuntimeError(f"TLS redis exited:\n{node.log()}")
+        yield node
 
 
 @contextmanager
