@@ -33,7 +33,10 @@ AuthFlow = Literal["USER_SRP_AUTH", "ADMIN_USER_PASSWORD_AUTH", "USER_PASSWORD_A
 
 _POOL_ID = re.compile(r"^(?P<region>[a-z]{2}(?:-[a-z]+)+-\d)_[0-9A-Za-z]+$")
 _HEADER_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_STORE_SCHEMES = ("memory", "redis", "rediss", "redis+sentinel", "redis+cluster")
+_STORE_SCHEMES = (
+    "memory", "redis", "rediss", "redis+sentinel", "rediss+sentinel", "redis+cluster",
+    "rediss+cluster",
+)  # fmt: skip
 
 
 class _Section(BaseModel):

@@ -182,3 +182,20 @@ async def test_tls_and_an_acl_user_and_a_wrong_password_fails_closed(
                 assert (await browser.get("/_auth/readyz")).status == 503
             finally:
                 await browser.close()
+
+
+async def test_sessions_work_on_a_tls_cluster(
+    pool: dict[str, Any], upstream: Upstream, tmp_path: Path
+) -> None:
+    tls = make_tls_files(tmp_path)
+    with redis_cluster(3, tls=tls) as cluster:
+        url = cluster.url.replace("redis+cluster://", "rediss+cluster://")
+        url += f"?ssl_ca_certs={tls.ca}"
+        async with running_proxy(settings_for(url, upstream, pool)) as base:
+            browser = Browser(base)
+            try:
+                assert (await browser.login("hal", PASSWORD)).status == 303
+                assert (await browser.get("/over-tls")).status == 200
+                assert (await browser.get("/_auth/readyz")).status == 200
+            finally:
+                await browser.close()

@@ -85,7 +85,11 @@ class Node:
         self.proc = subprocess.Popen(
             self.args, cwd=self.workdir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
         )
-        _wait(lambda: _answers(self.port) or self._died(), 10, f"redis on {self.port}")
+        if "--tls-port" in self.args:  # no plaintext PING: wait for the log line
+            ready = lambda: "Ready to accept connections" in self.log()  # noqa: E731
+        else:
+            ready = lambda: _answers(self.port)  # noqa: E731
+        _wait(lambda: ready() or self._died(), 10, f"redis on {self.port}")
         if self._died():
             raise RuntimeError(f"redis on {self.port} exited:\n{self.log()}")
 
@@ -163,20 +167,36 @@ class RedisCluster:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.masters)
 
 
+def _tls_args(tls: Any, port: int) -> list[str]:
+    return [
+        "--port", "0", "--tls-port", str(port), "--tls-cluster", "yes",
+        "--tls-replication", "yes", "--tls-cert-file", str(tls.cert),
+        "--tls-key-file", str(tls.key), "--tls-ca-cert-file", str(tls.ca),
+        "--tls-auth-clients", "no",
+    ]  # fmt: skip
+
+
+def _cli(tls: Any) -> list[str]:
+    redis_cli = shutil.which("redis-cli")
+    if redis_cli is None:
+        raise RuntimeError("redis-cli is not on PATH")
+    return [redis_cli, "--tls", "--cacert", str(tls.ca)] if tls else [redis_cli]
+
+
 @contextmanager
-def redis_cluster(masters: int = 3) -> Iterator[RedisCluster]:
-    """`masters` cluster-enabled servers joined with redis-cli --cluster create (no replicas)."""
+def redis_cluster(masters: int = 3, tls: Any = None) -> Iterator[RedisCluster]:
+    """`masters` cluster-enabled servers joined with redis-cli --cluster create (no replicas);
+    with `tls` (tests.support.tls.TlsFiles) they speak TLS only, the cluster bus included."""
     with _nodes() as nodes:
         for _ in range(masters):
+            port = free_port()
             # An explicit bus port: the default (port + 10000) may be taken or out of range.
             _node(nodes, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                   "--cluster-port", str(free_port()), "--cluster-node-timeout", "2000",
-                  "--appendonly", "no")  # fmt: skip
-        redis_cli = shutil.which("redis-cli")
-        if redis_cli is None:
-            raise RuntimeError("redis-cli is not on PATH")
+                  "--appendonly", "no", *(_tls_args(tls, port) if tls else []),
+                  port=port)  # fmt: skip
         hosts = [f"127.0.0.1:{n.port}" for n in nodes]
-        create = [redis_cli, "--cluster", "create", *hosts, "--cluster-replicas", "0"]
+        create = [*_cli(tls), "--cluster", "create", *hosts, "--cluster-replicas", "0"]
         created = subprocess.run(
             [*create, "--cluster-yes"], capture_output=True, text=True, timeout=30, check=False
         )
@@ -184,11 +204,14 @@ def redis_cluster(masters: int = 3) -> Iterator[RedisCluster]:
             raise RuntimeError(
                 f"redis-cli --cluster create failed:\n{created.stdout}{created.stderr}"
             )
-        _wait(
-            lambda: all("cluster_state:ok" in n.command("CLUSTER", "INFO") for n in nodes),
-            15,
-            "cluster_state:ok",
-        )
+
+        def state(node: Node) -> str:
+            if not tls:
+                return node.command("CLUSTER", "INFO")
+            info = [*_cli(tls), "-p", str(node.port), "CLUSTER", "INFO"]
+            return subprocess.run(info, capture_output=True, text=True, check=False).stdout
+
+        _wait(lambda: all("cluster_state:ok" in state(n) for n in nodes), 15, "cluster_state:ok")
         yield RedisCluster(list(nodes))
 
 
