@@ -22,16 +22,16 @@ def _load(config: Path | None) -> Settings:
 
 
 def _serve(args: argparse.Namespace) -> None:
-    import asyncio
+    import os
 
-    from proxy.app import build_app
     from proxy.observe import setup_logging
-    from proxy.server import serve_forever
+    from proxy.serve import run
 
+    if args.workers is not None:
+        os.environ["GATE_WORKERS"] = str(args.workers)  # the flag wins; workers inherit it
     settings = _load(args.config)
     setup_logging(settings.log)
-    host, port = settings.listen_address
-    asyncio.run(serve_forever(build_app(settings), settings.server, host, port))
+    raise SystemExit(run(settings, args.config, worker=args.worker_index))
 
 
 def _check_config(args: argparse.Namespace) -> None:
@@ -49,6 +49,18 @@ def _demo(args: argparse.Namespace) -> None:
     run_demo(listen=args.listen)
 
 
+def _local_cognito(args: argparse.Namespace) -> None:
+    from proxy.demo import run_local_cognito
+
+    run_local_cognito(args.listen, args.env_file, args.public_url)
+
+
+def _demo_app(args: argparse.Namespace) -> None:
+    from proxy.demo import run_demo_app
+
+    run_demo_app(args.listen)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="cognito-gate",
@@ -57,6 +69,10 @@ def main(argv: list[str] | None = None) -> None:
     verbs = parser.add_subparsers(dest="verb", required=True)
     serve = verbs.add_parser("serve", help="run the proxy (production entry point)")
     serve.add_argument("--config", type=Path, help="YAML settings file; GATE_* env vars win")
+    serve.add_argument(
+        "--workers", type=int, help="worker processes sharing the port (GATE_WORKERS; default 1)"
+    )
+    serve.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)  # set by the supervisor
     serve.set_defaults(run=_serve)
     check = verbs.add_parser("check-config", help="validate the settings; exit 2 if invalid")
     check.add_argument("--config", type=Path, help="YAML settings file; GATE_* env vars win")
@@ -64,6 +80,16 @@ def main(argv: list[str] | None = None) -> None:
     demo = verbs.add_parser("demo", help="local Cognito, demo app and proxy; no AWS, no Redis")
     demo.add_argument("--listen", default="127.0.0.1:8080", help="proxy address (HOST:PORT)")
     demo.set_defaults(run=_demo)
+    local = verbs.add_parser(
+        "local-cognito", help="(docker-compose demo) moto's Cognito, seeded; writes an env file"
+    )
+    local.add_argument("--listen", default="0.0.0.0:4566")
+    local.add_argument("--env-file", required=True, help="where to write GATE_COGNITO_* lines")
+    local.add_argument("--public-url", required=True, help="how the proxy reaches this server")
+    local.set_defaults(run=_local_cognito)
+    app = verbs.add_parser("demo-app", help="(docker-compose demo) only the demo upstream app")
+    app.add_argument("--listen", default="0.0.0.0:3000")
+    app.set_defaults(run=_demo_app)
     args = parser.parse_args(argv)
     args.run(args)
 

@@ -16,6 +16,7 @@ from proxy.auth.flow import Authenticator
 from proxy.auth.pages import Branding, Pages
 from proxy.auth.regulation import Limit, Regulator
 from proxy.auth.routes import AuthRoutes, CookieNames
+from proxy.cognito.breaker import CircuitBreaker
 from proxy.cognito.client import CognitoClient
 from proxy.cognito.tokens import JwksCache, JwksUnavailable, TokenVerifier
 from proxy.forward import Forwarder, UpstreamConfig
@@ -27,8 +28,9 @@ from proxy.gate.identity import Identity
 from proxy.gate.middleware import Gate
 from proxy.gate.outgoing import Outgoing
 from proxy.gate.policy import Policy
-from proxy.observe import Health
+from proxy.observe import Health, Metrics, RequestObserver, upstream_timing
 from proxy.server import reject_non_origin_form
+from proxy.sessions.observed import ObservedStore
 from proxy.sessions.sealed import SealedStore
 from proxy.sessions.session import SessionManager
 from proxy.sessions.store import SessionStore, StoreUnavailable, open_store
@@ -48,11 +50,26 @@ def derive_key(secret: str, purpose: str) -> bytes:
     ).derive(secret.encode())
 
 
-def build_app(settings: Settings) -> web.Application:
+# Keys under which serve (proxy/serve.py) and tests find the parts they drive.
+METRICS_KEY = web.AppKey("metrics", Metrics)
+HEALTH_KEY = web.AppKey("health", Health)
+FORWARDER_KEY = web.AppKey("forwarder", Forwarder)
+OBSERVER_KEY = web.AppKey("observer", RequestObserver)
+
+
+def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Application:
     secret = settings.cookie.secret.get_secret_value()
     prefix = settings.auth.prefix
-    store = open_store(settings.session.store_url, timeout=settings.session.store_timeout)
-    cognito = CognitoClient(settings.cognito)
+    metrics = metrics or Metrics()
+    store = ObservedStore(
+        open_store(settings.session.store_url, timeout=settings.session.store_timeout),
+        metrics.store_error,
+    )
+    cognito = CognitoClient(
+        settings.cognito,
+        breaker=CircuitBreaker(on_change=lambda is_open: metrics.breaker_open.set(int(is_open))),
+        observer=metrics.cognito_call,
+    )
     jwks = JwksCache(settings.cognito.resolved_jwks_url)
     verifier = TokenVerifier(
         issuer=settings.cognito.resolved_issuer,
@@ -60,10 +77,7 @@ def build_app(settings: Settings) -> web.Application:
         jwks=jwks,
         leeway=settings.cognito.leeway,
     )
-    forwarder = _forwarder(settings.upstream)
     policy = Policy.from_settings(settings)
-    # One Forwarder (one connection pool) per named upstream.
-    forwarders = {r.name: _forwarder(r.upstream) for r in policy.routes if r.name != "default"}
     signer = (
         AssertionSigner(
             load_or_generate_key(settings.assertion.key_file),
@@ -91,6 +105,24 @@ def build_app(settings: Settings) -> web.Application:
         static_url=f"{prefix}/static",
         templates_dir=settings.ui.templates_dir,
     )
+
+    def _forwarder(upstream: UpstreamSettings | None) -> Forwarder:
+        assert upstream is not None
+        return Forwarder(
+            UpstreamConfig(
+                url=upstream.url,
+                preserve_host=upstream.preserve_host,
+                connect_timeout=upstream.connect_timeout,
+                read_timeout=upstream.read_timeout,
+            ),
+            timing=upstream_timing,
+            # Our branded page for 502/504 (the forwarder has no request language: English).
+            error_page=lambda status: pages.render("error", lang="en", status=status),
+        )
+
+    forwarder = _forwarder(settings.upstream)
+    # One Forwarder (one connection pool) per named upstream.
+    forwarders = {r.name: _forwarder(r.upstream) for r in policy.routes if r.name != "default"}
     auth = AuthRoutes(
         prefix=prefix,
         pages=pages,
@@ -152,10 +184,18 @@ def build_app(settings: Settings) -> web.Application:
     async def jwks_ready() -> str | None:
         return None if jwks.loaded else "signing keys (JWKS) not loaded"
 
-    health = Health([store_ready, jwks_ready])
+    health = Health([store_ready, jwks_ready], metrics)
+    observer = RequestObserver(metrics, prefix=prefix)
 
-    app = web.Application(client_max_size=MAX_FORM_BYTES, middlewares=[reject_non_origin_form])
+    app = web.Application(
+        client_max_size=MAX_FORM_BYTES,
+        middlewares=[reject_non_origin_form, observer.middleware],
+    )
     app[TRUSTED_PROXIES] = parse_networks(settings.proxy.trusted_cidrs)
+    app[METRICS_KEY] = metrics
+    app[HEALTH_KEY] = health
+    app[FORWARDER_KEY] = forwarder
+    app[OBSERVER_KEY] = observer
     router = app.router
     auth.register(router)
     router.add_route("*", f"{prefix}/check", gate.check)  # forwardAuth may keep the method
@@ -183,6 +223,12 @@ def build_app(settings: Settings) -> web.Application:
         await store.close()
 
     app.cleanup_ctx.append(lifecycle)
+
+    async def close_websockets(app: web.Application) -> None:
+        for fwd in (forwarder, *forwarders.values()):
+            await fwd.close_websockets(1001)  # Going Away: the client may reconnect elsewhere
+
+    app.on_shutdown.append(close_websockets)
     return app
 
 
@@ -205,18 +251,6 @@ async def _load_jwks(jwks: JwksCache) -> None:
         except JwksUnavailable as exc:
             log.warning("cannot load JWKS yet (%s); retrying", exc)
             await asyncio.sleep(JWKS_RETRY_SECONDS)
-
-
-def _forwarder(upstream: UpstreamSettings | None) -> Forwarder:
-    assert upstream is not None
-    return Forwarder(
-        UpstreamConfig(
-            url=upstream.url,
-            preserve_host=upstream.preserve_host,
-            connect_timeout=upstream.connect_timeout,
-            read_timeout=upstream.read_timeout,
-        )
-    )
 
 
 def _jwks_handler(signer: AssertionSigner) -> Callable[[web.Request], Awaitable[web.Response]]:

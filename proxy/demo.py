@@ -96,15 +96,19 @@ def _dummy_aws_credentials() -> None:
 
 
 def start_local_cognito(
-    users: Iterable[DemoUser] = DEMO_USERS, *, client_secret: bool = False
+    users: Iterable[DemoUser] = DEMO_USERS,
+    *,
+    client_secret: bool = False,
+    host: str = "127.0.0.1",
+    port: int | None = None,
 ) -> LocalCognito:
     import boto3
     from moto.server import ThreadedMotoServer
 
     _dummy_aws_credentials()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    port = port or free_port()
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     url = f"http://127.0.0.1:{port}"
     idp = boto3.client("cognito-idp", region_name=REGION, endpoint_url=url)
@@ -275,3 +279,51 @@ def run_demo(listen: str = "127.0.0.1:8080") -> None:
             asyncio.run(main())
     finally:
         cognito.stop()
+
+
+# -- the pieces of the demo as separate processes (docker-compose.yml) -----------------------
+
+
+def local_cognito_env(cognito: LocalCognito, public_url: str) -> str:
+    """The GATE_COGNITO_* settings a proxy elsewhere needs to use this local Cognito."""
+    lines = [
+        f"GATE_COGNITO_USER_POOL_ID={cognito.pool_id}",
+        f"GATE_COGNITO_CLIENT_ID={cognito.client_id}",
+        f"GATE_COGNITO_REGION={REGION}",
+        f"GATE_COGNITO_ENDPOINT_URL={public_url}",
+        f"GATE_COGNITO_JWKS_URL={public_url}/{cognito.pool_id}/.well-known/jwks.json",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def run_local_cognito(listen: str, env_file: str, public_url: str) -> None:
+    """moto's Cognito on `listen`, seeded with the demo users; writes `env_file` (for the
+    proxy to source) once seeded, then serves until stopped."""
+    import signal
+    import threading
+
+    from proxy.settings import parse_listen
+
+    host, port = parse_listen(listen)
+    cognito = start_local_cognito(host=host, port=port)
+    tmp = env_file + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(local_cognito_env(cognito, public_url.rstrip("/")))
+    os.replace(tmp, env_file)  # appears whole: the proxy waits for it
+    print(f"local Cognito on {listen}, pool {cognito.pool_id}; settings in {env_file}", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        cognito.stop()
+
+
+def run_demo_app(listen: str) -> None:
+    """Only the demo app (no proxy): the upstream of the compose stack."""
+    from proxy.settings import parse_listen
+
+    host, port = parse_listen(listen)
+    web.run_app(upstream_app(), host=host, port=port, access_log=None, print=None)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -156,7 +158,10 @@ class Forwarder:
         config: UpstreamConfig,
         *,
         error_page: Callable[[int], web.Response] | None = None,
+        timing: Callable[[web.Request, float, float], None] | None = None,
     ) -> None:
+        """``timing(request, sent_at, headers_at)`` (``time.perf_counter`` values), if given,
+        is called once the upstream's response headers (or WebSocket handshake) arrived."""
         url = URL(config.url)
         if url.scheme not in ("http", "https") or not url.host or url.port is None:
             raise ValueError(f"upstream url must be absolute http(s): {config.url!r}")
@@ -164,6 +169,8 @@ class Forwarder:
             raise ValueError("upstream url must not have a query or fragment")
         self.config = config
         self._error_page = error_page or _default_error_page
+        self._timing = timing
+        self._sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
         self._scheme = url.scheme
         self._host = url.host.lower()
         self._port = url.port
@@ -192,6 +199,16 @@ class Forwarder:
             timeout=aiohttp.ClientTimeout(
                 total=None, connect=cfg.connect_timeout, sock_read=cfg.read_timeout
             ),
+        )
+
+    async def close_websockets(self, code: int = 1001, message: bytes = b"going away") -> None:
+        """Close every relayed WebSocket (1001 Going Away at shutdown); the relay then closes
+        the upstream side with the same code."""
+        sockets = list(self._sockets)
+        if sockets:
+            log.info("closing %d websocket(s) with %d", len(sockets), code)
+        await asyncio.gather(
+            *(ws.close(code=code, message=message) for ws in sockets), return_exceptions=True
         )
 
     async def close(self) -> None:
@@ -383,6 +400,7 @@ class Forwarder:
         headers = self._request_headers(
             request, _REQUEST_DROP, add_headers, drop_header, client_ip, tokens, *fwd
         )
+        sent_at = time.perf_counter()
         try:
             up = await session.request(
                 request.method,
@@ -404,6 +422,8 @@ class Forwarder:
             else:
                 log.warning("upstream unreachable: %s %s", request.method, _exc_summary(exc))
             return self._error_page(502)
+        if self._timing is not None:
+            self._timing(request, sent_at, time.perf_counter())
         content = up.content
         try:
             if content.is_eof():
@@ -456,6 +476,7 @@ class Forwarder:
             if (p := tok.strip())
         ]
         max_msg = self.config.ws_max_message
+        sent_at = time.perf_counter()
         try:
             upstream = await session.ws_connect(
                 url,
@@ -475,18 +496,22 @@ class Forwarder:
         except (aiohttp.ClientError, OSError) as exc:
             log.warning("upstream websocket unreachable: %s", _exc_summary(exc))
             return self._error_page(502)
+        if self._timing is not None:
+            self._timing(request, sent_at, time.perf_counter())
+        client = web.WebSocketResponse(
+            protocols=(upstream.protocol,) if upstream.protocol else (),
+            autoclose=False,
+            autoping=False,
+            compress=False,
+            max_msg_size=max_msg,
+            decode_text=False,
+        )
         try:
-            client = web.WebSocketResponse(
-                protocols=(upstream.protocol,) if upstream.protocol else (),
-                autoclose=False,
-                autoping=False,
-                compress=False,
-                max_msg_size=max_msg,
-                decode_text=False,
-            )
             await client.prepare(request)
+            self._sockets.add(client)
             await _relay(client, upstream, stop)
         finally:
+            self._sockets.discard(client)
             if not upstream.closed:
                 await upstream.close(code=1001)
         return client

@@ -1,31 +1,48 @@
-"""Logging setup and health: what the proxy tells its operators.
+"""What the proxy tells its operators: logs, request lines, the audit stream, metrics, health.
 
-Log lines never carry passwords, codes, tokens, cookies or session ids; modules log a short
-fingerprint of a session id at most.
+Log lines never carry passwords, codes, tokens, cookies or session ids; a session appears as a
+short fingerprint of its id at most, a user as Cognito's ``sub`` (an opaque identifier, not a
+secret). Prometheus metrics live in their own registry and are served on their own listener
+(see :func:`metrics_app`); nothing here talks to the network.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
+import uuid
+import weakref
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from proxy.settings import LogSettings
+
+access_log = logging.getLogger("proxy.access")
+audit_log = logging.getLogger("proxy.audit")
+
+# Fields a LogRecord carries for the JSON formatter; text logs put them in the message.
+FIELDS_ATTR = "gate_fields"
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, Any] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        fields = getattr(record, FIELDS_ATTR, None)
+        if fields:
+            entry.update(fields)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
@@ -45,20 +62,286 @@ def setup_logging(settings: LogSettings) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def _text(fields: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
+
+
+# -- metrics ---------------------------------------------------------------------------------
+
+# Few buckets: a histogram observation costs one bisect plus one increment per bucket line.
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+_REMOTE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    """Every metric cognito-gate exports, in one registry of its own (no process defaults)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "gate_requests", "Requests answered, by route class and status", ["route", "status"],
+            registry=r,
+        )  # fmt: skip
+        self.duration = Histogram(
+            "gate_request_duration_seconds", "Time to answer a request, whole body included",
+            ["route"], buckets=_LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.overhead = Histogram(
+            "gate_proxy_overhead_seconds",
+            "Time spent in the proxy before the upstream request is sent (session, refresh)",
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.upstream = Histogram(
+            "gate_upstream_response_seconds", "Time from sending upstream to its response headers",
+            buckets=_REMOTE_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.auth_events = Counter(
+            "gate_auth_events", "Audit events: logins by outcome and reason, challenges, logouts",
+            ["event", "reason"], registry=r,
+        )  # fmt: skip
+        self.cognito_calls = Counter(
+            "gate_cognito_requests", "Cognito API calls by operation and outcome (error code)",
+            ["operation", "outcome"], registry=r,
+        )  # fmt: skip
+        self.cognito_latency = Histogram(
+            "gate_cognito_request_seconds", "Cognito API call latency", ["operation"],
+            buckets=_REMOTE_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.refreshes = Counter(
+            "gate_token_refreshes", "Token refreshes by outcome", ["outcome"], registry=r
+        )
+        self.store_errors = Counter(
+            "gate_session_store_errors", "Session store calls that failed (store unavailable)",
+            ["operation"], registry=r,
+        )  # fmt: skip
+        self.websockets = Gauge(
+            "gate_websockets_active", "WebSocket connections being relayed", registry=r
+        )
+        self.inflight = Gauge(
+            "gate_requests_in_flight", "HTTP requests being answered (WebSockets excluded)",
+            registry=r,
+        )  # fmt: skip
+        self.draining = Gauge(
+            "gate_draining", "1 while shutting down (readiness fails)", registry=r
+        )
+        self.breaker_open = Gauge(
+            "gate_cognito_breaker_open", "1 while the Cognito circuit breaker is open", registry=r
+        )
+        # Label children resolved once and reused: .labels() per request would hash and lock.
+        self._request_children: dict[tuple[str, int], Counter] = {}
+        self._duration_children: dict[str, Histogram] = {}
+        _audit_sinks.add(self)
+
+    def count_request(self, route: str, status: int, seconds: float) -> None:
+        child = self._request_children.get((route, status))
+        if child is None:
+            child = self._request_children[(route, status)] = self.requests.labels(
+                route, str(status)
+            )
+        child.inc()
+        hist = self._duration_children.get(route)
+        if hist is None:
+            hist = self._duration_children[route] = self.duration.labels(route)
+        hist.observe(seconds)
+
+    def cognito_call(self, operation: str, outcome: str, seconds: float) -> None:
+        """The CognitoClient's observer: ``outcome`` is "ok" or Cognito's error code."""
+        self.cognito_calls.labels(operation, outcome).inc()
+        self.cognito_latency.labels(operation).observe(seconds)
+        if operation == "refresh":
+            self.refreshes.labels("ok" if outcome == "ok" else "error").inc()
+
+    def store_error(self, operation: str) -> None:
+        self.store_errors.labels(operation).inc()
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def metrics_app(metrics: Metrics) -> web.Application:
+    """The metrics listener's app: ``GET /metrics`` and nothing else."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.Response(
+            body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    app = web.Application()
+    app.router.add_get("/metrics", handler)
+    return app
+
+
+# -- audit -----------------------------------------------------------------------------------
+
+_audit_sinks: weakref.WeakSet[Metrics] = weakref.WeakSet()
+
+
+def audit(event: str, **fields: Any) -> None:
+    """One auth event on the ``proxy.audit`` logger (and in ``gate_auth_events_total``).
+
+    Events: login.success, login.failure (reason=...), login.challenge (challenge=...),
+    mfa.*, logout, signout.everywhere, ban. Fields must never be secrets: pass a session
+    fingerprint, a ``sub``, a client ip, a reason class.
+    """
+    reason = str(fields.get("reason") or fields.get("challenge") or "")
+    for sink in list(_audit_sinks):
+        sink.auth_events.labels(event, reason).inc()
+    if audit_log.isEnabledFor(logging.INFO):
+        clean = {k: v for k, v in fields.items() if v is not None}
+        audit_log.info("%s %s", event, _text(clean), extra={FIELDS_ATTR: {"event": event, **clean}})
+
+
+# -- per-request observation -----------------------------------------------------------------
+
+REQUEST_ID_HEADER = "X-Request-Id"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# What a request learns on its way through, for its access log line.
+REQUEST_ID_KEY = web.RequestKey("request_id", str)
+USER_KEY = web.RequestKey("user", str)
+SESSION_KEY = web.RequestKey("session_fp", str)
+_UPSTREAM_KEY = web.RequestKey("upstream_timing", tuple[float, float])
+
+
+def request_id_from(value: str | None) -> str:
+    """A trusted, well-formed incoming id (a load balancer's), or a fresh one."""
+    if value is not None and _REQUEST_ID.match(value):
+        return value
+    return uuid.uuid4().hex
+
+
+def upstream_timing(request: web.Request, sent_at: float, headers_at: float) -> None:
+    """The forwarder's timing hook: when the upstream request went out and its headers came."""
+    request[_UPSTREAM_KEY] = (sent_at, headers_at)
+
+
+def is_websocket(request: web.Request) -> bool:
+    return request.headers.get("Upgrade", "").lower() == "websocket"
+
+
+class RequestObserver:
+    """aiohttp middleware: request id, one access log line and the request metrics.
+
+    ``route_class`` maps a request to a small, fixed set of labels (never the raw path, which
+    would make unbounded metric series).
+    """
+
+    def __init__(self, metrics: Metrics, *, prefix: str) -> None:
+        self._metrics = metrics
+        self._prefix = prefix + "/"
+        self._inflight = 0
+
+    @property
+    def inflight(self) -> int:
+        """HTTP requests being answered now, WebSockets excluded (what a drain waits for)."""
+        return self._inflight
+
+    def route_class(self, request: web.Request) -> str:
+        path = request.path
+        if not path.startswith(self._prefix):
+            return "websocket" if is_websocket(request) else "proxy"
+        name = path[len(self._prefix) :].split("/", 1)[0]
+        if name in ("login", "logout", "challenge", "check", "userinfo", "healthz", "readyz"):
+            return name
+        return "static" if name == "static" else "auth_other"
+
+    @web.middleware
+    async def middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        started = time.perf_counter()
+        rid = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+        request[REQUEST_ID_KEY] = rid
+        route = self.route_class(request)
+        socket = route == "websocket"
+        metrics = self._metrics
+        if socket:
+            metrics.websockets.inc()
+        else:
+            self._inflight += 1
+            metrics.inflight.inc()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            if socket:
+                metrics.websockets.dec()
+            else:
+                self._inflight -= 1
+                metrics.inflight.dec()
+            self._finish(request, route, status, rid, started)
+
+    def _finish(
+        self, request: web.Request, route: str, status: int, rid: str, started: float
+    ) -> None:
+        done = time.perf_counter()
+        seconds = done - started
+        self._metrics.count_request(route, status, seconds)
+        timing = request.get(_UPSTREAM_KEY)
+        upstream_ms = None
+        if timing is not None:
+            sent_at, headers_at = timing
+            self._metrics.overhead.observe(sent_at - started)
+            self._metrics.upstream.observe(headers_at - sent_at)
+            upstream_ms = round((headers_at - sent_at) * 1000, 2)
+        if not access_log.isEnabledFor(logging.INFO) or route in ("healthz", "readyz"):
+            return
+        fields = {
+            "request_id": rid,
+            "method": request.method,
+            "path": request.path,  # never the query string: it may carry codes or tokens
+            "route": route,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 2),
+            "upstream_ms": upstream_ms,
+            "client_ip": request.remote,
+            "user": request.get(USER_KEY),
+            "session": request.get(SESSION_KEY),
+        }
+        access_log.info(
+            "%s %s %s %.1fms %s",
+            request.method,
+            request.path,
+            status,
+            seconds * 1000,
+            _text({k: v for k, v in fields.items() if k in ("request_id", "user", "session")}),
+            extra={FIELDS_ATTR: {k: v for k, v in fields.items() if v is not None}},
+        )
+
+
+# -- health ----------------------------------------------------------------------------------
+
 ReadinessCheck = Callable[[], Awaitable[str | None]]
 
 
 class Health:
-    """``healthz`` touches nothing external; ``readyz`` runs every readiness check."""
+    """``healthz`` touches nothing external; ``readyz`` runs every readiness check.
 
-    def __init__(self, checks: list[ReadinessCheck]) -> None:
+    ``begin_drain()`` (SIGTERM) makes ``readyz`` fail at once so the Service stops sending new
+    traffic while in-flight requests finish.
+    """
+
+    def __init__(self, checks: list[ReadinessCheck], metrics: Metrics | None = None) -> None:
         self._checks = checks
+        self._metrics = metrics
+        self.draining = False
+
+    def begin_drain(self) -> None:
+        self.draining = True
+        if self._metrics is not None:
+            self._metrics.draining.set(1)
 
     async def healthz(self, request: web.Request) -> web.StreamResponse:
         return web.json_response({"status": "ok"}, headers={"Cache-Control": "no-store"})
 
     async def readyz(self, request: web.Request) -> web.StreamResponse:
-        problems = [p for p in [await check() for check in self._checks] if p]
+        problems = ["draining (shutting down)"] if self.draining else []
+        problems += [p for p in [await check() for check in self._checks] if p]
         return web.json_response(
             {"ready": not problems, "problems": problems},
             status=503 if problems else 200,

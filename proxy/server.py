@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from typing import Any
 
 from aiohttp import web
@@ -142,17 +141,3 @@ async def start(app: web.Application, limits: ServerSettings, host: str, port: i
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner
-
-
-async def serve_forever(app: web.Application, limits: ServerSettings, host: str, port: int) -> None:
-    """Serve until SIGTERM or SIGINT, then shut down cleanly (sessions, clients, sockets)."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    runner = await start(app, limits, host, port)
-    log.info("listening on %s:%d", host, port)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()

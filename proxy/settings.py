@@ -37,7 +37,10 @@ AuthFlow = Literal["USER_SRP_AUTH", "ADMIN_USER_PASSWORD_AUTH", "USER_PASSWORD_A
 
 _POOL_ID = re.compile(r"^(?P<region>[a-z]{2}(?:-[a-z]+)+-\d)_[0-9A-Za-z]+$")
 _HEADER_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_STORE_SCHEMES = ("memory", "redis", "rediss", "redis+sentinel", "redis+cluster")
+_STORE_SCHEMES = (
+    "memory", "redis", "rediss", "redis+sentinel", "rediss+sentinel", "redis+cluster",
+    "rediss+cluster",
+)  # fmt: skip
 
 
 class _Section(BaseModel):
@@ -358,6 +361,19 @@ class ServerSettings(_Section):
     max_headers: int = Field(100, ge=16)
 
 
+class MetricsSettings(_Section):
+    # Prometheus /metrics on its own listener; "off" disables it. Loopback by default: in
+    # Kubernetes set 0.0.0.0:9090 so Prometheus can scrape the pod.
+    listen: str = "127.0.0.1:9090"
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        if value != "off":
+            parse_listen(value)
+        return value
+
+
 class Settings(BaseSettings):
     """Everything cognito-gate can be told. Sections map to ``GATE_<SECTION>_<KEY>``."""
 
@@ -393,6 +409,21 @@ class Settings(BaseSettings):
             if name == "default" or names.count(name) > 1:
                 raise ValueError(f"upstream name {name!r} is used twice (or is 'default')")
         return value
+
+    metrics: MetricsSettings = MetricsSettings()
+    # SIGTERM: readiness fails at once, in-flight requests get this long to finish.
+    drain_seconds: float = Field(20.0, ge=0, le=3600)
+    # Processes sharing the listening socket (SO_REUSEPORT); > 1 needs a shared store.
+    workers: int = Field(1, ge=1, le=256)
+
+    @model_validator(mode="after")
+    def _check_workers(self) -> Settings:
+        if self.workers > 1 and self.session.store_url.startswith("memory:"):
+            raise ValueError(
+                "GATE_WORKERS > 1 needs a shared session store (GATE_SESSION_STORE_URL=redis://...):"
+                " with memory:// each worker would see only its own sessions"
+            )
+        return self
 
     @field_validator("listen")
     @classmethod
@@ -441,6 +472,8 @@ def _describe(error: Mapping[str, Any]) -> list[str]:
     loc = tuple(error["loc"])
     dotted = ".".join(str(p) for p in loc)
     message = str(error["msg"]).removeprefix("Value error, ")
+    if not loc:  # a check across settings: its message names them
+        return [message]
     if error["type"] == "extra_forbidden":
         return [f"{dotted}: unknown setting (check the spelling)"]
     if error["type"] == "missing":

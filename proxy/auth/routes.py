@@ -23,6 +23,7 @@ from proxy.auth.regulation import Regulator, client_ip
 from proxy.cognito.client import CognitoClient, ContextData
 from proxy.cognito.errors import CognitoError
 from proxy.forwarded import client_address
+from proxy.observe import audit
 from proxy.sessions.sealed import SealedStore
 from proxy.sessions.session import Session, SessionManager
 from proxy.sessions.store import StoreUnavailable
@@ -163,6 +164,11 @@ class AuthRoutes:
             except CognitoError as exc:
                 log.warning("refresh token revocation failed: %s", exc.code)
         log.info("signed out session=%s", self._sessions.fingerprint(cookie))
+        audit(
+            "logout",
+            user=session.claims.get("sub") if session is not None else None,
+            session=self._sessions.fingerprint(cookie),
+        )
 
     async def _live_access_token(self, session: Session) -> str:
         """GlobalSignOut needs an unexpired access token; an idle session's may have expired."""
@@ -273,6 +279,8 @@ class AuthRoutes:
         if isinstance(step, web.Response):
             return step
         if isinstance(step, Rejected):
+            reason = step.message.removeprefix("error.")
+            audit("login.failure", reason=reason, ip=client_ip(request))
             response = self._login_form(
                 request,
                 state,
@@ -290,6 +298,7 @@ class AuthRoutes:
             state.cognito_session = step.cognito_session
             state.parameters = step.parameters
             log.info("sign-in needs challenge %s", step.name)
+            audit("login.challenge", challenge=step.name, ip=client_ip(request))
             return await self._save_and_go(request, state, "challenge")
         assert isinstance(step, SignedIn)
         return await self._finish(request, state, step)
@@ -352,6 +361,12 @@ class AuthRoutes:
         except StoreUnavailable:
             return self.error_page(request, 503, "error.unavailable")
         log.info("sign-in succeeded session=%s", self._sessions.fingerprint(session_cookie))
+        audit(
+            "login.success",
+            user=step.session.claims.get("sub"),
+            session=self._sessions.fingerprint(session_cookie),
+            ip=client_ip(request),
+        )
         response = _see_other(state.return_to)
         max_age = int(self._remember_lifetime) if state.remember else None
         self._set_cookie(response, self._cookies.session, session_cookie, max_age)

@@ -11,19 +11,48 @@ import base64
 import hashlib
 import hmac
 import logging
+import random
+import time
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
 import aioboto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ReadTimeoutError
 
 from proxy.cognito import srp
-from proxy.cognito.errors import CognitoError, Misconfigured, Unavailable, from_response
+from proxy.cognito.breaker import CircuitBreaker
+from proxy.cognito.errors import (
+    CognitoError,
+    Misconfigured,
+    Unavailable,
+    from_response,
+)
 from proxy.settings import CognitoSettings
 
 log = logging.getLogger("proxy.cognito")
+
+# Operations that are safe to send again after a transient failure: starting a sign-in (a new
+# SRP_A or the same password check), refreshing, revoking. Never a challenge answer: it is
+# single-use, and a resend after a lost reply reads as a wrong answer (or a replay).
+_RETRY_SAFE = frozenset({"initiate_auth", "admin_initiate_auth", "revoke_token"})
+MAX_ATTEMPTS = 3
+_BACKOFF_BASE = 0.1
+_BACKOFF_CAP = 1.0
+# (operation, outcome: "ok" or an error code, seconds) → metrics; see observe.Metrics.
+CallObserver = Callable[[str, str, float], None]
+
+
+def _transient(exc: CognitoError) -> bool:
+    """Throttling or an unreachable/failing service: counts against the breaker and may be
+    retried. A lockout (TooManyFailedAttempts, LimitExceeded) is neither: Cognito is up, and
+    retrying makes it worse."""
+    return isinstance(exc, Unavailable) or exc.code in (
+        "TooManyRequestsException",
+        "ThrottlingException",
+    )
 
 
 @dataclass(frozen=True)
@@ -90,8 +119,16 @@ def quiet_sdk_logs() -> None:
 class CognitoClient:
     """One long-lived client per process; ``start()`` before use, ``close()`` at shutdown."""
 
-    def __init__(self, settings: CognitoSettings) -> None:
+    def __init__(
+        self,
+        settings: CognitoSettings,
+        *,
+        breaker: CircuitBreaker | None = None,
+        observer: CallObserver | None = None,
+    ) -> None:
         self._settings = settings
+        self.breaker = breaker or CircuitBreaker()
+        self._observer = observer
         self._stack = AsyncExitStack()
         self._client: Any = None
         self._secret = settings.client_secret.get_secret_value() if settings.client_secret else None
@@ -127,8 +164,45 @@ class CognitoClient:
         return params
 
     async def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """One API call through the breaker, retried with full jitter when safe (see above)."""
         if self._client is None:
             raise RuntimeError("CognitoClient.start() was not awaited")
+        label = "refresh" if kwargs.get("AuthFlow") == "REFRESH_TOKEN_AUTH" else operation
+        attempts = MAX_ATTEMPTS if operation in _RETRY_SAFE else 1
+        for attempt in range(1, attempts + 1):
+            if not self.breaker.allow():
+                self._observe(label, "CircuitOpen", 0.0)
+                raise Unavailable("CircuitOpen", "Cognito circuit breaker is open")
+            started = time.perf_counter()
+            try:
+                response = await self._attempt(operation, kwargs)
+            except CognitoError as exc:
+                self._observe(label, exc.code, time.perf_counter() - started)
+                if not _transient(exc):
+                    self.breaker.success()  # Cognito answered: it is up
+                    raise
+                self.breaker.failure()
+                # Not after a read timeout: the call may have been done, and waiting again
+                # doubles the user's wait.
+                if attempt == attempts or exc.detail == "timeout":
+                    raise
+                delay = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))  # noqa: S311
+                log.info("cognito %s: %s, retrying in %.2fs", operation, exc.code, delay)
+                await asyncio.sleep(delay)
+                continue
+            except BaseException:
+                self.breaker.release()
+                raise
+            self._observe(label, "ok", time.perf_counter() - started)
+            self.breaker.success()
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _observe(self, operation: str, outcome: str, seconds: float) -> None:
+        if self._observer is not None:
+            self._observer(operation, outcome, seconds)
+
+    async def _attempt(self, operation: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         try:
             response: dict[str, Any] = await getattr(self._client, operation)(**kwargs)
         except ClientError as exc:
@@ -138,7 +212,10 @@ class CognitoClient:
         except NoCredentialsError:
             log.error("cognito %s needs AWS credentials and none were found", operation)
             raise Misconfigured("NoCredentials") from None
-        except (TimeoutError, BotoCoreError, OSError) as exc:
+        except (TimeoutError, ReadTimeoutError) as exc:
+            log.warning("cognito %s timed out: %s", operation, type(exc).__name__)
+            raise Unavailable(type(exc).__name__, "timeout") from None
+        except (BotoCoreError, OSError) as exc:
             log.warning("cognito %s unreachable: %s", operation, type(exc).__name__)
             raise Unavailable(type(exc).__name__) from None
         return response

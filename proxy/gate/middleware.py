@@ -30,6 +30,7 @@ from proxy.gate.outgoing import Outgoing
 from proxy.gate.paths import BadPath, canonical_path, split_target
 from proxy.gate.policy import Access, Policy, Route, Unauthenticated, prefix_matches
 from proxy.gate.websocket import SessionGuard, is_websocket
+from proxy.observe import REQUEST_ID_HEADER, REQUEST_ID_KEY, SESSION_KEY, USER_KEY
 from proxy.sessions.store import StoreUnavailable
 
 log = logging.getLogger("proxy.gate")
@@ -87,6 +88,13 @@ class Gate:
         self._bearer = bearer
         self._check_access_token = check_access_token
         self._guard = SessionGuard(identity, interval=ws_recheck_interval)
+        # X-Request-Id is ours to set (see observe.RequestObserver): a client's is dropped.
+        reserved = self._outgoing.is_reserved
+
+        def drop_header(name: str) -> bool:
+            return name.lower() == "x-request-id" or reserved(name)
+
+        self._drop_header = drop_header
 
     async def _bearer_claims(self, request: web.Request) -> dict[str, Any] | web.Response | None:
         """Claims of a verified bearer token, a 401/503 answer for a bad one, None without one.
@@ -114,6 +122,14 @@ class Gate:
                 },
             )
 
+    def _note(self, request: web.Request, sub: str | None) -> None:
+        """Who this request is, for the access log: the user's sub and a session fingerprint."""
+        if sub is not None:
+            request[USER_KEY] = str(sub)
+        cookie = request.cookies.get(self._identity.cookie_name)
+        if cookie:
+            request[SESSION_KEY] = self._identity.sessions.fingerprint(cookie)
+
     async def proxy(self, request: web.Request) -> web.StreamResponse:
         try:
             raw_path, query = split_target(request.raw_path)
@@ -128,6 +144,9 @@ class Gate:
             return self._status(request, 404, "not_found")
         rule = route.rule_for(request.method, path)
         cookie, drop_header = self._app_cookies(request)
+        rid = request.get(REQUEST_ID_KEY)
+        if rid is not None:
+            cookie.append((REQUEST_ID_HEADER, rid))
         forward = partial(
             self._forwarders[route.name].forward,
             request,
@@ -146,6 +165,7 @@ class Gate:
         session_cookie = None
         if bearer is not None:
             # An API client's verified token: its identity alone, never merged with a cookie.
+            self._note(request, bearer.get("sub"))
             if rule.access(bearer) is Access.FORBIDDEN:
                 return self._status(request, 403, "forbidden")
             token = bearer_token(request) or ""
@@ -161,6 +181,7 @@ class Gate:
             if rule.unauthenticated is Unauthenticated.UNAUTHORIZED:
                 return self._unauthorized()
             return self._unauthenticated(request)
+        self._note(request, session.claims.get("sub"))
         if rule.access(session.claims) is Access.FORBIDDEN:
             return self._status(request, 403, "forbidden")
         add_headers = [*cookie, *self._outgoing.headers(session, route.name)]
@@ -178,7 +199,7 @@ class Gate:
         own. Returns the Cookie header to add (if any) and the drop rule for client headers."""
         cookies = request.headers.getall("Cookie", ())
         if not cookies:
-            return [], self._outgoing.is_reserved
+            return [], self._drop_header
         kept = without_cookies(cookies, self._own_cookies)
         return ([("Cookie", kept)] if kept is not None else []), self._drop_reserved_and_cookie
 
@@ -200,7 +221,7 @@ class Gate:
         )
 
     def _drop_reserved_and_cookie(self, name: str) -> bool:
-        return self._outgoing.is_reserved(name) or name.lower() == "cookie"
+        return self._drop_header(name) or name.lower() == "cookie"
 
     def _unavailable(self, request: web.Request) -> web.Response:
         if wants_login_page(request):
@@ -243,6 +264,7 @@ class Gate:
                 return web.Response(status=401, headers={"Cache-Control": "no-store"})
             claims = session.claims
             access_token = session.access_token
+        self._note(request, claims.get("sub"))
         response = web.Response(status=200, headers={"Cache-Control": "no-store"})
         if self._check_access_token and access_token:
             # For an upstream that calls Cognito (or other APIs) as the user; opt-in.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from typing import Any, cast
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -59,10 +59,22 @@ def _common_kwargs(timeout: float) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
+class Tls:
+    """TLS for the ``rediss+sentinel://`` / ``rediss+cluster://`` schemes: the server
+    certificate is verified against ``ca_certs`` (a PEM file) or the system trust store."""
+
+    ca_certs: str | None = None
+
+    def kwargs(self) -> dict[str, Any]:
+        return {"ssl": True, "ssl_ca_certs": self.ca_certs}
+
+
+@dataclass(frozen=True, slots=True)
 class SentinelURL:
     """redis+sentinel://[user:pass@]host:port[,host:port]/service_name[/db]
 
     The credentials are for the master; sentinels are contacted without AUTH.
+    ``rediss+sentinel://...[?ssl_ca_certs=/path/ca.pem]`` speaks TLS to sentinels and master.
     """
 
     sentinels: tuple[tuple[str, int], ...]
@@ -70,42 +82,54 @@ class SentinelURL:
     db: int = 0
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    tls: Tls | None = None
 
     @classmethod
     def parse(cls, url: str) -> SentinelURL:
-        username, password, hosts, path = _split_multi_host(url, "redis+sentinel", 26379)
+        username, password, hosts, path, tls = _split_multi_host(url, "sentinel", 26379)
         parts = [unquote(p) for p in path.strip("/").split("/")] if path.strip("/") else []
         if not parts or len(parts) > 2 or not parts[0]:
             raise ValueError("redis+sentinel URL needs a path of /service_name[/db]")
         db = _parse_int(parts[1], "db") if len(parts) == 2 else 0
-        return cls(hosts, parts[0], db, username, password)
+        return cls(hosts, parts[0], db, username, password, tls)
 
 
 @dataclass(frozen=True, slots=True)
 class ClusterURL:
-    """redis+cluster://[user:pass@]host:port[,host:port] (startup nodes; db is always 0)."""
+    """redis+cluster://[user:pass@]host:port[,host:port] (startup nodes; db is always 0).
+
+    ``rediss+cluster://...[?ssl_ca_certs=/path/ca.pem]`` speaks TLS to every node.
+    """
 
     nodes: tuple[tuple[str, int], ...]
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    tls: Tls | None = None
 
     @classmethod
     def parse(cls, url: str) -> ClusterURL:
-        username, password, hosts, path = _split_multi_host(url, "redis+cluster", 6379)
+        username, password, hosts, path, tls = _split_multi_host(url, "cluster", 6379)
         if path.strip("/") not in ("", "0"):
             raise ValueError("redis+cluster URLs take no path: a cluster only has db 0")
-        return cls(hosts, username, password)
+        return cls(hosts, username, password, tls)
 
 
 def _split_multi_host(
-    url: str, scheme: str, default_port: int
-) -> tuple[str | None, str | None, tuple[tuple[str, int], ...], str]:
+    url: str, kind: str, default_port: int
+) -> tuple[str | None, str | None, tuple[tuple[str, int], ...], str, Tls | None]:
     # urlsplit accepts a netloc with several hosts but its .hostname/.port would not.
     parts = urlsplit(url)
-    if parts.scheme.lower() != scheme:
-        raise ValueError(f"expected a {scheme}:// URL")
-    if parts.query or parts.fragment:
-        raise ValueError(f"{scheme} URLs take no query string or fragment")
+    scheme = parts.scheme.lower()
+    if scheme not in (f"redis+{kind}", f"rediss+{kind}"):
+        raise ValueError(f"expected a redis+{kind}:// or rediss+{kind}:// URL")
+    tls = Tls() if scheme.startswith("rediss") else None
+    if parts.fragment:
+        raise ValueError(f"{scheme} URLs take no fragment")
+    if parts.query:
+        query = parse_qs(parts.query, strict_parsing=True)
+        if tls is None or set(query) != {"ssl_ca_certs"} or len(query["ssl_ca_certs"]) != 1:
+            raise ValueError(f"{scheme} URLs take no query string but rediss+ ?ssl_ca_certs=")
+        tls = Tls(query["ssl_ca_certs"][0])
     userinfo, at, hostlist = parts.netloc.rpartition("@")
     username = password = None
     if at:
@@ -113,7 +137,7 @@ def _split_multi_host(
         username = unquote(user) or None
         password = unquote(pw) if colon else None
     hosts = tuple(_parse_host_port(h, default_port) for h in hostlist.split(","))
-    return username, password, hosts, parts.path
+    return username, password, hosts, parts.path, tls
 
 
 def _parse_host_port(text: str, default_port: int) -> tuple[str, int]:
@@ -161,12 +185,13 @@ class RedisStore:
             raise ValueError("timeout must be a positive number of seconds")
         kwargs = _common_kwargs(timeout)
         scheme = url.partition("://")[0].lower()
-        if scheme == "redis+sentinel":
+        if scheme in ("redis+sentinel", "rediss+sentinel"):
             s = SentinelURL.parse(url)
+            tls = s.tls.kwargs() if s.tls else {}
             # Sentinel clients get the same fail-fast settings; redis-py's defaults would
             # retry ten times with backoff.
             sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
-                list(s.sentinels), sentinel_kwargs=_common_kwargs(timeout)
+                list(s.sentinels), sentinel_kwargs={**_common_kwargs(timeout), **tls}
             )
             master = sentinel.master_for(
                 s.service_name,
@@ -175,9 +200,10 @@ class RedisStore:
                 password=s.password,
                 max_connections=_MAX_CONNECTIONS,
                 **kwargs,
+                **tls,
             )
             return cls(master, sentinel=sentinel)
-        if scheme == "redis+cluster":
+        if scheme in ("redis+cluster", "rediss+cluster"):
             c = ClusterURL.parse(url)
             cluster = RedisCluster(
                 startup_nodes=[ClusterNode(h, p) for h, p in c.nodes],
@@ -185,6 +211,7 @@ class RedisStore:
                 password=c.password,
                 max_connections=_MAX_CONNECTIONS,
                 **kwargs,
+                **(c.tls.kwargs() if c.tls else {}),
             )
             return cls(cluster)
         if scheme in ("redis", "rediss"):
@@ -194,7 +221,9 @@ class RedisStore:
                 url, max_connections=_MAX_CONNECTIONS, timeout=timeout, **kwargs
             )
             return cls(Redis.from_pool(pool))
-        raise ValueError("not a redis://, rediss://, redis+sentinel:// or redis+cluster:// URL")
+        raise ValueError(
+            "not a redis://, rediss://, redis[s]+sentinel:// or redis[s]+cluster:// URL"
+        )
 
     async def get(self, key: str) -> bytes | None:
         try:

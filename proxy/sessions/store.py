@@ -84,6 +84,9 @@ class SessionStore(Protocol):
         ...
 
 
+_REDIS_SCHEMES = (
+    "redis", "rediss", "redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster",
+)  # fmt: skip
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]{0,31}")
 
 
@@ -104,6 +107,7 @@ def open_store(url: str, *, timeout: float = 2.0) -> SessionStore:
     redis://..., rediss://...                   one Redis server (redis-py URL syntax)
     redis+sentinel://[user:pass@]h:p[,h:p]/service[/db]   master of a Sentinel-managed group
     redis+cluster://[user:pass@]h:p[,h:p]       Redis Cluster
+    rediss+sentinel://..., rediss+cluster://...  the same over TLS (?ssl_ca_certs=/path/ca.pem)
 
     `timeout` bounds connecting, each command and waiting for a pooled connection.
     """
@@ -116,7 +120,7 @@ def open_store(url: str, *, timeout: float = 2.0) -> SessionStore:
         from proxy.sessions.memory import MemoryStore
 
         return MemoryStore()
-    if scheme in ("redis", "rediss", "redis+sentinel", "redis+cluster"):
+    if scheme in _REDIS_SCHEMES:
         # Imported lazily so memory:// deployments never load redis-py.
         from proxy.sessions.redis import RedisStore
 

@@ -14,6 +14,7 @@ from aiohttp import web
 from proxy import server
 from proxy.app import build_app
 from proxy.demo import free_port
+from proxy.observe import Metrics
 from proxy.settings import Settings
 
 CSRF_FIELD = re.compile(r'name="csrf"\s+value="([^"]+)"')
@@ -60,10 +61,10 @@ async def recording_upstream(host: str = "127.0.0.1") -> AsyncIterator[Upstream]
 
 
 @asynccontextmanager
-async def running_proxy(settings: Settings) -> AsyncIterator[str]:
+async def running_proxy(settings: Settings, metrics: Metrics | None = None) -> AsyncIterator[str]:
     """Serve build_app(settings) on a free loopback port; yields its base URL."""
     port = free_port()
-    runner = await server.start(build_app(settings), settings.server, "127.0.0.1", port)
+    runner = await server.start(build_app(settings, metrics), settings.server, "127.0.0.1", port)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -1,0 +1,140 @@
+"""Running the proxy as a server process: listeners, graceful drain on SIGTERM, workers.
+
+SIGTERM (or SIGINT): readiness fails at once (so the Service stops routing here), the listener
+stays open while in-flight HTTP requests finish, for at most ``drain_seconds``; then the
+listener closes, relayed WebSockets are closed with 1001 (Going Away), whatever is still
+running gets ``_FINAL_GRACE`` more seconds, and the process exits 0.
+
+``workers > 1``: a supervisor starts N worker processes that each bind the same port with
+SO_REUSEPORT (the kernel spreads connections), forwards SIGTERM/SIGINT to them and exits 0 when
+all of them did. A worker that dies on its own takes the others down and the supervisor exits
+1, so the orchestrator restarts the whole container rather than running short-handed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from aiohttp import web
+
+from proxy.app import FORWARDER_KEY, HEALTH_KEY, OBSERVER_KEY, build_app
+from proxy.observe import Metrics, metrics_app
+from proxy.server import GateRunner
+from proxy.settings import Settings, parse_listen
+
+log = logging.getLogger("proxy.serve")
+
+_FINAL_GRACE = 5.0  # after the drain: closing handshakes of WebSockets, last bytes
+_POLL = 0.05
+
+
+async def serve(settings: Settings, *, worker: int | None = None) -> None:
+    """Serve until SIGTERM/SIGINT, then drain and return (the caller exits 0)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    reuse_port = True if worker is not None else None
+    metrics = Metrics()
+    app = build_app(settings, metrics)
+    # GateRunner: the connection and header limits of proxy.server (431, deadlines, caps).
+    runner = GateRunner(
+        app,
+        settings.server,
+        handle_signals=False,
+        shutdown_timeout=min(_FINAL_GRACE, settings.drain_seconds),
+    )
+    await runner.setup()
+    host, port = settings.listen_address
+    await web.TCPSite(runner, host, port, reuse_port=reuse_port).start()
+    metrics_runner: web.AppRunner | None = None
+    if settings.metrics.listen != "off":
+        metrics_host, metrics_port = parse_listen(settings.metrics.listen)
+        # Each worker has its own counters: worker i serves them on the metrics port + i.
+        metrics_port += worker or 0
+        metrics_runner = web.AppRunner(metrics_app(metrics), access_log=None, handle_signals=False)
+        await metrics_runner.setup()
+        await web.TCPSite(metrics_runner, metrics_host, metrics_port).start()
+    log.info(
+        "listening on %s:%d%s",
+        host,
+        port,
+        f" (worker {worker}, pid {os.getpid()})" if worker is not None else "",
+    )
+    try:
+        await stop.wait()
+        await drain(app, settings.drain_seconds)
+    finally:
+        await runner.cleanup()
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
+    log.info("stopped")
+
+
+async def drain(app: web.Application, seconds: float) -> None:
+    """Fail readiness, then wait (listener open) until in-flight requests are done."""
+    app[HEALTH_KEY].begin_drain()
+    observer = app[OBSERVER_KEY]
+    log.info(
+        "draining: readiness now fails; %d request(s) in flight, up to %.0fs",
+        observer.inflight,
+        seconds,
+    )
+    deadline = time.monotonic() + seconds
+    # Polling a counter during shutdown only; an Event per request would cost every request.
+    while observer.inflight > 0 and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(_POLL)
+    if observer.inflight:
+        log.warning("drain window over with %d request(s) still running", observer.inflight)
+    # WebSockets never finish by themselves: 1001 tells clients to reconnect elsewhere.
+    await app[FORWARDER_KEY].close_websockets(1001)
+
+
+def run(settings: Settings, config: Path | None, worker: int | None = None) -> int:
+    if settings.workers > 1 and worker is None:
+        return supervise(settings.workers, config)
+    asyncio.run(serve(settings, worker=worker))
+    return 0
+
+
+def supervise(count: int, config: Path | None) -> int:
+    """Start ``count`` workers (same settings, same port), forward signals, reap them."""
+    args = [sys.executable, "-m", "proxy", "serve"]
+    if config is not None:
+        args += ["--config", str(config)]
+    procs = [
+        subprocess.Popen([*args, "--worker-index", str(i)], stdin=subprocess.DEVNULL)  # noqa: S603
+        for i in range(count)
+    ]
+    stopping = False
+
+    def forward(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    log.info("supervising %d workers: %s", count, ", ".join(str(p.pid) for p in procs))
+    failed = False
+    while any(p.poll() is None for p in procs):
+        time.sleep(0.2)
+        if not stopping and any(p.poll() is not None for p in procs):
+            log.error("a worker exited unexpectedly; stopping the others")
+            failed = True
+            forward(signal.SIGTERM, None)
+    # A worker still starting up when the signal came dies of it (no handler yet): also clean.
+    clean = {0, -signal.SIGTERM, -signal.SIGINT}
+    codes = [p.returncode for p in procs]
+    if not failed and any(code not in clean for code in codes):
+        log.error("worker exit codes: %s", codes)
+    return 1 if failed or any(code not in clean for code in codes) else 0

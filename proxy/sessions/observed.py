@@ -1,0 +1,67 @@
+"""A SessionStore wrapper that reports each StoreUnavailable to a callback (for metrics)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from proxy.sessions.store import SessionStore, StoreUnavailable
+
+T = TypeVar("T")
+
+
+class ObservedStore:
+    __slots__ = ("_on_error", "_store")
+
+    def __init__(self, store: SessionStore, on_error: Callable[[str], None]) -> None:
+        self._store = store
+        self._on_error = on_error
+
+    def __repr__(self) -> str:
+        return f"ObservedStore({self._store!r})"
+
+    async def _observed(self, operation: str, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except StoreUnavailable:
+            self._on_error(operation)
+            raise
+
+    async def get(self, key: str) -> bytes | None:
+        return await self._observed("get", self._store.get(key))
+
+    async def set(self, key: str, value: bytes, ttl: float) -> None:
+        await self._observed("set", self._store.set(key, value, ttl))
+
+    async def replace(self, key: str, value: bytes, ttl: float) -> bool:
+        return await self._observed("replace", self._store.replace(key, value, ttl))
+
+    async def delete(self, key: str) -> None:
+        await self._observed("delete", self._store.delete(key))
+
+    async def ping(self) -> None:
+        await self._observed("ping", self._store.ping())
+
+    async def acquire(self, key: str, token: str, ttl: float) -> bool:
+        return await self._observed("acquire", self._store.acquire(key, token, ttl))
+
+    async def renew(self, key: str, token: str, ttl: float) -> bool:
+        return await self._observed("renew", self._store.renew(key, token, ttl))
+
+    async def release(self, key: str, token: str) -> None:
+        await self._observed("release", self._store.release(key, token))
+
+    async def add_member(self, key: str, member: str, ttl: float) -> None:
+        await self._observed("add_member", self._store.add_member(key, member, ttl))
+
+    async def remove_member(self, key: str, member: str) -> None:
+        await self._observed("remove_member", self._store.remove_member(key, member))
+
+    async def members(self, key: str) -> frozenset[str]:
+        return await self._observed("members", self._store.members(key))
+
+    async def incr(self, key: str, ttl: float) -> int:
+        return await self._observed("incr", self._store.incr(key, ttl))
+
+    async def close(self) -> None:
+        await self._store.close()

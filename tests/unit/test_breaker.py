@@ -1,0 +1,67 @@
+"""The Cognito circuit breaker: opens after consecutive failures, probes once after a cooldown."""
+
+from __future__ import annotations
+
+import pytest
+
+from proxy.cognito.breaker import CircuitBreaker
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_opens_after_threshold_consecutive_failures_only() -> None:
+    changes: list[bool] = []
+    breaker = CircuitBreaker(threshold=3, cooldown=10, clock=Clock(), on_change=changes.append)
+    breaker.failure()
+    breaker.failure()
+    breaker.success()  # an answer resets the count
+    breaker.failure()
+    breaker.failure()
+    assert breaker.allow()
+    breaker.failure()
+    assert breaker.is_open
+    assert not breaker.allow()
+    assert changes == [True]
+
+
+def test_half_open_lets_one_probe_through_and_its_outcome_decides() -> None:
+    clock = Clock()
+    changes: list[bool] = []
+    breaker = CircuitBreaker(threshold=1, cooldown=10, clock=clock, on_change=changes.append)
+    breaker.failure()
+    assert not breaker.allow()
+    clock.now += 10
+    assert breaker.allow()  # the probe
+    assert not breaker.allow()  # only one at a time
+    breaker.failure()  # probe failed: another full cooldown
+    assert not breaker.allow()
+    clock.now += 9.9
+    assert not breaker.allow()
+    clock.now += 0.1
+    assert breaker.allow()
+    breaker.success()
+    assert breaker.allow() and breaker.allow()
+    assert changes == [True, False]
+
+
+def test_a_probe_that_ends_without_an_answer_frees_the_slot() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(threshold=1, cooldown=1, clock=clock)
+    breaker.failure()
+    clock.now += 1
+    assert breaker.allow()
+    breaker.release()
+    assert breaker.allow()
+
+
+def test_rejects_nonsense_configuration() -> None:
+    with pytest.raises(ValueError):
+        CircuitBreaker(threshold=0)
+    with pytest.raises(ValueError):
+        CircuitBreaker(cooldown=0)
