@@ -169,10 +169,10 @@ class CognitoClient:
             raise RuntimeError("CognitoClient.start() was not awaited")
         label = "refresh" if kwargs.get("AuthFlow") == "REFRESH_TOKEN_AUTH" else operation
         attempts = MAX_ATTEMPTS if operation in _RETRY_SAFE else 1
+        if not self.breaker.allow():
+            self._observe(label, "CircuitOpen", 0.0)
+            raise Unavailable("CircuitOpen", "Cognito circuit breaker is open")
         for attempt in range(1, attempts + 1):
-            if not self.breaker.allow():
-                self._observe(label, "CircuitOpen", 0.0)
-                raise Unavailable("CircuitOpen", "Cognito circuit breaker is open")
             started = time.perf_counter()
             try:
                 response = await self._attempt(operation, kwargs)
@@ -181,10 +181,11 @@ class CognitoClient:
                 if not _transient(exc):
                     self.breaker.success()  # Cognito answered: it is up
                     raise
-                self.breaker.failure()
                 # Not after a read timeout: the call may have been done, and waiting again
                 # doubles the user's wait.
                 if attempt == attempts or exc.detail == "timeout":
+                    # One failed call, however many attempts it took: the breaker counts calls.
+                    self.breaker.failure()
                     raise
                 delay = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))  # noqa: S311
                 log.info("cognito %s: %s, retrying in %.2fs", operation, exc.code, delay)

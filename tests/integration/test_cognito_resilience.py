@@ -157,8 +157,10 @@ async def test_open_breaker_fails_fast_then_a_probe_closes_it() -> None:
         fake.default = fake.error(503, "ServiceUnavailable")
         breaker = CircuitBreaker(threshold=3, cooldown=0.3)
         async with client_for(fake, breaker) as client:
-            with pytest.raises(Unavailable):
-                await client.refresh("r", "user")  # three failed attempts: open
+            for _ in range(3):  # three failed calls (each retried): open
+                assert not breaker.is_open
+                with pytest.raises(Unavailable):
+                    await client.refresh("r", "user")
             assert breaker.is_open
             calls = len(fake.calls)
             with pytest.raises(Unavailable) as exc:
@@ -185,7 +187,7 @@ async def test_sign_in_says_try_again_at_once_while_cognito_is_down() -> None:
         async with running_proxy(settings, metrics) as base:
             browser = Browser(base)
             try:
-                for _ in range(2):  # 2 x 3 attempts: past the threshold of 5
+                for _ in range(5):  # 5 failed calls (3 attempts each): the threshold
                     resp = await browser.login("user", "Password-1!")
                     assert resp.status == 503
                 calls = len(fake.calls)
