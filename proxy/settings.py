@@ -143,6 +143,11 @@ class CookieSettings(_Section):
     def flow_cookie(self) -> str:
         return f"__Host-{self.name}-login" if self.secure else f"{self.name}-login"
 
+    @property
+    def device_cookie(self) -> str:
+        """Long-lived handle to this browser's remembered-device record (sealed server-side)."""
+        return f"__Host-{self.name}-device" if self.secure else f"{self.name}-device"
+
 
 class AuthSettings(_Section):
     prefix: str = Field("/_auth", pattern=r"^/[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*$")

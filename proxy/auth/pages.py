@@ -57,6 +57,20 @@ _PAGE_DEFAULTS: Mapping[str, Mapping[str, Any]] = {
         "submit_label": None,
         "cancel_url": None,
     },
+    "choice.html": {"message": None, "error": None, "cancel_url": None, "options": ()},
+    "mfa_setup.html": {"message": None, "error": None, "cancel_url": None, "fields": ()},
+    "custom_challenge.html": {
+        "message": None,
+        "error": None,
+        "cancel_url": None,
+        "fields": (),
+        "parameters": {},
+        "question": None,
+        "challenge_type": None,
+    },
+    "forgot.html": {"username": "", "error": None, "notice": None},
+    "forgot_confirm.html": {"error": None, "notice": None, "fields": ()},
+    "confirm_signup.html": {"error": None, "notice": None, "fields": ()},
 }
 
 
@@ -274,6 +288,14 @@ class Pages:
             lstrip_blocks=True,
         )
         self.env.tests["translatable"] = lambda key: key in i18n.MESSAGES[i18n.DEFAULT_LANGUAGE]
+
+    def has_template(self, name: str) -> bool:
+        """Whether ``name`` exists (an operator's directory first, then the built-ins)."""
+        try:
+            self.env.get_template(name)
+        except jinja2.TemplateNotFound:
+            return False
+        return True
 
     def brand_css(self) -> str:
         """Stylesheet with the brand colour as CSS custom properties (serve as text/css)."""
