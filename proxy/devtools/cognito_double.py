@@ -46,7 +46,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -56,10 +56,36 @@ from typing import Any, Literal
 import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import RSAAlgorithm
 
-__all__ = ["CognitoDouble", "CognitoError", "running_double"]
+from proxy.devtools.otp import (
+    mask_email,
+    mask_phone,
+    new_code,
+    new_totp_secret,
+    totp_code,
+    totp_matching_step,
+)
+from proxy.devtools.webauthn import (
+    Passkey,
+    SoftwareAuthenticator,
+    WebAuthnError,
+    b64url,
+    verify_assertion,
+    verify_registration,
+)
+
+__all__ = [
+    "CognitoDouble",
+    "CognitoError",
+    "CustomAuthHandler",
+    "SoftwareAuthenticator",
+    "captcha_challenge",
+    "format_timestamp",
+    "running_double",
+    "totp_code",
+]
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +262,34 @@ class _SigningKey:
 
 
 @dataclass
+class _Device:
+    """A device Cognito tracks for a user (after a sign-in returned NewDeviceMetadata)."""
+
+    key: str
+    group_key: str
+    created: float
+    name: str | None = None
+    salt: bytes | None = None  # set by ConfirmDevice (sent back as SALT, in hex)
+    verifier: int | None = None
+    remembered: bool = False
+    last_authenticated: float | None = None
+    last_ip: str | None = None
+
+    @property
+    def confirmed(self) -> bool:
+        return self.verifier is not None
+
+
+@dataclass
+class _PendingCode:
+    """A code sent for ForgotPassword or sign-up confirmation (per user and purpose)."""
+
+    code: str
+    expires_at: float
+    attempts: int = 0
+
+
+@dataclass
 class _User:
     username: str
     sub: str
@@ -246,6 +300,26 @@ class _User:
     groups: list[str]
     status: str
     enabled: bool = True
+    mfa: list[str] = field(default_factory=list)  # enabled MFA types, in _MFA_TYPES order
+    preferred_mfa: str | None = None
+    totp_secret: str | None = None  # verified (seeded, or VerifySoftwareToken succeeded)
+    totp_pending: str | None = None  # associated via AccessToken, not yet verified
+    totp_device_name: str | None = None
+    totp_last_step: int = -1  # a TOTP step is accepted once (replay of a code fails)
+    device_group_key: str = ""
+    devices: dict[str, _Device] = field(default_factory=dict)
+    passkeys: list[Passkey] = field(default_factory=list)
+    codes: dict[str, _PendingCode] = field(default_factory=dict)  # "forgot" / "signup"
+
+
+@dataclass
+class _DeviceTracking:
+    challenge_required_on_new_device: bool
+    remembered: Literal["always", "user_opt_in"]
+
+
+# handler(username, session_history) -> decision; see ``captcha_challenge``.
+CustomAuthHandler = Callable[[str, list[dict[str, Any]]], Mapping[str, Any]]
 
 
 @dataclass
@@ -254,6 +328,17 @@ class _Pool:
     key: _SigningKey
     alias_attributes: frozenset[str]
     users: dict[str, _User] = field(default_factory=dict)
+    # The double's pools start with MFA OPTIONAL and every factor allowed, so a user seeded with
+    # ``mfa=...`` is challenged without further setup (Cognito's own default is OFF).
+    mfa_mode: str = "OPTIONAL"
+    mfa_factors: tuple[str, ...] = ("SMS_MFA", "EMAIL_OTP", "SOFTWARE_TOKEN_MFA")
+    required_attributes: tuple[str, ...] = ()
+    custom_auth: CustomAuthHandler | None = None
+    device_tracking: _DeviceTracking | None = None
+    first_factors: tuple[str, ...] = ("PASSWORD",)  # SignInPolicy.AllowedFirstAuthFactors
+    relying_party_id: str | None = None
+    allowed_origins: tuple[str, ...] = ()
+    user_verification: str = "preferred"
 
     @property
     def name(self) -> str:
@@ -281,6 +366,7 @@ class _Login:
     refresh_token: str
     refresh_expires_at: float
     revoked: bool = False
+    device_key: str | None = None  # the tracked device this sign-in used or registered
 
 
 @dataclass
@@ -304,6 +390,8 @@ class _Ctx:
     client: _AppClient
     params: dict[str, str]  # AuthParameters or ChallengeResponses
     body: dict[str, Any]
+    # DEVICE_KEY the client presented (AuthParameters, or carried by the challenge session).
+    device_key: str | None = None
 
 
 _Operation = Callable[[dict[str, Any], Mapping[str, str]], dict[str, Any]]
@@ -355,6 +443,44 @@ def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
+_MFA_TYPES = ("SMS_MFA", "EMAIL_OTP", "SOFTWARE_TOKEN_MFA")
+_FIRST_FACTORS = ("PASSWORD", "EMAIL_OTP", "SMS_OTP", "WEB_AUTHN")
+# AvailableChallenges order; PASSWORD in the pool's factors allows both password challenges.
+_USER_AUTH_CHALLENGES = ("PASSWORD", "PASSWORD_SRP", "EMAIL_OTP", "SMS_OTP", "WEB_AUTHN")
+# Wrong answers one challenge session tolerates before it is dead (Cognito allows about 3).
+_CODE_ATTEMPTS = 3
+# Wrong ConfirmForgotPassword / ConfirmSignUp codes before the code is void.
+_CONFIRMATION_ATTEMPTS = 5
+_FORGOT_CODE_TTL = 3600.0  # Cognito: password reset codes last one hour
+_SIGNUP_CODE_TTL = 86400.0  # sign-up confirmation codes: 24 hours
+_CODE_MISMATCH = "Invalid code or auth state for the user."
+_INVALID_SESSION = "Invalid session for the user."
+
+
+def _code_mismatch(reason: str) -> CognitoError:
+    return CognitoError("CodeMismatchException", _CODE_MISMATCH, reason=reason)
+
+
+def captcha_challenge(username: str, session_history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The default CUSTOM_AUTH handler (a stand-in for the Define/Create/Verify Lambda triggers).
+
+    ``session_history`` is the Lambda event's ``request.session``: dicts with ``challengeName``,
+    ``challengeResult`` (and ``challengeMetadata``). Return one of
+    ``{"issue_tokens": True}``, ``{"fail": True}``, or
+    ``{"challenge_parameters": {...public...}, "answer": "expected answer"}``.
+    This one asks "What is 3 + 4?" and allows three wrong answers.
+    """
+    custom = [h for h in session_history if h.get("challengeName") == "CUSTOM_CHALLENGE"]
+    if custom and custom[-1].get("challengeResult"):
+        return {"issue_tokens": True}
+    if len(custom) >= _CODE_ATTEMPTS:
+        return {"fail": True}
+    return {
+        "challenge_parameters": {"type": "captcha", "question": "What is 3 + 4?"},
+        "answer": "7",
+    }
+
+
 # --------------------------------------------------------------------------------------------
 # The double.
 # --------------------------------------------------------------------------------------------
@@ -399,6 +525,12 @@ class CognitoDouble:
         self._logins: dict[str, _Login] = {}  # origin_jti -> login
         self._refresh_tokens: dict[str, str] = {}  # refresh token -> origin_jti
         self._fake_key = secrets.token_bytes(32)  # stable fake salts for unknown users
+        self._sent: dict[tuple[str, str, str], str] = {}  # (pool, user, channel) -> last code
+        # (client, username, device key) -> the DEVICE_SRP_AUTH session a password step opened,
+        # for clients (pycognito) that answer DEVICE_SRP_AUTH without Session.
+        self._device_srp_pending: dict[tuple[str, str, str], str] = {}
+        # (pool, username) -> (challenge, expiry) of a StartWebAuthnRegistration in progress
+        self._registrations: dict[tuple[str, str], tuple[bytes, float]] = {}
 
         self._operations: dict[str, _Operation] = {
             "InitiateAuth": self._op_initiate_auth,
@@ -409,9 +541,31 @@ class CognitoDouble:
             "GlobalSignOut": self._op_global_sign_out,
             "AdminUserGlobalSignOut": self._op_admin_user_global_sign_out,
             "GetUser": self._op_get_user,
+            "AssociateSoftwareToken": self._op_associate_software_token,
+            "VerifySoftwareToken": self._op_verify_software_token,
+            "SetUserMFAPreference": self._op_set_user_mfa_preference,
+            "AdminSetUserMFAPreference": self._op_admin_set_user_mfa_preference,
+            "SignUp": self._op_sign_up,
+            "ConfirmSignUp": self._op_confirm_sign_up,
+            "ResendConfirmationCode": self._op_resend_confirmation_code,
+            "ForgotPassword": self._op_forgot_password,
+            "ConfirmForgotPassword": self._op_confirm_forgot_password,
+            "ConfirmDevice": self._op_confirm_device,
+            "UpdateDeviceStatus": self._op_update_device_status,
+            "ListDevices": self._op_list_devices,
+            "ForgetDevice": self._op_forget_device,
+            "AdminForgetDevice": self._op_admin_forget_device,
+            "StartWebAuthnRegistration": self._op_start_webauthn_registration,
+            "CompleteWebAuthnRegistration": self._op_complete_webauthn_registration,
         }
         self._iam_operations = frozenset(
-            {"AdminInitiateAuth", "AdminRespondToAuthChallenge", "AdminUserGlobalSignOut"}
+            {
+                "AdminInitiateAuth",
+                "AdminRespondToAuthChallenge",
+                "AdminUserGlobalSignOut",
+                "AdminSetUserMFAPreference",
+                "AdminForgetDevice",
+            }
         )
         self._auth_flows: dict[str, _Step] = {
             "USER_SRP_AUTH": self._flow_user_srp,
@@ -420,10 +574,23 @@ class CognitoDouble:
             "ADMIN_NO_SRP_AUTH": self._flow_password,
             "REFRESH_TOKEN_AUTH": self._flow_refresh,
             "REFRESH_TOKEN": self._flow_refresh,
+            "CUSTOM_AUTH": self._flow_custom,
+            "USER_AUTH": self._flow_user_auth,
         }
         self._challenges: dict[str, _Step] = {
             "PASSWORD_VERIFIER": self._challenge_password_verifier,
             "NEW_PASSWORD_REQUIRED": self._challenge_new_password,
+            "SMS_MFA": self._challenge_sms_mfa,
+            "EMAIL_OTP": self._challenge_email_otp,
+            "SMS_OTP": self._challenge_sms_otp,
+            "SOFTWARE_TOKEN_MFA": self._challenge_software_token_mfa,
+            "SELECT_MFA_TYPE": self._challenge_select_mfa_type,
+            "MFA_SETUP": self._challenge_mfa_setup,
+            "CUSTOM_CHALLENGE": self._challenge_custom,
+            "DEVICE_SRP_AUTH": self._challenge_device_srp_auth,
+            "DEVICE_PASSWORD_VERIFIER": self._challenge_device_password_verifier,
+            "SELECT_CHALLENGE": self._challenge_select_challenge,
+            "WEB_AUTHN": self._challenge_web_authn,
         }
 
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -554,17 +721,38 @@ class CognitoDouble:
         groups: list[str] | None = None,
         status: str = "CONFIRMED",
         enabled: bool = True,
+        mfa: Sequence[Literal["SMS_MFA", "EMAIL_OTP", "SOFTWARE_TOKEN_MFA"]] = (),
+        preferred_mfa: str | None = None,
+        totp_secret: str | None = None,
     ) -> str:
         """Add a user; returns its ``sub``.
 
         A user with an ``email`` can sign in with it (alias) once ``email_verified`` is "true",
-        which is filled in for you unless you pass it, as AdminCreateUser setups usually do.
+        which is filled in for you unless you pass it, as AdminCreateUser setups usually do
+        (likewise ``phone_number_verified`` for a ``phone_number``).
+
+        ``mfa`` enables MFA types (SMS_MFA needs ``attributes["phone_number"]``, EMAIL_OTP an
+        ``email``); SOFTWARE_TOKEN_MFA without ``totp_secret`` gets a fresh secret, readable with
+        ``totp_secret()``. Several types and no ``preferred_mfa`` → SELECT_MFA_TYPE at sign-in.
         """
         if status not in _USER_STATUSES:
             raise ValueError(f"status must be one of {sorted(_USER_STATUSES)}")
         attrs = dict(attributes or {})
         if "email" in attrs:
             attrs.setdefault("email_verified", "true")
+        if "phone_number" in attrs:
+            attrs.setdefault("phone_number_verified", "true")
+        unknown = set(mfa) - set(_MFA_TYPES)
+        if unknown:
+            raise ValueError(f"unknown MFA types {sorted(unknown)}; use {_MFA_TYPES}")
+        if "SMS_MFA" in mfa and "phone_number" not in attrs:
+            raise ValueError("SMS_MFA needs attributes['phone_number']")
+        if "EMAIL_OTP" in mfa and "email" not in attrs:
+            raise ValueError("EMAIL_OTP needs attributes['email']")
+        if preferred_mfa is not None and preferred_mfa not in mfa:
+            raise ValueError("preferred_mfa must be one of the user's mfa types")
+        if "SOFTWARE_TOKEN_MFA" in mfa and totp_secret is None:
+            totp_secret = new_totp_secret()
         sub = str(uuid.uuid4())
         attrs.pop("sub", None)
         with self._lock:
@@ -585,6 +773,10 @@ class CognitoDouble:
                 groups=list(groups or []),
                 status=status,
                 enabled=enabled,
+                mfa=[m for m in _MFA_TYPES if m in mfa],
+                preferred_mfa=preferred_mfa,
+                totp_secret=totp_secret,
+                device_group_key="-" + _random_string(string.ascii_letters + string.digits, 9),
             )
         return sub
 
@@ -613,7 +805,138 @@ class CognitoDouble:
                 "enabled": user.enabled,
                 "attributes": dict(user.attributes),
                 "groups": list(user.groups),
+                "mfa": list(user.mfa),
+                "preferred_mfa": user.preferred_mfa,
+                "passkeys": len(user.passkeys),
             }
+
+    def set_pool_mfa(
+        self,
+        pool_id: str,
+        mode: Literal["OFF", "ON", "OPTIONAL"],
+        *,
+        factors: Sequence[str] = ("SOFTWARE_TOKEN_MFA",),
+    ) -> None:
+        """Like SetUserPoolMfaConfig. ON + a user without MFA → MFA_SETUP at sign-in."""
+        if mode not in ("OFF", "ON", "OPTIONAL"):
+            raise ValueError("mode must be OFF, ON or OPTIONAL")
+        if not set(factors) <= set(_MFA_TYPES):
+            raise ValueError(f"factors must be among {_MFA_TYPES}")
+        with self._lock:
+            pool = self._pool_or_value_error(pool_id)
+            pool.mfa_mode = mode
+            pool.mfa_factors = tuple(f for f in _MFA_TYPES if f in factors)
+
+    def set_required_attributes(self, pool_id: str, names: Sequence[str]) -> None:
+        """Attributes the pool requires: NEW_PASSWORD_REQUIRED asks for the missing ones."""
+        with self._lock:
+            self._pool_or_value_error(pool_id).required_attributes = tuple(names)
+
+    def set_custom_auth(self, pool_id: str, handler: CustomAuthHandler | None) -> None:
+        """Install the CUSTOM_AUTH decision handler (see ``captcha_challenge``)."""
+        with self._lock:
+            self._pool_or_value_error(pool_id).custom_auth = handler
+
+    def set_device_tracking(
+        self,
+        pool_id: str,
+        *,
+        challenge_required_on_new_device: bool = True,
+        remembered: Literal["always", "user_opt_in"] = "user_opt_in",
+    ) -> None:
+        """Like the pool's DeviceConfiguration.
+
+        ``challenge_required_on_new_device``: a remembered device signs in with device SRP
+        instead of MFA (when False, devices are tracked but MFA is still asked).
+        ``remembered="always"``: ConfirmDevice remembers at once (UserConfirmationNecessary
+        false); ``"user_opt_in"``: UpdateDeviceStatus(remembered) is needed.
+        """
+        if remembered not in ("always", "user_opt_in"):
+            raise ValueError("remembered must be 'always' or 'user_opt_in'")
+        with self._lock:
+            self._pool_or_value_error(pool_id).device_tracking = _DeviceTracking(
+                challenge_required_on_new_device, remembered
+            )
+
+    def set_user_auth(
+        self,
+        pool_id: str,
+        allowed_first_auth_factors: Sequence[str] = (
+            "PASSWORD",
+            "EMAIL_OTP",
+            "SMS_OTP",
+            "WEB_AUTHN",
+        ),
+        *,
+        relying_party_id: str | None = None,
+        allowed_origins: Sequence[str] = (),
+        user_verification: Literal["required", "preferred"] = "preferred",
+    ) -> None:
+        """Like SignInPolicy + WebAuthnConfiguration, for the USER_AUTH (choice-based) flow.
+
+        The app client still needs ALLOW_USER_AUTH. WebAuthn origins accepted:
+        ``https://<rpId>`` plus ``allowed_origins`` (e.g. ``http://localhost:8080`` for tests).
+        """
+        if not set(allowed_first_auth_factors) <= set(_FIRST_FACTORS):
+            raise ValueError(f"factors must be among {_FIRST_FACTORS}")
+        with self._lock:
+            pool = self._pool_or_value_error(pool_id)
+            pool.first_factors = tuple(allowed_first_auth_factors)
+            pool.relying_party_id = relying_party_id
+            pool.allowed_origins = tuple(allowed_origins)
+            pool.user_verification = user_verification
+
+    def register_passkey(
+        self,
+        pool_id: str,
+        username: str,
+        credential_id: bytes,
+        public_key: ec.EllipticCurvePublicKey,
+        rp_id: str,
+        *,
+        user_handle: bytes | None = None,
+    ) -> None:
+        """Seed a WebAuthn credential (e.g. a ``SoftwareAuthenticator``'s) for a user."""
+        with self._lock:
+            user = self._user_or_value_error(pool_id, username)
+            user.passkeys.append(Passkey(credential_id, public_key, rp_id, 0, user_handle))
+
+    def last_code(
+        self, pool_id: str, username: str, channel: Literal["SMS", "EMAIL"]
+    ) -> str | None:
+        """The last code the double "sent" this user over ``channel`` (MFA, OTP sign-in,
+        ForgotPassword, sign-up confirmation), or None."""
+        with self._lock:
+            return self._sent.get((pool_id, username, channel))
+
+    def totp_secret(self, pool_id: str, username: str) -> str | None:
+        """The user's verified TOTP secret (seeded, or set by AssociateSoftwareToken+Verify)."""
+        with self._lock:
+            return self._user_or_value_error(pool_id, username).totp_secret
+
+    def devices(self, pool_id: str, username: str) -> list[dict[str, Any]]:
+        """Snapshot of the user's tracked devices, for assertions."""
+        with self._lock:
+            user = self._user_or_value_error(pool_id, username)
+            return [
+                {
+                    "key": d.key,
+                    "group_key": d.group_key,
+                    "name": d.name,
+                    "confirmed": d.confirmed,
+                    "remembered": d.remembered,
+                    "last_ip": d.last_ip,
+                }
+                for d in user.devices.values()
+            ]
+
+    def context_data(self, operation: str) -> list[dict[str, Any] | None]:
+        """ContextData (Admin* calls) or UserContextData (public calls) of each call, oldest
+        first: what the proxy told Cognito about the end user (IpAddress, headers...)."""
+        return [
+            body.get("ContextData") or body.get("UserContextData")
+            for body in self.calls_to(operation)
+        ]
 
     def issuer(self, pool_id: str) -> str:
         if self.issuer_style == "aws":
@@ -832,7 +1155,8 @@ class CognitoDouble:
         if handler is None:
             raise _invalid(f"{flow} is not implemented by the Cognito test double")
         params = _string_map(body, "AuthParameters")
-        return handler(_Ctx(operation, pool, client, params, body))
+        self._check_user_context_data(body.get("UserContextData"))
+        return handler(_Ctx(operation, pool, client, params, body, params.get("DEVICE_KEY")))
 
     def _op_respond_to_auth_challenge(
         self, body: dict[str, Any], headers: Mapping[str, str]
@@ -856,7 +1180,8 @@ class CognitoDouble:
         if handler is None:
             raise _invalid(f"Challenge {name} is not supported by the Cognito test double")
         params = _string_map(body, "ChallengeResponses")
-        return handler(_Ctx(operation, pool, client, params, body))
+        self._check_user_context_data(body.get("UserContextData"))
+        return handler(_Ctx(operation, pool, client, params, body, params.get("DEVICE_KEY")))
 
     def _op_revoke_token(self, body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
         token = _required_str(body, "Token")
@@ -907,7 +1232,12 @@ class CognitoDouble:
         _, user, _ = self._verify_access_token(_required_str(body, "AccessToken"))
         attributes = [{"Name": "sub", "Value": user.sub}]
         attributes += [{"Name": k, "Value": v} for k, v in user.attributes.items()]
-        return {"Username": user.username, "UserAttributes": attributes}
+        result: dict[str, Any] = {"Username": user.username, "UserAttributes": attributes}
+        if user.mfa:
+            result["UserMFASettingList"] = list(user.mfa)
+        if user.preferred_mfa:
+            result["PreferredMfaSetting"] = user.preferred_mfa
+        return result
 
     @staticmethod
     def _check_context_data(context: Any) -> None:
@@ -923,19 +1253,518 @@ class CognitoDouble:
         ):
             raise _invalid("ContextData.HttpHeaders must be a list of headerName/headerValue")
 
+    @staticmethod
+    def _check_user_context_data(context: Any) -> None:
+        """UserContextData is only recorded (via ``calls``), but its shape is checked."""
+        if context is None:
+            return
+        if not isinstance(context, dict) or not set(context) <= {"IpAddress", "EncodedData"}:
+            raise _invalid("UserContextData may contain only IpAddress and EncodedData")
+        if not all(isinstance(v, str) for v in context.values()):
+            raise _invalid("UserContextData values must be strings")
+
+    # ---- TOTP association and MFA preferences ----------------------------------------------
+
+    def _setup_session(self, body: Mapping[str, Any], stage: str) -> _AuthSession:
+        """An MFA_SETUP session at ``stage``, found by Session alone (these calls carry no
+        ClientId); not yet marked used."""
+        session_id = _required_str(body, "Session")
+        session = self._sessions.get(session_id)
+        if session is None or session.challenge != "MFA_SETUP" or session.consumed:
+            raise _not_authorized(_INVALID_SESSION, reason="no live MFA_SETUP session")
+        if self.clock() > session.expires_at:
+            raise _not_authorized(
+                "Invalid session for the user, session is expired.", reason="session expired"
+            )
+        if session.state.get("stage") != stage:
+            raise _not_authorized(
+                _INVALID_SESSION, reason=f"MFA_SETUP session at {session.state.get('stage')}"
+            )
+        return session
+
+    def _follow_session(self, session: _AuthSession, state: dict[str, Any]) -> _AuthSession:
+        """A fresh MFA_SETUP session continuing ``session`` (which is spent)."""
+        session.consumed = True
+        follow = _AuthSession(
+            session_id=secrets.token_urlsafe(192),
+            pool_id=session.pool_id,
+            client_id=session.client_id,
+            username=session.username,
+            challenge="MFA_SETUP",
+            expires_at=self.clock() + self.session_ttl,
+            state={**session.state, **state},
+        )
+        self._sessions[follow.session_id] = follow
+        return follow
+
+    def _op_associate_software_token(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        secret = new_totp_secret()
+        if body.get("AccessToken") is not None:
+            _, user, _ = self._verify_access_token(_required_str(body, "AccessToken"))
+            user.totp_pending = secret
+            return {"SecretCode": secret}
+        # Associating again before verifying replaces the secret, as in Cognito.
+        try:
+            session = self._setup_session(body, "new")
+        except CognitoError:
+            session = self._setup_session(body, "associated")
+        follow = self._follow_session(session, {"stage": "associated", "secret": secret})
+        return {"SecretCode": secret, "Session": follow.session_id}
+
+    def _op_verify_software_token(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        code = _required_str(body, "UserCode")
+        device_name = body.get("FriendlyDeviceName")
+        if device_name is not None and not isinstance(device_name, str):
+            raise CognitoError("SerializationException", "FriendlyDeviceName must be a string")
+        mismatch = CognitoError("EnableSoftwareTokenMFAException", "Code mismatch")
+        if body.get("AccessToken") is not None:
+            _, user, _ = self._verify_access_token(_required_str(body, "AccessToken"))
+            if user.totp_pending is None:
+                raise _invalid("User has not associated a software token", reason="no pending")
+            step = totp_matching_step(user.totp_pending, code, self.clock())
+            if step is None:
+                raise mismatch
+            # Verified only: SetUserMFAPreference enables it (the double's reading of the docs).
+            user.totp_secret, user.totp_pending = user.totp_pending, None
+            user.totp_device_name = device_name
+            user.totp_last_step = step
+            return {"Status": "SUCCESS"}
+        session = self._setup_session(body, "associated")
+        step = totp_matching_step(session.state["secret"], code, self.clock())
+        if step is None:
+            session.state["attempts"] = session.state.get("attempts", 0) + 1
+            if session.state["attempts"] >= _CODE_ATTEMPTS:
+                session.consumed = True
+            mismatch.reason = "wrong TOTP code during MFA_SETUP"
+            raise mismatch
+        follow = self._follow_session(
+            session, {"stage": "verified", "step": step, "device_name": device_name}
+        )
+        return {"Status": "SUCCESS", "Session": follow.session_id}
+
+    def _op_set_user_mfa_preference(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        _, user, _ = self._verify_access_token(_required_str(body, "AccessToken"))
+        self._apply_mfa_preference(user, body)
+        return {}
+
+    def _op_admin_set_user_mfa_preference(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        pool = self._pool(_required_str(body, "UserPoolId"))
+        user = self._find_user(pool, _required_str(body, "Username"))
+        if user is None:
+            raise CognitoError("UserNotFoundException", "User does not exist.")
+        self._apply_mfa_preference(user, body)
+        return {}
+
+    def _apply_mfa_preference(self, user: _User, body: Mapping[str, Any]) -> None:
+        settings_names = {
+            "SMSMfaSettings": "SMS_MFA",
+            "EmailMfaSettings": "EMAIL_OTP",
+            "SoftwareTokenMfaSettings": "SOFTWARE_TOKEN_MFA",
+        }
+        enabled = set(user.mfa)
+        preferred = user.preferred_mfa
+        for member, kind in settings_names.items():
+            settings = body.get(member)
+            if settings is None:
+                continue
+            if not isinstance(settings, dict):
+                raise CognitoError("SerializationException", f"{member} must be an object")
+            if settings.get("Enabled") is True:
+                if kind == "SMS_MFA" and not user.attributes.get("phone_number"):
+                    raise _invalid("User does not have a phone number for SMS MFA")
+                if kind == "EMAIL_OTP" and not user.attributes.get("email"):
+                    raise _invalid("User does not have an email for email MFA")
+                if kind == "SOFTWARE_TOKEN_MFA" and user.totp_secret is None:
+                    raise _invalid("User has not verified software token mfa")
+                enabled.add(kind)
+            elif settings.get("Enabled") is False:
+                enabled.discard(kind)
+                preferred = None if preferred == kind else preferred
+            if settings.get("PreferredMfa") is True:
+                if kind not in enabled:
+                    raise _invalid(f"{kind} must be enabled to be preferred")
+                preferred = kind
+        user.mfa = [m for m in _MFA_TYPES if m in enabled]
+        user.preferred_mfa = preferred
+
+    # ---- sign-up and forgotten passwords ------------------------------------------------------
+
+    def _public_user(self, body: Mapping[str, Any]) -> tuple[_Pool, _AppClient, str, _User | None]:
+        """ClientId, Username and SecretHash of a public user operation, checked."""
+        client = self._app_client(_required_str(body, "ClientId"))
+        pool = self._pools[client.pool_id]
+        username = _required_str(body, "Username")
+        user = self._find_user(pool, username)
+        provided = body.get("SecretHash")
+        names = [username] + ([user.username] if user else [])
+        self._check_secret_hash(client, names, provided if isinstance(provided, str) else None)
+        return pool, client, username, user
+
+    def _deliver(
+        self, pool: _Pool, user: _User, purpose: str, ttl: float, *, verified_only: bool
+    ) -> dict[str, str] | None:
+        """Send a ``purpose`` code by email (else SMS); returns CodeDeliveryDetails."""
+        for attribute, channel in (("email", "EMAIL"), ("phone_number", "SMS")):
+            usable = (
+                self._verified(user, attribute) if verified_only else user.attributes.get(attribute)
+            )
+            if usable:
+                code = self._send_code(pool, user, channel)
+                user.codes[purpose] = _PendingCode(code, self.clock() + ttl)
+                return {
+                    "Destination": self._delivery_parameters(user, channel)[
+                        "CODE_DELIVERY_DESTINATION"
+                    ],
+                    "DeliveryMedium": channel,
+                    "AttributeName": attribute,
+                }
+        return None
+
+    @staticmethod
+    def _fake_delivery(username: str) -> dict[str, str]:
+        # Prevent-user-existence: look like a delivery, send nothing.
+        address = username if "@" in username else f"{username}@example.com"
+        return {
+            "Destination": mask_email(address),
+            "DeliveryMedium": "EMAIL",
+            "AttributeName": "email",
+        }
+
+    def _check_confirmation(self, user: _User, purpose: str, code: str) -> None:
+        pending = user.codes.get(purpose)
+        if pending is None:
+            raise CognitoError(
+                "CodeMismatchException",
+                "Invalid verification code provided, please try again.",
+                reason=f"no {purpose} code outstanding",
+            )
+        if self.clock() > pending.expires_at:
+            del user.codes[purpose]
+            raise CognitoError(
+                "ExpiredCodeException", "Invalid code provided, please request a code again."
+            )
+        if not _same(code, pending.code):
+            pending.attempts += 1
+            if pending.attempts >= _CONFIRMATION_ATTEMPTS:
+                del user.codes[purpose]
+                raise CognitoError(
+                    "LimitExceededException", "Attempt limit exceeded, please try after some time."
+                )
+            raise CognitoError(
+                "CodeMismatchException", "Invalid verification code provided, please try again."
+            )
+
+    def _op_sign_up(self, body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
+        pool, _, username, user = self._public_user(body)
+        password = _required_str(body, "Password")
+        if user is not None:
+            raise CognitoError("UsernameExistsException", "User already exists")
+        self._check_password_policy(password)
+        raw = body.get("UserAttributes") or []
+        if not isinstance(raw, list) or not all(
+            isinstance(a, dict)
+            and isinstance(a.get("Name"), str)
+            and isinstance(a.get("Value"), str)
+            for a in raw
+        ):
+            raise CognitoError("SerializationException", "UserAttributes must be Name/Value pairs")
+        attributes = {a["Name"]: a["Value"] for a in raw}
+        if "email" in attributes:
+            attributes.setdefault("email_verified", "false")
+        if "phone_number" in attributes:
+            attributes.setdefault("phone_number_verified", "false")
+        sub = self.add_user(
+            pool.pool_id, username, password, attributes=attributes, status="UNCONFIRMED"
+        )
+        new_user = pool.users[username]
+        details = self._deliver(pool, new_user, "signup", _SIGNUP_CODE_TTL, verified_only=False)
+        result: dict[str, Any] = {"UserConfirmed": False, "UserSub": sub}
+        if details is not None:
+            result["CodeDeliveryDetails"] = details
+        return result
+
+    def _op_confirm_sign_up(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        _, _, _, user = self._public_user(body)
+        code = _required_str(body, "ConfirmationCode")
+        if user is None:
+            if not self.prevent_user_existence_errors:
+                raise CognitoError("UserNotFoundException", "User does not exist.")
+            raise CognitoError(
+                "CodeMismatchException", "Invalid verification code provided, please try again."
+            )
+        if user.status != "UNCONFIRMED":
+            raise _not_authorized(f"User cannot be confirmed. Current status is {user.status}")
+        self._check_confirmation(user, "signup", code)
+        del user.codes["signup"]
+        user.status = "CONFIRMED"
+        for attribute in ("email", "phone_number"):  # the delivery proved the first one
+            if user.attributes.get(attribute):
+                user.attributes[f"{attribute}_verified"] = "true"
+                break
+        return {}
+
+    def _op_resend_confirmation_code(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        pool, _, username, user = self._public_user(body)
+        if user is None:
+            if not self.prevent_user_existence_errors:
+                raise CognitoError("UserNotFoundException", "User does not exist.")
+            return {"CodeDeliveryDetails": self._fake_delivery(username)}
+        if user.status != "UNCONFIRMED":
+            raise _invalid("User is already confirmed.")
+        details = self._deliver(pool, user, "signup", _SIGNUP_CODE_TTL, verified_only=False)
+        if details is None:
+            raise _invalid("User has no email or phone_number to send a code to")
+        return {"CodeDeliveryDetails": details}
+
+    def _op_forgot_password(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        self._check_user_context_data(body.get("UserContextData"))
+        pool, _, username, user = self._public_user(body)
+        if user is None:
+            if not self.prevent_user_existence_errors:
+                raise CognitoError("UserNotFoundException", "User does not exist.")
+            return {"CodeDeliveryDetails": self._fake_delivery(username)}
+        if not user.enabled:
+            raise _not_authorized("User is disabled.")
+        no_target = _invalid(
+            "Cannot reset password for the user as there is no registered/verified email or "
+            "phone_number"
+        )
+        if user.status == "UNCONFIRMED":
+            raise no_target
+        details = self._deliver(pool, user, "forgot", _FORGOT_CODE_TTL, verified_only=True)
+        if details is None:
+            raise no_target
+        return {"CodeDeliveryDetails": details}
+
+    def _op_confirm_forgot_password(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        self._check_user_context_data(body.get("UserContextData"))
+        pool, _, _, user = self._public_user(body)
+        code = _required_str(body, "ConfirmationCode")
+        password = _required_str(body, "Password")
+        if user is None:
+            if not self.prevent_user_existence_errors:
+                raise CognitoError("UserNotFoundException", "User does not exist.")
+            raise CognitoError(
+                "CodeMismatchException", "Invalid verification code provided, please try again."
+            )
+        # Policy first: a rejected password leaves the code usable for another try.
+        self._check_password_policy(password)
+        self._check_confirmation(user, "forgot", code)
+        del user.codes["forgot"]
+        self._store_password(pool, user, password)
+        user.status = "CONFIRMED"
+        return {}
+
+    # ---- devices --------------------------------------------------------------------------
+
+    def _token_device(self, body: Mapping[str, Any]) -> tuple[_Pool, _User, _Login, _Device]:
+        pool, user, login = self._verify_access_token(_required_str(body, "AccessToken"))
+        device = user.devices.get(_required_str(body, "DeviceKey"))
+        if device is None:
+            raise CognitoError("ResourceNotFoundException", "Device does not exist.")
+        return pool, user, login, device
+
+    def _op_confirm_device(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        pool, _, login, device = self._token_device(body)
+        tracking = pool.device_tracking
+        if tracking is None:
+            raise _invalid("Device tracking is not enabled for this user pool")
+        if login.device_key != device.key:
+            # The access token must come from the sign-in that reported this device.
+            raise _invalid("Invalid device key given.", reason="token is from another device")
+        config = body.get("DeviceSecretVerifierConfig")
+        try:
+            if not isinstance(config, dict):
+                raise ValueError
+            verifier = base64.b64decode(config["PasswordVerifier"], validate=True)
+            salt = base64.b64decode(config["Salt"], validate=True)
+        except (KeyError, TypeError, ValueError, binascii.Error):
+            raise _invalid(
+                "DeviceSecretVerifierConfig needs base64 PasswordVerifier and Salt"
+            ) from None
+        if not verifier or not salt:
+            raise _invalid("DeviceSecretVerifierConfig needs base64 PasswordVerifier and Salt")
+        name = body.get("DeviceName")
+        device.verifier = _to_int(verifier)
+        device.salt = salt
+        device.name = name if isinstance(name, str) else None
+        device.remembered = tracking.remembered == "always"
+        return {"UserConfirmationNecessary": tracking.remembered == "user_opt_in"}
+
+    def _op_update_device_status(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        _, _, _, device = self._token_device(body)
+        status = body.get("DeviceRememberedStatus")
+        if status not in ("remembered", "not_remembered"):
+            raise _invalid("DeviceRememberedStatus must be remembered or not_remembered")
+        if not device.confirmed:
+            raise _invalid("Device is not confirmed")
+        device.remembered = status == "remembered"
+        return {}
+
+    @staticmethod
+    def _device_type(device: _Device) -> dict[str, Any]:
+        attributes = [{"Name": "device_status", "Value": "valid"}]
+        if device.name:
+            attributes.append({"Name": "device_name", "Value": device.name})
+        if device.last_ip:
+            attributes.append({"Name": "last_ip_used", "Value": device.last_ip})
+        return {
+            "DeviceKey": device.key,
+            "DeviceAttributes": attributes,
+            "DeviceCreateDate": device.created,
+            "DeviceLastModifiedDate": device.created,
+            "DeviceLastAuthenticatedDate": device.last_authenticated or device.created,
+        }
+
+    def _op_list_devices(self, body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
+        _, user, _ = self._verify_access_token(_required_str(body, "AccessToken"))
+        return {"Devices": [self._device_type(d) for d in user.devices.values() if d.confirmed]}
+
+    def _op_forget_device(self, body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
+        # Cognito lets AccessToken be omitted; the double requires it (it has no other way to
+        # know the caller).
+        _, user, _, device = self._token_device(body)
+        del user.devices[device.key]
+        return {}
+
+    def _op_admin_forget_device(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        pool = self._pool(_required_str(body, "UserPoolId"))
+        user = self._find_user(pool, _required_str(body, "Username"))
+        if user is None:
+            raise CognitoError("UserNotFoundException", "User does not exist.")
+        if user.devices.pop(_required_str(body, "DeviceKey"), None) is None:
+            raise CognitoError("ResourceNotFoundException", "Device does not exist.")
+        return {}
+
+    # ---- passkey registration ------------------------------------------------------------------
+
+    def _webauthn_rp(self, pool: _Pool) -> str:
+        if "WEB_AUTHN" not in pool.first_factors:
+            raise CognitoError("WebAuthnNotEnabledException", "WebAuthn is not enabled.")
+        if pool.relying_party_id is None:
+            raise CognitoError(
+                "WebAuthnConfigurationMissingException",
+                "WebAuthn relying party is not configured (set_user_auth(relying_party_id=...)).",
+            )
+        return pool.relying_party_id
+
+    def _op_start_webauthn_registration(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        pool, user, _ = self._verify_access_token(_required_str(body, "AccessToken"))
+        rp_id = self._webauthn_rp(pool)
+        challenge = secrets.token_bytes(32)
+        self._registrations[(pool.pool_id, user.username)] = (
+            challenge,
+            self.clock() + self.session_ttl,
+        )
+        options = {
+            "challenge": b64url(challenge),
+            "rp": {"id": rp_id, "name": rp_id},
+            "user": {
+                "id": b64url(user.sub.encode()),
+                "name": user.username,
+                "displayName": user.attributes.get("email", user.username),
+            },
+            "pubKeyCredParams": [{"type": "public-key", "alg": -7}],
+            "timeout": int(self.session_ttl * 1000),
+            "excludeCredentials": [
+                {"type": "public-key", "id": b64url(p.credential_id)} for p in user.passkeys
+            ],
+            "authenticatorSelection": {
+                "residentKey": "required",
+                "userVerification": pool.user_verification,
+            },
+        }
+        return {"CredentialCreationOptions": options}
+
+    def _op_complete_webauthn_registration(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        pool, user, _ = self._verify_access_token(_required_str(body, "AccessToken"))
+        rp_id = self._webauthn_rp(pool)
+        pending = self._registrations.pop((pool.pool_id, user.username), None)
+        if pending is None or self.clock() > pending[1]:
+            raise CognitoError(
+                "WebAuthnChallengeNotFoundException", "No WebAuthn registration in progress."
+            )
+        credential = body.get("Credential")
+        if not isinstance(credential, dict):
+            raise _invalid("Credential must be a RegistrationResponseJSON document")
+        try:
+            passkey = verify_registration(
+                credential,
+                challenge=pending[0],
+                rp_id=rp_id,
+                origins=(f"https://{rp_id}", *pool.allowed_origins),
+                require_user_verification=pool.user_verification == "required",
+                user_handle=user.sub.encode(),
+            )
+        except WebAuthnError as exc:
+            raise CognitoError(
+                "WebAuthnClientMismatchException",
+                "The credential does not verify.",
+                reason=f"WebAuthn registration: {exc}",
+            ) from None
+        if any(p.credential_id == passkey.credential_id for p in user.passkeys):
+            raise CognitoError(
+                "WebAuthnCredentialNotSupportedException", "Credential already registered."
+            )
+        user.passkeys.append(passkey)
+        return {}
+
     # ---- auth flows -----------------------------------------------------------------------
 
     def _flow_user_srp(self, ctx: _Ctx) -> dict[str, Any]:
         username = _param(ctx.params, "USERNAME")
-        srp_a_hex = _param(ctx.params, "SRP_A")
         self._check_secret_hash(ctx.client, [username], ctx.params.get("SECRET_HASH"))
+        return self._srp_challenge(ctx, username, _param(ctx.params, "SRP_A"))
+
+    @staticmethod
+    def _srp_start(srp_a_hex: str, verifier: int) -> tuple[int, bytes]:
+        """The server half of SRP: returns (B, the HKDF key both sides derive)."""
         try:
             big_a = int(srp_a_hex, 16)
         except ValueError:
             raise _invalid("SRP_A is not a hexadecimal number") from None
         if big_a % _N == 0:
             raise _invalid("SRP_A is 0 modulo N", reason="client sent A = 0 mod N")
+        while True:
+            small_b = secrets.randbits(256)
+            big_b = (_K * verifier + pow(_G, small_b, _N)) % _N
+            u = _to_int(_sha256(_pad(big_a), _pad(big_b)))
+            if big_b != 0 and u != 0:
+                break
+        shared_s = pow(big_a * pow(verifier, u, _N) % _N, small_b, _N)
+        return big_b, _srp_hkdf(shared_s, u)
 
+    def _srp_challenge(
+        self, ctx: _Ctx, username: str, srp_a_hex: str, *, custom: bool = False
+    ) -> dict[str, Any]:
+        """PASSWORD_VERIFIER for ``username`` (USER_SRP_AUTH, CUSTOM_AUTH with SRP_A, or
+        USER_AUTH's PASSWORD_SRP)."""
         user = self._find_user(ctx.pool, username)
         if user is None:
             if not self.prevent_user_existence_errors:
@@ -950,13 +1779,7 @@ class CognitoDouble:
                 raise _not_authorized("User is disabled.")
             user_id, salt, verifier = user.username, user.salt, user.verifier
 
-        while True:
-            small_b = secrets.randbits(256)
-            big_b = (_K * verifier + pow(_G, small_b, _N)) % _N
-            u = _to_int(_sha256(_pad(big_a), _pad(big_b)))
-            if big_b != 0 and u != 0:
-                break
-        shared_s = pow(big_a * pow(verifier, u, _N) % _N, small_b, _N)
+        big_b, hkdf_key = self._srp_start(srp_a_hex, verifier)
         secret_block = base64.b64encode(secrets.token_bytes(192)).decode()
         session = self._new_session(
             ctx,
@@ -964,8 +1787,9 @@ class CognitoDouble:
             challenge="PASSWORD_VERIFIER",
             state={
                 "secret_block": secret_block,
-                "hkdf": _srp_hkdf(shared_s, u),
+                "hkdf": hkdf_key,
                 "known_user": user is not None,
+                "custom": custom,
             },
         )
         self._srp_blocks[secret_block] = session.session_id
@@ -1019,40 +1843,199 @@ class CognitoDouble:
             "AuthenticationResult": self._mint_tokens(ctx.pool, ctx.client, user, login),
         }
 
-    def _next_step(self, ctx: _Ctx, user: _User) -> dict[str, Any]:
-        """What follows a verified first factor: a further challenge, or tokens.
+    # ---- what follows a first factor ------------------------------------------------------
 
-        MFA (SMS_MFA, SOFTWARE_TOKEN_MFA, MFA_SETUP, SELECT_MFA_TYPE) belongs here too.
-        """
+    @staticmethod
+    def _check_status(user: _User) -> None:
         if user.status == "UNCONFIRMED":
             raise CognitoError("UserNotConfirmedException", "User is not confirmed.")
         if user.status == "RESET_REQUIRED":
             raise CognitoError(
                 "PasswordResetRequiredException", "Password reset required for the user"
             )
+
+    def _next_step(self, ctx: _Ctx, user: _User) -> dict[str, Any]:
+        """What follows a verified password: a further challenge, or tokens.
+
+        Order: account status, NEW_PASSWORD_REQUIRED, device SRP for a remembered device
+        (which replaces MFA), MFA (MFA_SETUP, SELECT_MFA_TYPE, SMS_MFA, EMAIL_OTP,
+        SOFTWARE_TOKEN_MFA), then tokens.
+        """
+        self._check_status(user)
         if user.status == "FORCE_CHANGE_PASSWORD":
             session = self._new_session(
                 ctx, username=user.username, challenge="NEW_PASSWORD_REQUIRED"
             )
             visible = {k: v for k, v in user.attributes.items() if k != "email_verified"}
+            missing = [
+                f"userAttributes.{name}"
+                for name in ctx.pool.required_attributes
+                if not user.attributes.get(name)
+            ]
             return {
                 "ChallengeName": "NEW_PASSWORD_REQUIRED",
                 "Session": session.session_id,
                 "ChallengeParameters": {
                     "USER_ID_FOR_SRP": user.username,
-                    "requiredAttributes": "[]",
+                    "requiredAttributes": json.dumps(missing),
                     "userAttributes": json.dumps(visible),
                 },
             }
-        login = self._new_login(ctx, user)
+        device = self._remembered_device(ctx, user)
+        if device is not None:
+            session = self._new_session(
+                ctx,
+                username=user.username,
+                challenge="DEVICE_SRP_AUTH",
+                state={"device_key": device.key},
+            )
+            key = (ctx.client.client_id, user.username, device.key)
+            self._device_srp_pending[key] = session.session_id
+            return {
+                "ChallengeName": "DEVICE_SRP_AUTH",
+                "Session": session.session_id,
+                "ChallengeParameters": {},
+            }
+        mfa = self._mfa_step(ctx, user)
+        if mfa is not None:
+            return mfa
+        return self._issue(ctx, user)
+
+    def _remembered_device(self, ctx: _Ctx, user: _User) -> _Device | None:
+        tracking = ctx.pool.device_tracking
+        if tracking is None or not ctx.device_key:
+            return None
+        device = user.devices.get(ctx.device_key)
+        # Docs: with ChallengeRequiredOnNewDevice false, remembering a device does not replace
+        # MFA; the double then skips device SRP altogether (the docs do not say more).
+        if device is None or not device.confirmed or not device.remembered:
+            return None
+        return device if tracking.challenge_required_on_new_device else None
+
+    def _mfa_step(self, ctx: _Ctx, user: _User) -> dict[str, Any] | None:
+        pool = ctx.pool
+        if pool.mfa_mode == "OFF":
+            return None
+        enabled = [m for m in user.mfa if m in pool.mfa_factors]
+        if not enabled and pool.mfa_mode == "ON":
+            # Required MFA and none set up: a verified phone or email the pool accepts as a
+            # factor is used as is (as Cognito does); otherwise the user must set up TOTP.
+            if "SMS_MFA" in pool.mfa_factors and self._verified(user, "phone_number"):
+                enabled = ["SMS_MFA"]
+            elif "EMAIL_OTP" in pool.mfa_factors and self._verified(user, "email"):
+                enabled = ["EMAIL_OTP"]
+            elif "SOFTWARE_TOKEN_MFA" in pool.mfa_factors:
+                # Only TOTP can be set up through MFA_SETUP in the double.
+                session = self._new_session(
+                    ctx, username=user.username, challenge="MFA_SETUP", state={"stage": "new"}
+                )
+                return {
+                    "ChallengeName": "MFA_SETUP",
+                    "Session": session.session_id,
+                    "ChallengeParameters": {"MFAS_CAN_SETUP": '["SOFTWARE_TOKEN_MFA"]'},
+                }
+            else:
+                raise _not_authorized(
+                    "User has no MFA method and none can be set up.",
+                    reason="pool MFA is ON but no factor is usable for this user",
+                )
+        if not enabled:
+            return None
+        if user.preferred_mfa in enabled:
+            chosen = user.preferred_mfa
+        elif len(enabled) == 1:
+            chosen = enabled[0]
+        else:
+            session = self._new_session(
+                ctx,
+                username=user.username,
+                challenge="SELECT_MFA_TYPE",
+                state={"choices": enabled},
+            )
+            return {
+                "ChallengeName": "SELECT_MFA_TYPE",
+                "Session": session.session_id,
+                "ChallengeParameters": {"MFAS_CAN_CHOOSE": json.dumps(enabled)},
+            }
+        return self._mfa_challenge(ctx, user, chosen)
+
+    def _mfa_challenge(
+        self, ctx: _Ctx, user: _User, kind: str, *, first_factor: bool = False
+    ) -> dict[str, Any]:
+        """Send (or, for TOTP, expect) a code: SMS_MFA, EMAIL_OTP, SOFTWARE_TOKEN_MFA, SMS_OTP."""
+        state: dict[str, Any] = {"attempts": 0, "first_factor": first_factor}
+        parameters: dict[str, str] = {}
+        if kind == "SOFTWARE_TOKEN_MFA":
+            if user.totp_device_name:
+                parameters["FRIENDLY_DEVICE_NAME"] = user.totp_device_name
+        else:
+            channel = "EMAIL" if kind == "EMAIL_OTP" else "SMS"
+            state["code"] = self._send_code(ctx.pool, user, channel)
+            parameters = self._delivery_parameters(user, channel)
+        session = self._new_session(ctx, username=user.username, challenge=kind, state=state)
         return {
-            "ChallengeParameters": {},
-            "AuthenticationResult": self._mint_tokens(
-                ctx.pool, ctx.client, user, login, with_refresh=True
-            ),
+            "ChallengeName": kind,
+            "Session": session.session_id,
+            "ChallengeParameters": parameters,
         }
 
-    # ---- challenges -----------------------------------------------------------------------
+    @staticmethod
+    def _verified(user: _User, attribute: str) -> bool:
+        return bool(user.attributes.get(attribute)) and (
+            user.attributes.get(f"{attribute}_verified") == "true"
+        )
+
+    def _send_code(self, pool: _Pool, user: _User, channel: str) -> str:
+        """ "Deliver" a fresh code: ``last_code`` reads it, nothing leaves the process."""
+        code = new_code()
+        self._sent[(pool.pool_id, user.username, channel)] = code
+        return code
+
+    @staticmethod
+    def _delivery_parameters(user: _User, channel: str) -> dict[str, str]:
+        if channel == "EMAIL":
+            destination = mask_email(user.attributes.get("email", ""))
+        else:
+            destination = mask_phone(user.attributes.get("phone_number", ""))
+        return {
+            "CODE_DELIVERY_DELIVERY_MEDIUM": channel,
+            "CODE_DELIVERY_DESTINATION": destination,
+        }
+
+    def _issue(self, ctx: _Ctx, user: _User) -> dict[str, Any]:
+        """Tokens for a completed sign-in, plus NewDeviceMetadata when a new device is tracked."""
+        tracking = ctx.pool.device_tracking
+        device_key: str | None = None
+        new_device: dict[str, str] | None = None
+        if tracking is not None:
+            known = user.devices.get(ctx.device_key) if ctx.device_key else None
+            now = self.clock()
+            if known is None:
+                known = _Device(
+                    key=f"{self.region}_{uuid.uuid4()}",
+                    group_key=user.device_group_key,
+                    created=now,
+                )
+                user.devices[known.key] = known
+                new_device = {"DeviceKey": known.key, "DeviceGroupKey": known.group_key}
+            known.last_authenticated = now
+            known.last_ip = self._client_ip(ctx.body)
+            device_key = known.key
+        login = self._new_login(ctx, user, device_key)
+        result = self._mint_tokens(ctx.pool, ctx.client, user, login, with_refresh=True)
+        if new_device is not None:
+            result["NewDeviceMetadata"] = new_device
+        return {"ChallengeParameters": {}, "AuthenticationResult": result}
+
+    @staticmethod
+    def _client_ip(body: Mapping[str, Any]) -> str | None:
+        for name in ("ContextData", "UserContextData"):
+            context = body.get(name)
+            if isinstance(context, dict) and isinstance(context.get("IpAddress"), str):
+                return str(context["IpAddress"])
+        return None
+
+    # ---- challenge sessions ---------------------------------------------------------------
 
     def _new_session(
         self,
@@ -1062,6 +2045,7 @@ class CognitoDouble:
         challenge: str,
         state: dict[str, Any] | None = None,
     ) -> _AuthSession:
+        full_state = {"device_key": ctx.device_key, **(state or {})}
         session = _AuthSession(
             session_id=secrets.token_urlsafe(192),
             pool_id=ctx.pool.pool_id,
@@ -1069,16 +2053,16 @@ class CognitoDouble:
             username=username,
             challenge=challenge,
             expires_at=self.clock() + self.session_ttl,
-            state=state or {},
+            state=full_state,
         )
         self._sessions[session.session_id] = session
         return session
 
-    def _claim_session(self, ctx: _Ctx, session_id: str | None, challenge: str) -> _AuthSession:
-        """Return the live session for this client and challenge, marking it used."""
+    def _live_session(self, ctx: _Ctx, session_id: str | None, challenge: str) -> _AuthSession:
+        """The live session for this client and challenge (not yet marked used)."""
         session = self._sessions.get(session_id) if session_id else None
         if session is None:
-            raise _not_authorized("Invalid session for the user.", reason="unknown session")
+            raise _not_authorized(_INVALID_SESSION, reason="unknown session")
         if session.consumed:
             raise _not_authorized(
                 "Invalid session for the user, session can only be used once.",
@@ -1090,11 +2074,73 @@ class CognitoDouble:
             )
         if session.client_id != ctx.client.client_id or session.challenge != challenge:
             raise _not_authorized(
-                "Invalid session for the user.",
+                _INVALID_SESSION,
                 reason=f"session is for {session.challenge} on client {session.client_id}",
             )
+        if session.state.get("device_key"):
+            ctx.device_key = session.state["device_key"]
+        return session
+
+    def _claim_session(self, ctx: _Ctx, session_id: str | None, challenge: str) -> _AuthSession:
+        """Return the live session for this client and challenge, marking it used."""
+        session = self._live_session(ctx, session_id, challenge)
         session.consumed = True
         return session
+
+    def _session_user(
+        self, ctx: _Ctx, challenge: str, *, consume: bool = True
+    ) -> tuple[_AuthSession, _User]:
+        """The challenge's session (``Session`` required) and its user, who must be the one
+        named by the response's USERNAME (a session from user A never signs in user B)."""
+        username = _param(ctx.params, "USERNAME")
+        session = self._live_session(ctx, _required_str(ctx.body, "Session"), challenge)
+        self._check_secret_hash(
+            ctx.client, [username, session.username], ctx.params.get("SECRET_HASH")
+        )
+        user = ctx.pool.users.get(session.username)
+        if user is None or self._find_user(ctx.pool, username) is not user:
+            raise _not_authorized(
+                _INVALID_SESSION,
+                reason=f"USERNAME {username!r} is not the session's user {session.username!r}",
+            )
+        if not user.enabled:
+            raise _not_authorized("User is disabled.")
+        if consume:
+            session.consumed = True
+        return session, user
+
+    @staticmethod
+    def _wrong_answer(session: _AuthSession, reason: str) -> CognitoError:
+        """Count a wrong code: the same session may try again until _CODE_ATTEMPTS."""
+        session.state["attempts"] = session.state.get("attempts", 0) + 1
+        if session.state["attempts"] >= _CODE_ATTEMPTS:
+            session.consumed = True
+            return _not_authorized(_INVALID_SESSION, reason=f"{reason}; too many attempts")
+        return _code_mismatch(reason)
+
+    # ---- SRP challenges -------------------------------------------------------------------
+
+    def _verify_claim(
+        self, session: _AuthSession, *, prefix: bytes, timestamp: str, signature: str
+    ) -> bool:
+        """Check TIMESTAMP and the HMAC claim over prefix | SECRET_BLOCK | TIMESTAMP."""
+        moment = _parse_timestamp(timestamp)
+        if moment is None:
+            raise _invalid("TIMESTAMP format should be EEE MMM d HH:mm:ss z yyyy in english.")
+        if abs(self.clock() - moment.timestamp()) > self.timestamp_skew:
+            raise _not_authorized(_BAD_CREDENTIALS, reason=f"stale TIMESTAMP {timestamp!r}")
+        # Verify against the canonical TIMESTAMP, as Cognito does: "Jul 05" cannot verify.
+        message = (
+            prefix
+            + base64.b64decode(session.state["secret_block"])
+            + format_timestamp(moment).encode()
+        )
+        expected = hmac.new(session.state["hkdf"], message, hashlib.sha256).digest()
+        try:
+            claimed = base64.b64decode(signature, validate=True)
+        except binascii.Error:
+            claimed = b""
+        return hmac.compare_digest(claimed, expected)
 
     def _challenge_password_verifier(self, ctx: _Ctx) -> dict[str, Any]:
         username = _param(ctx.params, "USERNAME")
@@ -1112,26 +2158,9 @@ class CognitoDouble:
                 _BAD_CREDENTIALS,
                 reason=f"USERNAME {username!r} is not USER_ID_FOR_SRP {session.username!r}",
             )
-
-        moment = _parse_timestamp(timestamp)
-        if moment is None:
-            raise _invalid("TIMESTAMP format should be EEE MMM d HH:mm:ss z yyyy in english.")
-        if abs(self.clock() - moment.timestamp()) > self.timestamp_skew:
-            raise _not_authorized(_BAD_CREDENTIALS, reason=f"stale TIMESTAMP {timestamp!r}")
-
-        # Verify against the canonical TIMESTAMP, as Cognito does: "Jul 05" cannot verify.
-        message = (
-            ctx.pool.name.encode()
-            + session.username.encode()
-            + base64.b64decode(session.state["secret_block"])
-            + format_timestamp(moment).encode()
-        )
-        expected = hmac.new(session.state["hkdf"], message, hashlib.sha256).digest()
-        try:
-            claimed = base64.b64decode(signature, validate=True)
-        except binascii.Error:
-            claimed = b""
-        if not hmac.compare_digest(claimed, expected) or not session.state["known_user"]:
+        prefix = ctx.pool.name.encode() + session.username.encode()
+        valid = self._verify_claim(session, prefix=prefix, timestamp=timestamp, signature=signature)
+        if not valid or not session.state["known_user"]:
             reason = "unknown user" if not session.state["known_user"] else "bad SRP signature"
             raise _not_authorized(_BAD_CREDENTIALS, reason=reason)
 
@@ -1140,25 +2169,366 @@ class CognitoDouble:
             raise _not_authorized(_BAD_CREDENTIALS, reason="user deleted mid-login")
         if not user.enabled:
             raise _not_authorized("User is disabled.")
+        if session.state.get("custom"):
+            self._check_status(user)
+            history = [
+                {"challengeName": "SRP_A", "challengeResult": True, "challengeMetadata": ""},
+                {
+                    "challengeName": "PASSWORD_VERIFIER",
+                    "challengeResult": True,
+                    "challengeMetadata": "",
+                },
+            ]
+            return self._custom_step(ctx, user, history)
         return self._next_step(ctx, user)
 
-    def _challenge_new_password(self, ctx: _Ctx) -> dict[str, Any]:
+    def _challenge_device_srp_auth(self, ctx: _Ctx) -> dict[str, Any]:
         username = _param(ctx.params, "USERNAME")
-        new_password = _param(ctx.params, "NEW_PASSWORD")
-        session_id = _required_str(ctx.body, "Session")
-        self._check_secret_hash(ctx.client, [username], ctx.params.get("SECRET_HASH"))
-        # Before claiming the session: a rejected password must leave the user able to retry.
-        self._check_password_policy(new_password)
-        session = self._claim_session(ctx, session_id, "NEW_PASSWORD_REQUIRED")
+        device_key = _param(ctx.params, "DEVICE_KEY")
+        srp_a = _param(ctx.params, "SRP_A")
+        user = self._find_user(ctx.pool, username)
+        names = [username] + ([user.username] if user else [])
+        self._check_secret_hash(ctx.client, names, ctx.params.get("SECRET_HASH"))
+        if user is None:
+            raise _not_authorized(_INVALID_SESSION, reason=f"no user {username!r}")
+        # pycognito answers without Session; the pending session the password step opened for
+        # exactly this client, user and device stands in for it (like SECRET_BLOCK does).
+        pending_key = (ctx.client.client_id, user.username, device_key)
+        session_id = ctx.body.get("Session") or self._device_srp_pending.get(pending_key)
+        session = self._claim_session(ctx, session_id, "DEVICE_SRP_AUTH")
+        self._device_srp_pending.pop(pending_key, None)
+        if session.username != user.username or session.state.get("device_key") != device_key:
+            raise _not_authorized(
+                _INVALID_SESSION, reason="DEVICE_SRP_AUTH session is for another user or device"
+            )
+        device = user.devices.get(device_key)
+        if device is None or device.verifier is None or device.salt is None:
+            raise CognitoError("ResourceNotFoundException", "Device does not exist.")
+        big_b, hkdf_key = self._srp_start(srp_a, device.verifier)
+        secret_block = base64.b64encode(secrets.token_bytes(192)).decode()
+        verifier_session = self._new_session(
+            ctx,
+            username=user.username,
+            challenge="DEVICE_PASSWORD_VERIFIER",
+            state={"secret_block": secret_block, "hkdf": hkdf_key, "device_key": device_key},
+        )
+        self._srp_blocks[secret_block] = verifier_session.session_id
+        return {
+            "ChallengeName": "DEVICE_PASSWORD_VERIFIER",
+            "Session": verifier_session.session_id,
+            "ChallengeParameters": {
+                "SRP_B": format(big_b, "x"),
+                "SALT": device.salt.hex(),
+                "SECRET_BLOCK": secret_block,
+                "USERNAME": user.username,
+                "DEVICE_KEY": device_key,
+            },
+        }
+
+    def _challenge_device_password_verifier(self, ctx: _Ctx) -> dict[str, Any]:
+        username = _param(ctx.params, "USERNAME")
+        secret_block = _param(ctx.params, "PASSWORD_CLAIM_SECRET_BLOCK")
+        signature = _param(ctx.params, "PASSWORD_CLAIM_SIGNATURE")
+        timestamp = _param(ctx.params, "TIMESTAMP")
+        device_key = _param(ctx.params, "DEVICE_KEY")
+        session_id = ctx.body.get("Session") or self._srp_blocks.get(secret_block)
+        session = self._claim_session(ctx, session_id, "DEVICE_PASSWORD_VERIFIER")
+        self._check_secret_hash(
+            ctx.client, [username, session.username], ctx.params.get("SECRET_HASH")
+        )
         user = ctx.pool.users.get(session.username)
-        if user is None or self._find_user(ctx.pool, username) is not user:
-            raise _not_authorized(_BAD_CREDENTIALS, reason="USERNAME is not the session's user")
-        for key, value in ctx.params.items():
-            if key.startswith("userAttributes."):
-                user.attributes[key.removeprefix("userAttributes.")] = value
+        if (
+            user is None
+            or self._find_user(ctx.pool, username) is not user
+            or not _same(secret_block, session.state["secret_block"])
+            or device_key != session.state["device_key"]
+        ):
+            raise _not_authorized(_BAD_CREDENTIALS, reason="session, user or device mismatch")
+        device = user.devices.get(device_key)
+        if device is None or not device.confirmed:
+            raise _not_authorized(_BAD_CREDENTIALS, reason="device forgotten mid-login")
+        prefix = (device.group_key + device.key).encode()
+        if not self._verify_claim(session, prefix=prefix, timestamp=timestamp, signature=signature):
+            raise _not_authorized(_BAD_CREDENTIALS, reason="bad device SRP signature")
+        if not user.enabled:
+            raise _not_authorized("User is disabled.")
+        ctx.device_key = device_key
+        return self._issue(ctx, user)
+
+    # ---- NEW_PASSWORD_REQUIRED --------------------------------------------------------------
+
+    def _challenge_new_password(self, ctx: _Ctx) -> dict[str, Any]:
+        new_password = _param(ctx.params, "NEW_PASSWORD")
+        session, user = self._session_user(ctx, "NEW_PASSWORD_REQUIRED", consume=False)
+        # Checked before the session is used: a rejected answer leaves the user able to retry.
+        self._check_password_policy(new_password)
+        given = {
+            key.removeprefix("userAttributes."): value
+            for key, value in ctx.params.items()
+            if key.startswith("userAttributes.")
+        }
+        missing = [
+            name
+            for name in ctx.pool.required_attributes
+            if not (given.get(name) or user.attributes.get(name))
+        ]
+        if missing:
+            raise _invalid(f"Invalid attributes given, {', '.join(missing)} is missing")
+        session.consumed = True
+        user.attributes.update(given)
         self._store_password(ctx.pool, user, new_password)
         user.status = "CONFIRMED"
         return self._next_step(ctx, user)
+
+    # ---- MFA challenges -------------------------------------------------------------------
+
+    def _answer_code(self, ctx: _Ctx, challenge: str, response_key: str) -> dict[str, Any]:
+        code = _param(ctx.params, response_key)
+        session, user = self._session_user(ctx, challenge, consume=False)
+        if challenge == "SOFTWARE_TOKEN_MFA":
+            step = (
+                totp_matching_step(user.totp_secret, code, self.clock())
+                if user.totp_secret
+                else None
+            )
+            if step is None:
+                raise self._wrong_answer(session, "wrong TOTP code")
+            if step <= user.totp_last_step:
+                raise self._wrong_answer(session, "TOTP code already used")
+            user.totp_last_step = step
+        elif not _same(code, session.state["code"]):
+            raise self._wrong_answer(session, f"wrong {challenge} code")
+        session.consumed = True
+        if session.state.get("first_factor"):
+            self._check_status(user)
+        return self._issue(ctx, user)
+
+    def _challenge_sms_mfa(self, ctx: _Ctx) -> dict[str, Any]:
+        return self._answer_code(ctx, "SMS_MFA", "SMS_MFA_CODE")
+
+    def _challenge_email_otp(self, ctx: _Ctx) -> dict[str, Any]:
+        # Both the EMAIL_OTP second factor and USER_AUTH's EMAIL_OTP first factor.
+        return self._answer_code(ctx, "EMAIL_OTP", "EMAIL_OTP_CODE")
+
+    def _challenge_sms_otp(self, ctx: _Ctx) -> dict[str, Any]:
+        return self._answer_code(ctx, "SMS_OTP", "SMS_OTP_CODE")
+
+    def _challenge_software_token_mfa(self, ctx: _Ctx) -> dict[str, Any]:
+        return self._answer_code(ctx, "SOFTWARE_TOKEN_MFA", "SOFTWARE_TOKEN_MFA_CODE")
+
+    def _challenge_select_mfa_type(self, ctx: _Ctx) -> dict[str, Any]:
+        answer = _param(ctx.params, "ANSWER")
+        session, user = self._session_user(ctx, "SELECT_MFA_TYPE", consume=False)
+        if answer not in session.state["choices"]:
+            raise _invalid(f"{answer} is not one of MFAS_CAN_CHOOSE")
+        session.consumed = True
+        return self._mfa_challenge(ctx, user, answer)
+
+    def _challenge_mfa_setup(self, ctx: _Ctx) -> dict[str, Any]:
+        session, user = self._session_user(ctx, "MFA_SETUP", consume=False)
+        if session.state.get("stage") != "verified":
+            raise _not_authorized(
+                _INVALID_SESSION, reason="MFA_SETUP answered before VerifySoftwareToken"
+            )
+        session.consumed = True
+        user.totp_secret = session.state["secret"]
+        user.totp_device_name = session.state.get("device_name")
+        user.totp_last_step = max(user.totp_last_step, session.state["step"])
+        if "SOFTWARE_TOKEN_MFA" not in user.mfa:
+            user.mfa = [m for m in _MFA_TYPES if m in {*user.mfa, "SOFTWARE_TOKEN_MFA"}]
+        user.preferred_mfa = user.preferred_mfa or "SOFTWARE_TOKEN_MFA"
+        return self._issue(ctx, user)
+
+    # ---- CUSTOM_AUTH --------------------------------------------------------------------------
+
+    def _flow_custom(self, ctx: _Ctx) -> dict[str, Any]:
+        username = _param(ctx.params, "USERNAME")
+        self._check_secret_hash(ctx.client, [username], ctx.params.get("SECRET_HASH"))
+        if ctx.pool.custom_auth is None:
+            raise _not_authorized("Custom auth lambda trigger is not configured for the user pool.")
+        if ctx.params.get("CHALLENGE_NAME") == "SRP_A":
+            return self._srp_challenge(ctx, username, _param(ctx.params, "SRP_A"), custom=True)
+        user = self._find_user(ctx.pool, username)
+        if user is None:
+            if not self.prevent_user_existence_errors:
+                raise CognitoError("UserNotFoundException", "User does not exist.")
+            raise _not_authorized(_BAD_CREDENTIALS, reason=f"no user {username!r}")
+        if not user.enabled:
+            raise _not_authorized("User is disabled.")
+        return self._custom_step(ctx, user, [])
+
+    def _custom_step(self, ctx: _Ctx, user: _User, history: list[dict[str, Any]]) -> dict[str, Any]:
+        """Ask the handler (Define/Create Auth Challenge stand-in) what comes next."""
+        handler = ctx.pool.custom_auth
+        if handler is None:
+            raise _not_authorized("Custom auth lambda trigger is not configured for the user pool.")
+        decision = handler(user.username, [dict(h) for h in history])
+        if decision.get("fail"):
+            raise _not_authorized(_BAD_CREDENTIALS, reason="custom auth handler failed sign-in")
+        if decision.get("issue_tokens"):
+            self._check_status(user)
+            return self._issue(ctx, user)
+        parameters = decision.get("challenge_parameters", {})
+        answer = decision.get("answer")
+        if (
+            not isinstance(answer, str)
+            or not isinstance(parameters, Mapping)
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in parameters.items())
+        ):
+            raise CognitoError(
+                "InvalidLambdaResponseException",
+                "Invalid lambda response",
+                reason=f"custom auth handler returned {decision!r}",
+            )
+        session = self._new_session(
+            ctx,
+            username=user.username,
+            challenge="CUSTOM_CHALLENGE",
+            state={"answer": answer, "history": history},
+        )
+        return {
+            "ChallengeName": "CUSTOM_CHALLENGE",
+            "Session": session.session_id,
+            "ChallengeParameters": {**parameters, "USERNAME": user.username},
+        }
+
+    def _challenge_custom(self, ctx: _Ctx) -> dict[str, Any]:
+        answer = _param(ctx.params, "ANSWER")
+        session, user = self._session_user(ctx, "CUSTOM_CHALLENGE")
+        result = _same(answer, session.state["answer"])
+        history = [
+            *session.state["history"],
+            {
+                "challengeName": "CUSTOM_CHALLENGE",
+                "challengeResult": result,
+                "challengeMetadata": "",
+            },
+        ]
+        return self._custom_step(ctx, user, history)
+
+    # ---- USER_AUTH (choice-based sign-in) ---------------------------------------------------
+
+    def _user_auth_choices(self, pool: _Pool, user: _User | None) -> list[str]:
+        """AvailableChallenges for this user. An unknown user is offered the password
+        challenges only (the double's choice; Cognito's exact behaviour is undocumented)."""
+        allowed = pool.first_factors
+        choices = ["PASSWORD", "PASSWORD_SRP"] if "PASSWORD" in allowed else []
+        if user is not None:
+            if "EMAIL_OTP" in allowed and self._verified(user, "email"):
+                choices.append("EMAIL_OTP")
+            if "SMS_OTP" in allowed and self._verified(user, "phone_number"):
+                choices.append("SMS_OTP")
+            if "WEB_AUTHN" in allowed and user.passkeys:
+                choices.append("WEB_AUTHN")
+        return choices
+
+    def _flow_user_auth(self, ctx: _Ctx) -> dict[str, Any]:
+        username = _param(ctx.params, "USERNAME")
+        self._check_secret_hash(ctx.client, [username], ctx.params.get("SECRET_HASH"))
+        user = self._find_user(ctx.pool, username)
+        if user is None and not self.prevent_user_existence_errors:
+            raise CognitoError("UserNotFoundException", "User does not exist.")
+        if user is not None and not user.enabled:
+            raise _not_authorized("User is disabled.")
+        choices = self._user_auth_choices(ctx.pool, user)
+        preferred = ctx.params.get("PREFERRED_CHALLENGE")
+        if preferred is not None and preferred not in _USER_AUTH_CHALLENGES:
+            raise _invalid(f"PREFERRED_CHALLENGE must be one of {list(_USER_AUTH_CHALLENGES)}")
+        if preferred in choices:
+            return self._first_factor(ctx, user, username, preferred)
+        # No (usable) preference: let the user choose.
+        session = self._new_session(
+            ctx,
+            username=user.username if user else username,
+            challenge="SELECT_CHALLENGE",
+            state={"choices": choices, "known_user": user is not None},
+        )
+        return {
+            "ChallengeName": "SELECT_CHALLENGE",
+            "Session": session.session_id,
+            "ChallengeParameters": {},
+            "AvailableChallenges": choices,
+        }
+
+    def _challenge_select_challenge(self, ctx: _Ctx) -> dict[str, Any]:
+        username = _param(ctx.params, "USERNAME")
+        answer = _param(ctx.params, "ANSWER")
+        session = self._live_session(ctx, _required_str(ctx.body, "Session"), "SELECT_CHALLENGE")
+        user = ctx.pool.users.get(session.username) if session.state["known_user"] else None
+        self._check_secret_hash(
+            ctx.client, [username, session.username], ctx.params.get("SECRET_HASH")
+        )
+        same_user = (
+            self._find_user(ctx.pool, username) is user
+            if user is not None
+            else username == session.username
+        )
+        if not same_user:
+            raise _not_authorized(_INVALID_SESSION, reason="USERNAME is not the session's user")
+        if answer not in session.state["choices"]:
+            raise _invalid(f"{answer} is not one of the AvailableChallenges")
+        session.consumed = True
+        return self._first_factor(ctx, user, username, answer)
+
+    def _first_factor(
+        self, ctx: _Ctx, user: _User | None, username: str, factor: str
+    ) -> dict[str, Any]:
+        if factor == "PASSWORD_SRP":
+            return self._srp_challenge(ctx, username, _param(ctx.params, "SRP_A"))
+        if factor == "PASSWORD":
+            password = _param(ctx.params, "PASSWORD")
+            if user is None or not _same(password, user.password):
+                raise _not_authorized(_BAD_CREDENTIALS, reason="wrong password (USER_AUTH)")
+            return self._next_step(ctx, user)
+        if user is None:  # not offered to unknown users; kept as a guard
+            raise _not_authorized(_BAD_CREDENTIALS, reason=f"no user {username!r}")
+        if factor in ("EMAIL_OTP", "SMS_OTP"):
+            return self._mfa_challenge(ctx, user, factor, first_factor=True)
+        # WEB_AUTHN
+        rp_id = ctx.pool.relying_party_id or user.passkeys[0].rp_id
+        challenge = secrets.token_bytes(32)
+        options = {
+            "challenge": b64url(challenge),
+            "timeout": int(self.session_ttl * 1000),
+            "rpId": rp_id,
+            "allowCredentials": [
+                {"type": "public-key", "id": b64url(p.credential_id)}
+                for p in user.passkeys
+                if p.rp_id == rp_id
+            ],
+            "userVerification": ctx.pool.user_verification,
+        }
+        session = self._new_session(
+            ctx,
+            username=user.username,
+            challenge="WEB_AUTHN",
+            state={"challenge": challenge, "rp_id": rp_id},
+        )
+        return {
+            "ChallengeName": "WEB_AUTHN",
+            "Session": session.session_id,
+            "ChallengeParameters": {"CREDENTIAL_REQUEST_OPTIONS": json.dumps(options)},
+        }
+
+    def _challenge_web_authn(self, ctx: _Ctx) -> dict[str, Any]:
+        credential = _param(ctx.params, "CREDENTIAL")
+        # One assertion per challenge: a failed one is not a typo, so the session is spent.
+        session, user = self._session_user(ctx, "WEB_AUTHN")
+        rp_id = session.state["rp_id"]
+        try:
+            passkey, count = verify_assertion(
+                credential,
+                challenge=session.state["challenge"],
+                rp_id=rp_id,
+                origins=(f"https://{rp_id}", *ctx.pool.allowed_origins),
+                passkeys=user.passkeys,
+                require_user_verification=ctx.pool.user_verification == "required",
+            )
+        except WebAuthnError as exc:
+            raise _not_authorized(_BAD_CREDENTIALS, reason=f"WebAuthn: {exc}") from None
+        passkey.sign_count = count
+        self._check_status(user)
+        return self._issue(ctx, user)
 
     @staticmethod
     def _check_password_policy(password: str) -> None:
@@ -1189,7 +2559,7 @@ class CognitoDouble:
         public = {"alg": "RS256", "e": jwk["e"], "kid": kid, "kty": "RSA", "n": jwk["n"]}
         return _SigningKey(private_key, kid, {**public, "use": "sig"})
 
-    def _new_login(self, ctx: _Ctx, user: _User) -> _Login:
+    def _new_login(self, ctx: _Ctx, user: _User, device_key: str | None = None) -> _Login:
         login = _Login(
             origin_jti=str(uuid.uuid4()),
             pool_id=ctx.pool.pool_id,
@@ -1198,6 +2568,7 @@ class CognitoDouble:
             auth_time=int(self.clock()),
             refresh_token=secrets.token_urlsafe(384),
             refresh_expires_at=self.clock() + self.refresh_token_ttl,
+            device_key=device_key,
         )
         self._logins[login.origin_jti] = login
         self._refresh_tokens[login.refresh_token] = login.origin_jti
@@ -1244,6 +2615,8 @@ class CognitoDouble:
             "jti": str(uuid.uuid4()),
             "username": user.username,
         }
+        if login.device_key is not None:
+            access_claims["device_key"] = login.device_key
         result: dict[str, Any] = {
             "AccessToken": self._sign(pool, access_claims),
             "ExpiresIn": self.token_ttl,
