@@ -21,7 +21,9 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-AuthFlow = Literal["USER_SRP_AUTH", "ADMIN_USER_PASSWORD_AUTH", "USER_PASSWORD_AUTH"]
+AuthFlow = Literal[
+    "USER_SRP_AUTH", "ADMIN_USER_PASSWORD_AUTH", "USER_PASSWORD_AUTH", "CUSTOM_AUTH", "USER_AUTH"
+]
 
 _POOL_ID = re.compile(r"^(?P<region>[a-z]{2}(?:-[a-z]+)+-\d)_[0-9A-Za-z]+$")
 _HEADER_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")

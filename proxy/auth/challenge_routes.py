@@ -71,6 +71,9 @@ class ChallengeRoutes:
         def t(key: str, **fmt: str) -> str:
             return translate(lang, key, **fmt)
 
+        error = error or state.retry_message
+        if error and status == 200:
+            status = 400
         template = step.template_for(state, base._pages.has_template)
         context = step.context(state, t, base._pages.branding.product_name)
         return base.render(

@@ -56,6 +56,8 @@ class LoginState:
     typed_username: str | None = None
     # Why a detour page is shown ("reset_required"), for its notice.
     reason: str | None = None
+    # Shown on the next challenge page: the same custom challenge came back (wrong answer).
+    retry_message: str | None = None
 
     @classmethod
     def new(cls, return_to: str) -> LoginState:
@@ -235,6 +237,11 @@ class Authenticator:
 def enter_challenge(state: LoginState, step: NeedsChallenge, fallback_username: str) -> None:
     """Record the challenge Cognito asked for in the server-side state."""
     params = step.parameters
+    # A custom challenge's Lambda answers a wrong reply by asking the same question again.
+    same_again = state.challenge == step.name == "CUSTOM_CHALLENGE" and _public(
+        state.parameters
+    ) == _public(params)
+    state.retry_message = "error.answer_rejected" if same_again else None
     state.user_id_for_srp = params.get("USER_ID_FOR_SRP") or state.user_id_for_srp
     state.username = (
         params.get("USERNAME") or state.user_id_for_srp or state.username or fallback_username
@@ -245,6 +252,11 @@ def enter_challenge(state: LoginState, step: NeedsChallenge, fallback_username: 
     state.available = json.loads(params.get("AVAILABLE_CHALLENGES", "[]"))
     state.challenge_at = time.time()
     state.totp_secret = None
+
+
+def _public(params: Mapping[str, str]) -> dict[str, str]:
+    private = ("USERNAME", "USER_ID_FOR_SRP", "AVAILABLE_CHALLENGES")
+    return {k: v for k, v in params.items() if k not in private}
 
 
 _POLICY_HINTS = (

@@ -130,6 +130,7 @@ _EN: dict[str, str] = {
         "This sign-in step cannot be completed here. Please contact your administrator."
     ),
     "error.challenge_failed": "We could not verify you. Please sign in again.",
+    "error.answer_rejected": "That answer was not accepted. Please try again.",
     "error.password_policy.length": "That password is too short.",
     "error.password_policy.upper": "The password needs an uppercase letter.",
     "error.password_policy.lower": "The password needs a lowercase letter.",
@@ -279,6 +280,7 @@ _JA: dict[str, str] = {
         "このサインイン手順はここでは完了できません。管理者にお問い合わせください。"
     ),
     "error.challenge_failed": "本人確認ができませんでした。もう一度サインインしてください。",
+    "error.answer_rejected": "回答が受け付けられませんでした。もう一度お試しください。",
     "error.password_policy.length": "パスワードが短すぎます。",
     "error.password_policy.upper": "パスワードには大文字が必要です。",
     "error.password_policy.lower": "パスワードには小文字が必要です。",

@@ -46,7 +46,13 @@ SECURITY_HEADERS: Mapping[str, str] = MappingProxyType(
 _RESERVED = frozenset({"brand", "static_url", "lang", "lang_links", "t", "asset_version", "logo"})
 # Optional per-page variables, so templates (ours and operators') can test them plainly.
 _PAGE_DEFAULTS: Mapping[str, Mapping[str, Any]] = {
-    "login.html": {"error": None, "notice": None, "forgot_url": None, "username": ""},
+    "login.html": {
+        "error": None,
+        "notice": None,
+        "forgot_url": None,
+        "username": "",
+        "password_mode": "required",
+    },
     "logout.html": {"user": ""},
     "error.html": {"heading": None, "message": None, "retry_url": None},
     "challenge.html": {

@@ -71,6 +71,10 @@ class AuthRoutes:
         self._csrf_key = csrf_key
         self._login_timeout = login_timeout
         self.devices = devices
+        # USER_AUTH asks for the factor after the username; CUSTOM_AUTH may run SRP first.
+        self._password_mode = {"USER_AUTH": "none", "CUSTOM_AUTH": "optional"}.get(
+            cognito.auth_flow, "required"
+        )
 
     def register(self, router: web.UrlDispatcher) -> None:
         p = self.prefix
@@ -202,6 +206,7 @@ class AuthRoutes:
             error=error,
             notice=notice,
             forgot_url=self._action(request, "forgot"),
+            password_mode=self._password_mode,
         )
 
     async def login_submit(self, request: web.Request) -> web.StreamResponse:
@@ -223,7 +228,7 @@ class AuthRoutes:
 
         username = (_field(form, "username") or "").strip()
         password = _field(form, "password") or ""
-        if not username or not password:
+        if not username or (not password and self._password_mode == "required"):  # noqa: S105
             return self._login_form(
                 request,
                 state,

@@ -122,6 +122,10 @@ class CognitoClient:
         self._secret = settings.client_secret.get_secret_value() if settings.client_secret else None
 
     @property
+    def auth_flow(self) -> str:
+        return self._settings.auth_flow
+
+    @property
     def admin(self) -> bool:
         """Whether sign-in runs on the Admin API (IAM credentials, ContextData)."""
         return self._settings.auth_flow == "ADMIN_USER_PASSWORD_AUTH"
@@ -249,8 +253,13 @@ class CognitoClient:
         Cognito then asks for is answered here, so MFA is skipped for that device.
         """
         flow = self._settings.auth_flow
-        if flow == "USER_SRP_AUTH":
-            result = await self._srp_login(username, password, context, device)
+        if flow == "USER_SRP_AUTH" or (flow == "CUSTOM_AUTH" and password):
+            result = await self._srp_login(username, password, context, device, flow)
+        elif flow in ("CUSTOM_AUTH", "USER_AUTH"):
+            # Passwordless starts: the Lambda triggers (CUSTOM_AUTH) or the user's choice of
+            # factor (USER_AUTH, SELECT_CHALLENGE) decide what follows.
+            extra = {"DEVICE_KEY": device.device_key} if device is not None else {}
+            result = await self.start_flow(flow, username, context, extra)
         else:
             params = self._with_secret({"USERNAME": username, "PASSWORD": password}, username)
             if device is not None:
@@ -386,6 +395,7 @@ class CognitoClient:
         password: str,
         context: ContextData | None = None,
         device: Device | None = None,
+        flow: str = "USER_SRP_AUTH",
     ) -> AuthResult:
         # The public API carries SRP (moto refuses it through AdminInitiateAuth) and needs no
         # IAM credentials; the modular exponentiations run in a thread, off the event loop.
@@ -393,17 +403,49 @@ class CognitoClient:
         start_params = self._with_secret(
             {"USERNAME": username, "SRP_A": srp.srp_a_hex(secret)}, username
         )
+        if flow == "CUSTOM_AUTH":
+            start_params["CHALLENGE_NAME"] = "SRP_A"  # password first, then the custom steps
         if device is not None:
             start_params["DEVICE_KEY"] = device.device_key
         start = self._result(
             await self._call(
                 "initiate_auth",
                 ClientId=self._settings.client_id,
-                AuthFlow="USER_SRP_AUTH",
+                AuthFlow=flow,
                 AuthParameters=start_params,
                 **self._user_context(context),
             )
         )
+        return await self._password_verifier(start, password, secret, context, device)
+
+    async def answer_with_password_srp(
+        self,
+        session: str | None,
+        username: str,
+        password: str,
+        context: ContextData | None = None,
+    ) -> AuthResult:
+        """USER_AUTH's SELECT_CHALLENGE answered with PASSWORD_SRP, then PASSWORD_VERIFIER."""
+        secret = await asyncio.to_thread(srp.new_client_secret)
+        start = await self._respond_raw(
+            "SELECT_CHALLENGE",
+            session,
+            self._with_secret(
+                {"USERNAME": username, "ANSWER": "PASSWORD_SRP", "SRP_A": srp.srp_a_hex(secret)},
+                username,
+            ),
+            context,
+        )
+        return await self._password_verifier(start, password, secret, context, None)
+
+    async def _password_verifier(
+        self,
+        start: AuthResult,
+        password: str,
+        secret: srp.SrpSecret,
+        context: ContextData | None,
+        device: Device | None,
+    ) -> AuthResult:
         challenge = start.challenge
         if challenge is None or challenge.name != "PASSWORD_VERIFIER":
             return start
@@ -436,15 +478,7 @@ class CognitoClient:
         )
         if device is not None:
             responses["DEVICE_KEY"] = device.device_key
-        kwargs: dict[str, Any] = {
-            "ClientId": self._settings.client_id,
-            "ChallengeName": "PASSWORD_VERIFIER",
-            "ChallengeResponses": responses,
-            **self._user_context(context),
-        }
-        if challenge.session:
-            kwargs["Session"] = challenge.session
-        result = self._result(await self._call("respond_to_auth_challenge", **kwargs))
+        result = await self._respond_raw("PASSWORD_VERIFIER", challenge.session, responses, context)
         return replace(result, user_id=user_id)
 
     # -- TOTP enrolment (MFA_SETUP) ------------------------------------------------------------
