@@ -18,15 +18,31 @@ boto3 clients and async aioboto3 clients in any event loop can reach it), and re
 * Admin operations must carry a SigV4 ``Authorization`` header scoped to this region and
   ``cognito-idp`` (the signature itself is not recomputed).
 
-Errors are HTTP 400 ``{"__type": Code, "message": ...}`` which botocore turns into
-``ClientError.response["Error"]["Code"]``. Every request lands in ``calls`` and every rejection
-in ``failures`` together with the internal reason, so tests can tell *why* a login failed even
-when Cognito's public message is deliberately vague.
+Beyond passwords it models every challenge Cognito has, each as strictly:
 
-Adding MFA, CUSTOM_AUTH, device SRP or USER_AUTH later means adding entries to the three dispatch
-tables built in ``CognitoDouble.__init__`` (operations, auth flows, challenges) and, for
-second-factor challenges, a branch in ``_next_step``, the one place that decides what follows a
-successful first factor.
+* SMS_MFA / EMAIL_OTP codes (readable with ``last_code``), single use, a few wrong tries per
+  session; SOFTWARE_TOKEN_MFA with RFC 6238 TOTP (±1 step, a step accepted once); SELECT_MFA_TYPE;
+  MFA_SETUP through AssociateSoftwareToken / VerifySoftwareToken.
+* NEW_PASSWORD_REQUIRED with required attributes and the default password policy.
+* CUSTOM_AUTH (optionally SRP first) driven by a handler standing in for the Lambda triggers.
+* Device tracking: NewDeviceMetadata, ConfirmDevice, UpdateDeviceStatus, and device SRP
+  (DEVICE_SRP_AUTH → DEVICE_PASSWORD_VERIFIER) replacing MFA for remembered devices.
+* USER_AUTH: SELECT_CHALLENGE, PASSWORD, PASSWORD_SRP, EMAIL_OTP, SMS_OTP and WEB_AUTHN
+  (assertions verified for real: see ``webauthn.py``); passkey registration via the API.
+* SignUp / ConfirmSignUp / ResendConfirmationCode, ForgotPassword / ConfirmForgotPassword.
+
+Every challenge session is bound to client, user and challenge, and expires. Where Cognito's
+documentation is silent the double makes a plausible choice and says so in a comment.
+
+Errors are HTTP 400 ``{"__type": Code, "message": ...}`` which botocore turns into
+``ClientError.response["Error"]["Code"]``. Every request lands in ``calls`` (so ContextData /
+UserContextData can be asserted, see ``context_data``) and every rejection in ``failures``
+together with the internal reason, so tests can tell *why* a login failed even when Cognito's
+public message is deliberately vague.
+
+A new flow or challenge is an entry in one of the three dispatch tables built in
+``CognitoDouble.__init__`` (operations, auth flows, challenges); ``_next_step`` is the one place
+that decides what follows a verified password.
 """
 
 from __future__ import annotations
@@ -1866,7 +1882,8 @@ class CognitoDouble:
             session = self._new_session(
                 ctx, username=user.username, challenge="NEW_PASSWORD_REQUIRED"
             )
-            visible = {k: v for k, v in user.attributes.items() if k != "email_verified"}
+            hidden = {"email_verified", "phone_number_verified"}
+            visible = {k: v for k, v in user.attributes.items() if k not in hidden}
             missing = [
                 f"userAttributes.{name}"
                 for name in ctx.pool.required_attributes

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,27 +126,41 @@ class Pool:
         return code
 
 
-@pytest.fixture
-def double() -> Iterator[CognitoDouble]:
+@pytest.fixture(scope="module")
+def shared() -> Iterator[tuple[CognitoDouble, Any]]:
+    """One double and one boto3 client for the module: each test gets its own pool."""
     with running_double() as running:
-        yield running
+        yield running, boto3.client("cognito-idp", **running.client_kwargs())
 
 
-def make_pool(double: CognitoDouble, *, secret: bool = False) -> Pool:
-    pool_id = double.create_pool()
-    client_id, client_secret = double.create_client(pool_id, secret=secret, flows=FLOWS)
-    boto = boto3.client("cognito-idp", **double.client_kwargs())
-    return Pool(double, pool_id, client_id, client_secret, boto)
+@pytest.fixture(autouse=True)
+def double(shared: tuple[CognitoDouble, Any]) -> Iterator[CognitoDouble]:
+    running = shared[0]
+    running.calls.clear()
+    running.failures.clear()
+    yield running
+    running.clock = time.time
+
+
+@pytest.fixture
+def new_pool(shared: tuple[CognitoDouble, Any]) -> Callable[..., Pool]:
+    def make(*, secret: bool = False) -> Pool:
+        double, boto = shared
+        pool_id = double.create_pool()
+        client_id, client_secret = double.create_client(pool_id, secret=secret, flows=FLOWS)
+        return Pool(double, pool_id, client_id, client_secret, boto)
+
+    return make
 
 
 @pytest.fixture(params=[False, True], ids=["no-secret", "secret"])
-def pool(request: pytest.FixtureRequest, double: CognitoDouble) -> Pool:
-    return make_pool(double, secret=request.param)
+def pool(request: pytest.FixtureRequest, new_pool: Callable[..., Pool]) -> Pool:
+    return new_pool(secret=request.param)
 
 
 @pytest.fixture
-def plain(double: CognitoDouble) -> Pool:
-    return make_pool(double)
+def plain(new_pool: Callable[..., Pool]) -> Pool:
+    return new_pool()
 
 
 def add(pool: Pool, username: str = USERNAME, **kwargs: Any) -> str:
@@ -266,8 +280,10 @@ def test_mfa_session_cannot_answer_another_challenge(plain: Pool) -> None:
     assert error_code(exc) == "NotAuthorizedException"
 
 
-def test_mfa_answer_needs_secret_hash_when_the_client_has_a_secret(double: CognitoDouble) -> None:
-    pool = make_pool(double, secret=True)
+def test_mfa_answer_needs_secret_hash_when_the_client_has_a_secret(
+    new_pool: Callable[..., Pool],
+) -> None:
+    pool = new_pool(secret=True)
     add(pool, mfa=["SMS_MFA"])
     challenge = pool.login()
     with pytest.raises(ClientError) as exc:
@@ -596,8 +612,8 @@ def test_forgot_password_sends_a_code_and_confirm_sets_the_password(pool: Pool) 
     assert error_code(exc) == "CodeMismatchException"
 
 
-def test_forgot_password_needs_secret_hash(double: CognitoDouble) -> None:
-    pool = make_pool(double, secret=True)
+def test_forgot_password_needs_secret_hash(new_pool: Callable[..., Pool]) -> None:
+    pool = new_pool(secret=True)
     add(pool)
     with pytest.raises(ClientError) as exc:
         pool.boto.forgot_password(ClientId=pool.client_id, Username=USERNAME)
