@@ -58,6 +58,8 @@ class LoginState:
     reason: str | None = None
     # Shown on the next challenge page: the same custom challenge came back (wrong answer).
     retry_message: str | None = None
+    # A second factor was passed in this sign-in: only then is the device worth remembering.
+    mfa_done: bool = False
 
     @classmethod
     def new(cls, return_to: str) -> LoginState:
@@ -234,6 +236,12 @@ class Authenticator:
             raise TokenError(str(exc)) from None
 
 
+# Answering one of these proves a second factor (what remembered devices stand in for).
+MFA_CHALLENGES = frozenset(
+    {"SMS_MFA", "EMAIL_OTP", "SOFTWARE_TOKEN_MFA", "MFA_SETUP", "SELECT_MFA_TYPE"}
+)
+
+
 def enter_challenge(state: LoginState, step: NeedsChallenge, fallback_username: str) -> None:
     """Record the challenge Cognito asked for in the server-side state."""
     params = step.parameters
@@ -242,6 +250,7 @@ def enter_challenge(state: LoginState, step: NeedsChallenge, fallback_username: 
         state.parameters
     ) == _public(params)
     state.retry_message = "error.answer_rejected" if same_again else None
+    state.mfa_done = state.mfa_done or state.challenge in MFA_CHALLENGES
     state.user_id_for_srp = params.get("USER_ID_FOR_SRP") or state.user_id_for_srp
     state.username = (
         params.get("USERNAME") or state.user_id_for_srp or state.username or fallback_username

@@ -14,6 +14,7 @@ from proxy.auth import csrf
 from proxy.auth.context import context_data
 from proxy.auth.devices import DeviceStore
 from proxy.auth.flow import (
+    MFA_CHALLENGES,
     Authenticator,
     Broken,
     Detour,
@@ -320,7 +321,9 @@ class AuthRoutes:
         log.info("sign-in succeeded session=%s", self._sessions.fingerprint(session_cookie))
         location = state.return_to
         device_cookie = None
-        if step.new_device is not None and self.devices is not None:
+        # After a second factor only: a remembered device stands in for MFA next time.
+        mfa_done = state.mfa_done or state.challenge in MFA_CHALLENGES
+        if step.new_device is not None and self.devices is not None and mfa_done:
             device_cookie, ask = await self.devices.confirm(
                 step.session, step.new_device, state, request.headers.get("User-Agent", "")
             )

@@ -170,3 +170,15 @@ async def test_another_user_on_the_same_browser_does_not_use_the_device(
         assert other.status == 303 and other.location == "/_auth/challenge"
         starts = [c for c in double.calls_to("InitiateAuth") if c["ClientId"] == kw["client_id"]]
         assert "DEVICE_KEY" not in starts[-1]["AuthParameters"]
+
+
+async def test_no_device_is_confirmed_without_a_second_factor(
+    double: CognitoDouble, upstream: Upstream
+) -> None:
+    kw = _seed(double, upstream, "user_opt_in")
+    double.add_user(kw["pool_id"], "plain", PASSWORD)
+    async with flow_browser(**kw) as browser:
+        done = await browser.sign_in("plain", PASSWORD)
+        assert done.status == 303 and done.location == "/"
+        assert browser.cookie("gate-device") is None
+    assert not [d for d in double.devices(kw["pool_id"], "plain") if d["confirmed"]]
