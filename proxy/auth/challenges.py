@@ -20,13 +20,14 @@ from proxy.auth import qr
 
 if TYPE_CHECKING:
     from proxy.auth.flow import LoginState
-    from proxy.cognito.client import CognitoClient
+    from proxy.cognito.client import AuthResult, CognitoClient, ContextData, Device
 
 # t(key, **placeholders) -> text in the page's language
 Translate = Callable[..., str]
 
 MAX_CODE = 64
 MAX_ANSWER = 2048
+MAX_CREDENTIAL = 16 * 1024
 MAX_PASSWORD = 256
 MAX_ATTRIBUTE = 2048
 _CODE_RE = re.compile(r"^[0-9A-Za-z-]{4,64}$")
@@ -142,6 +143,27 @@ class ChallengeStep:
         self, state: LoginState, cognito: CognitoClient, form: Mapping[str, str]
     ) -> None:
         """Cognito calls needed before the challenge is answered (may raise CognitoError)."""
+
+    # The words for a refused answer Cognito will not take again (the sign-in restarts).
+    refused_message: ClassVar[str] = "error.challenge_failed"
+
+    async def respond(
+        self,
+        state: LoginState,
+        cognito: CognitoClient,
+        responses: dict[str, str],
+        context: ContextData | None,
+        device: Device | None,
+    ) -> AuthResult:
+        """Send the answer (RespondToAuthChallenge, or the Admin one with ContextData)."""
+        return await cognito.respond(
+            state.challenge or "",
+            state.cognito_session,
+            responses,
+            username=state.username or "",
+            context=context,
+            device=device,
+        )
 
 
 class CodeStep(ChallengeStep):
@@ -341,6 +363,91 @@ class CustomStep(ChallengeStep):
         return {"ANSWER": answer}
 
 
+class SelectChallengeStep(ChoiceStep):
+    """USER_AUTH's SELECT_CHALLENGE: the factors the pool allows for this user. A password
+    factor is answered on this page (PASSWORD_SRP when offered: the password never leaves
+    the proxy); the others lead to their own step (EMAIL_OTP, SMS_OTP, WEB_AUTHN)."""
+
+    template = "select_challenge.html"
+    refused_message = "error.bad_credentials"
+
+    def options(self, state: LoginState) -> list[str]:
+        offered = [c for c in state.available if c in _FIRST_FACTORS]
+        if "PASSWORD_SRP" in offered and "PASSWORD" in offered:
+            offered.remove("PASSWORD")  # one "Password" choice, answered with SRP
+        return offered
+
+    def context(self, state: LoginState, t: Translate, product: str) -> dict[str, Any]:
+        options = self.options(state)
+        password = next((o for o in options if o in ("PASSWORD", "PASSWORD_SRP")), None)
+        return {
+            "heading": t("challenge.select.heading"),
+            "message": t("challenge.select.message"),
+            "options": [
+                {"value": o, "label": _factor_label(t, o)}
+                for o in options
+                if o not in ("PASSWORD", "PASSWORD_SRP")
+            ],
+            "password_option": password,
+        }
+
+    def answer(self, state: LoginState, form: Mapping[str, str]) -> dict[str, str] | Invalid:
+        responses = super().answer(state, form)
+        if isinstance(responses, Invalid):
+            return responses
+        if responses["ANSWER"] in ("PASSWORD", "PASSWORD_SRP"):
+            password = form.get("password") or ""
+            if not password or len(password) > MAX_PASSWORD:
+                return Invalid("error.required_field")
+            responses["PASSWORD"] = password
+        return responses
+
+    async def respond(
+        self,
+        state: LoginState,
+        cognito: CognitoClient,
+        responses: dict[str, str],
+        context: ContextData | None,
+        device: Device | None,
+    ) -> AuthResult:
+        if responses["ANSWER"] == "PASSWORD_SRP":
+            return await cognito.answer_with_password_srp(
+                state.cognito_session, state.username or "", responses["PASSWORD"], context
+            )
+        return await super().respond(state, cognito, responses, context, device)
+
+
+_FIRST_FACTORS = ("PASSWORD_SRP", "PASSWORD", "WEB_AUTHN", "EMAIL_OTP", "SMS_OTP")
+
+
+class WebAuthnStep(ChallengeStep):
+    """WEB_AUTHN: a passkey through the browser's WebAuthn API. ``webauthn.js`` reads the
+    request options from a data- attribute, calls ``navigator.credentials.get`` and posts the
+    credential JSON back as ``credential``; without JavaScript the page says so and offers to
+    start over with another factor."""
+
+    template = "webauthn.html"
+
+    def context(self, state: LoginState, t: Translate, product: str) -> dict[str, Any]:
+        return {
+            "heading": t("challenge.passkey.heading"),
+            "message": t("challenge.passkey.message"),
+            "options_json": state.parameters.get("CREDENTIAL_REQUEST_OPTIONS", "{}"),
+        }
+
+    def answer(self, state: LoginState, form: Mapping[str, str]) -> dict[str, str] | Invalid:
+        credential = form.get("credential") or ""
+        if not credential or len(credential) > MAX_CREDENTIAL:
+            return Invalid("error.passkey_failed")
+        try:
+            parsed = json.loads(credential)
+        except ValueError:
+            return Invalid("error.passkey_failed")
+        if not isinstance(parsed, dict) or not isinstance(parsed.get("response"), dict):
+            return Invalid("error.passkey_failed")
+        return {"CREDENTIAL": credential}
+
+
 STEPS: Mapping[str, ChallengeStep] = {
     "NEW_PASSWORD_REQUIRED": NewPasswordStep(),
     "SMS_MFA": CodeStep("SMS_MFA_CODE", "challenge.mfa.sms_message"),
@@ -350,6 +457,8 @@ STEPS: Mapping[str, ChallengeStep] = {
     "SELECT_MFA_TYPE": SelectMfaStep(),
     "MFA_SETUP": MfaSetupStep(),
     "CUSTOM_CHALLENGE": CustomStep(),
+    "SELECT_CHALLENGE": SelectChallengeStep(),
+    "WEB_AUTHN": WebAuthnStep(),
 }
 
 

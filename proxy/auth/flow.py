@@ -179,14 +179,13 @@ class Authenticator:
             return Retry(responses.message, 400)
         try:
             await step.before_answer(state, self._cognito, form)
-            result = await self._cognito.respond(
-                state.challenge or "",
-                state.cognito_session,
-                responses,
-                username=state.username,
-                context=context,
-                device=device,
-            )
+            result = await step.respond(state, self._cognito, responses, context, device)
+        except errors.SessionExpired:
+            return Restart("error.flow_expired")
+        except errors.BadCredentials:
+            # A refused answer Cognito will not take again (too many wrong codes, a wrong
+            # password or passkey, a replayed session): the same words for every case.
+            return Restart(step.refused_message)
         except errors.CognitoError as exc:
             return _challenge_failure(exc)
         return await self._next(result)

@@ -131,6 +131,18 @@ _EN: dict[str, str] = {
     ),
     "error.challenge_failed": "We could not verify you. Please sign in again.",
     "error.answer_rejected": "That answer was not accepted. Please try again.",
+    "error.passkey_failed": "The passkey could not be used. Please try again.",
+    "challenge.select.or": "or",
+    "challenge.passkey.heading": "Sign in with a passkey",
+    "challenge.passkey.message": "Use the passkey saved on this device or your security key.",
+    "challenge.passkey.button": "Use passkey",
+    "challenge.passkey.other": "Use another method",
+    "challenge.passkey.noscript": (
+        "Passkeys need JavaScript. Turn it on, or start over and choose another method."
+    ),
+    "challenge.passkey.unsupported": (
+        "This browser cannot use passkeys. Start over and choose another method."
+    ),
     "error.password_policy.length": "That password is too short.",
     "error.password_policy.upper": "The password needs an uppercase letter.",
     "error.password_policy.lower": "The password needs a lowercase letter.",
@@ -281,6 +293,21 @@ _JA: dict[str, str] = {
     ),
     "error.challenge_failed": "本人確認ができませんでした。もう一度サインインしてください。",
     "error.answer_rejected": "回答が受け付けられませんでした。もう一度お試しください。",
+    "error.passkey_failed": "パスキーを使用できませんでした。もう一度お試しください。",
+    "challenge.select.or": "または",
+    "challenge.passkey.heading": "パスキーでサインイン",
+    "challenge.passkey.message": (
+        "このデバイスに保存されたパスキーまたはセキュリティキーを使用します。"
+    ),
+    "challenge.passkey.button": "パスキーを使用",
+    "challenge.passkey.other": "別の方法を使う",
+    "challenge.passkey.noscript": (
+        "パスキーには JavaScript が必要です。"
+        "有効にするか、最初からやり直して別の方法を選択してください。"
+    ),
+    "challenge.passkey.unsupported": (
+        "このブラウザーではパスキーを使用できません。最初からやり直して別の方法を選択してください。"
+    ),
     "error.password_policy.length": "パスワードが短すぎます。",
     "error.password_policy.upper": "パスワードには大文字が必要です。",
     "error.password_policy.lower": "パスワードには小文字が必要です。",

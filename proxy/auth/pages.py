@@ -74,6 +74,14 @@ _PAGE_DEFAULTS: Mapping[str, Mapping[str, Any]] = {
         "question": None,
         "challenge_type": None,
     },
+    "select_challenge.html": {
+        "message": None,
+        "error": None,
+        "cancel_url": None,
+        "options": (),
+        "password_option": None,
+    },
+    "webauthn.html": {"message": None, "error": None, "cancel_url": None, "options_json": "{}"},
     "forgot.html": {"username": "", "error": None, "notice": None},
     "forgot_confirm.html": {"error": None, "notice": None, "fields": ()},
     "confirm_signup.html": {"error": None, "notice": None, "fields": ()},
@@ -274,7 +282,7 @@ class Pages:
         self.logo = branding.logo_url or f"{self.static_url}/logo.svg"
 
         digest = hashlib.sha256(self._brand_css.encode())
-        for asset in ("gate.css", "gate.js"):
+        for asset in ("gate.css", "gate.js", "webauthn.js"):
             digest.update((static_dir() / asset).read_bytes())
         self.asset_version = digest.hexdigest()[:12]
 
