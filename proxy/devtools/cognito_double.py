@@ -1493,13 +1493,19 @@ class CognitoDouble:
         ):
             raise CognitoError("SerializationException", "UserAttributes must be Name/Value pairs")
         attributes = {a["Name"]: a["Value"] for a in raw}
+        if {"email_verified", "phone_number_verified", "sub"} & attributes.keys():
+            # Only a delivered code (or an admin) may verify an attribute.
+            raise _not_authorized("A client attempted to write unauthorized attribute")
         if "email" in attributes:
             attributes.setdefault("email_verified", "false")
         if "phone_number" in attributes:
             attributes.setdefault("phone_number_verified", "false")
-        sub = self.add_user(
-            pool.pool_id, username, password, attributes=attributes, status="UNCONFIRMED"
-        )
+        try:
+            sub = self.add_user(
+                pool.pool_id, username, password, attributes=attributes, status="UNCONFIRMED"
+            )
+        except ValueError as exc:  # a seeding rule the request broke: a client error, not a 500
+            raise _invalid(str(exc)) from None
         new_user = pool.users[username]
         details = self._deliver(pool, new_user, "signup", _SIGNUP_CODE_TTL, verified_only=False)
         result: dict[str, Any] = {"UserConfirmed": False, "UserSub": sub}
@@ -1561,6 +1567,9 @@ class CognitoDouble:
         )
         if user.status == "UNCONFIRMED":
             raise no_target
+        if user.status == "FORCE_CHANGE_PASSWORD":
+            # An invited user has only a temporary password: it must sign in and change it.
+            raise _not_authorized("User password cannot be reset in the current state.")
         details = self._deliver(pool, user, "forgot", _FORGOT_CODE_TTL, verified_only=True)
         if details is None:
             raise no_target
@@ -1854,6 +1863,21 @@ class CognitoDouble:
             raise _not_authorized("Refresh Token has expired")
         if not user.enabled:
             raise _not_authorized("User is disabled.")
+        if login.device_key is not None:
+            # With device tracking the tokens are linked to one device (AWS blog "Tracking and
+            # remembering devices"): refresh needs its DEVICE_KEY, a device confirmed with
+            # ConfirmDevice, and fails once the device is forgotten.
+            device = user.devices.get(login.device_key)
+            presented = ctx.params.get("DEVICE_KEY") or ""
+            if device is None or not device.confirmed or not _same(presented, device.key):
+                reason = (
+                    "device forgotten"
+                    if device is None
+                    else "device not confirmed"
+                    if not device.confirmed
+                    else "DEVICE_KEY missing or not the token's device"
+                )
+                raise _not_authorized("Invalid Refresh Token", reason=reason)
         return {
             "ChallengeParameters": {},
             "AuthenticationResult": self._mint_tokens(ctx.pool, ctx.client, user, login),

@@ -677,6 +677,31 @@ def test_reset_required_user_must_reset_before_signing_in(plain: Pool) -> None:
     assert is_tokens(plain.login(password="Reset-Pass-456"))
 
 
+def test_forgot_password_refuses_invited_and_unconfirmed_users(plain: Pool) -> None:
+    add(plain, status="FORCE_CHANGE_PASSWORD")
+    add(plain, OTHER, status="UNCONFIRMED", attributes={"email": "bob@example.com"})
+    codes = []
+    for username in (USERNAME, OTHER):
+        with pytest.raises(ClientError) as exc:
+            plain.boto.forgot_password(ClientId=plain.client_id, Username=username)
+        codes.append(error_code(exc))
+    assert codes == ["NotAuthorizedException", "InvalidParameterException"]
+
+
+def test_sign_up_cannot_mark_its_own_email_verified(plain: Pool) -> None:
+    with pytest.raises(ClientError) as exc:
+        plain.boto.sign_up(
+            ClientId=plain.client_id,
+            Username="carol",
+            Password=PASSWORD,
+            UserAttributes=[
+                {"Name": "email", "Value": "alice@example.com"},
+                {"Name": "email_verified", "Value": "true"},
+            ],
+        )
+    assert error_code(exc) == "NotAuthorizedException"
+
+
 def test_sign_up_then_confirm_with_the_sent_code(pool: Pool) -> None:
     signed = pool.boto.sign_up(
         ClientId=pool.client_id,
@@ -970,6 +995,35 @@ def test_always_remembered_devices_need_no_opt_in(plain: Pool) -> None:
         "device_password": device_password,
     }
     assert is_tokens(device_sign_in(plain, device))
+
+
+def refresh(pool: Pool, tokens: Any, **device: str) -> Any:
+    params = {"REFRESH_TOKEN": tokens["AuthenticationResult"]["RefreshToken"], **device}
+    if pool.secret is not None:
+        params = pool.hashed(params, username=USERNAME)
+    return pool.boto.initiate_auth(
+        ClientId=pool.client_id, AuthFlow="REFRESH_TOKEN_AUTH", AuthParameters=params
+    )
+
+
+def test_refresh_with_device_tracking_needs_the_confirmed_devices_key(
+    tracked: tuple[Pool, str],
+) -> None:
+    pool, secret = tracked
+    tokens = totp_sign_in(pool, secret, time.time())
+    key = tokens["AuthenticationResult"]["NewDeviceMetadata"]["DeviceKey"]
+    with pytest.raises(ClientError) as exc:  # not confirmed yet
+        refresh(pool, tokens, DEVICE_KEY=key)
+    assert pool.double.failures[-1][2] == "device not confirmed"
+    remember_device(pool, tokens)
+    with pytest.raises(ClientError) as exc:
+        refresh(pool, tokens)
+    assert error_code(exc) == "NotAuthorizedException"
+    assert is_tokens(refresh(pool, tokens, DEVICE_KEY=key))
+    pool.boto.admin_forget_device(UserPoolId=pool.pool_id, Username=USERNAME, DeviceKey=key)
+    with pytest.raises(ClientError) as exc:
+        refresh(pool, tokens, DEVICE_KEY=key)
+    assert pool.double.failures[-1][2] == "device forgotten"
 
 
 # ---- USER_AUTH (choice-based sign-in) ------------------------------------------------------------
