@@ -173,6 +173,24 @@ async def test_mfa_code_after_the_cognito_session_expired_restarts_the_login(
         assert browser.cookie("gate") is None
 
 
+async def test_too_many_wrong_codes_restart_the_sign_in(
+    double: CognitoDouble, upstream: Upstream
+) -> None:
+    kw = _pool(double, upstream)
+    _add(double, kw, "tim", mfa=("SMS_MFA",))
+    async with flow_browser(**kw) as browser:
+        page = await _challenge(browser, "tim")
+        wrong = _wrong(_code(double, kw, "tim", "SMS_MFA"))
+        for _ in range(2):
+            page = await browser.answer(page, {"code": wrong})
+            assert page.status == 400 and "That code is incorrect" in page.doc.text
+        last = await browser.answer(page, {"code": wrong})
+        assert last.status == 400
+        assert "We could not verify you. Please sign in again." in last.doc.text
+        assert last.doc.find("input", name="password")
+        assert browser.cookie("gate") is None
+
+
 async def test_malformed_code_is_refused_without_asking_cognito(
     double: CognitoDouble, upstream: Upstream
 ) -> None:

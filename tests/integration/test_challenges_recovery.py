@@ -158,6 +158,14 @@ async def test_recovery_pages_in_japanese(double: CognitoDouble, upstream: Upstr
     async with flow_browser(**kw) as browser:
         forgot = await browser.open("/_auth/forgot?lang=ja")
         assert "パスワードをお忘れですか?" in forgot.doc.text
+        sent = await browser.submit(
+            "/_auth/forgot?lang=ja", {"username": "rita"}, csrf=forgot.doc.csrf()
+        )
+        assert sent.location == "/_auth/forgot/confirm?lang=ja"
+        reset = await browser.follow(sent)
+        assert (
+            "新しいパスワードの設定" in reset.doc.text and "パスワードをリセット" in reset.doc.text
+        )
         first = await browser.sign_in("rita", OLD, lang="ja")
         assert first.location == "/_auth/confirm?lang=ja"
         page = await browser.follow(first)

@@ -147,6 +147,8 @@ async def test_passkey_sign_in_through_the_webauthn_page(
 ) -> None:
     async for browser, page, key, _ in _passkey_page(double, upstream):
         assert "Sign in with a passkey" in page.doc.text
+        ja = await browser.open("/_auth/challenge?lang=ja")
+        assert "パスキーでサインイン" in ja.doc.text and "パスキーには JavaScript" in ja.html
         scripts = [a["src"] for t, a in page.doc.tags if t == "script"]
         assert any(s and "/webauthn.js" in s for s in scripts)
         assert page.doc.find("noscript") or "Passkeys need JavaScript" in page.html
