@@ -1275,3 +1275,49 @@ def test_passkey_registered_through_the_api_signs_in(plain: Pool) -> None:
         challenge["ChallengeParameters"]["CREDENTIAL_REQUEST_OPTIONS"]
     )
     assert is_tokens(plain.respond("WEB_AUTHN", challenge["Session"], {"CREDENTIAL": credential}))
+
+
+# ---- malformed input is a client error, never a crash ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "credential",
+    [
+        "not json",
+        "[]",
+        '{"type": "public-key"}',
+        '{"type": "public-key", "rawId": 5, "response": {"clientDataJSON": "!!"}}',
+        '{"type": "public-key", "id": "AAAA", "response": {"signature": "AAAA"}}',
+    ],
+)
+def test_malformed_webauthn_credential_is_rejected_cleanly(
+    passkey: tuple[Pool, SoftwareAuthenticator], credential: str
+) -> None:
+    pool, _ = passkey
+    challenge = webauthn_challenge(pool)
+    reject(pool, challenge["Session"], credential)
+
+
+def test_malformed_device_and_totp_requests_are_client_errors(tracked: tuple[Pool, str]) -> None:
+    pool, secret = tracked
+    tokens = totp_sign_in(pool, secret, time.time())
+    access = tokens["AuthenticationResult"]["AccessToken"]
+    key = tokens["AuthenticationResult"]["NewDeviceMetadata"]["DeviceKey"]
+    calls = [
+        lambda: pool.boto.confirm_device(
+            AccessToken=access,
+            DeviceKey=key,
+            DeviceSecretVerifierConfig={"PasswordVerifier": "%%%", "Salt": ""},
+        ),
+        lambda: pool.boto.verify_software_token(Session="x" * 40, UserCode="123456"),
+        lambda: pool.boto.associate_software_token(Session="x" * 40),
+        lambda: pool.boto.update_device_status(
+            AccessToken=access, DeviceKey="us-east-1_nope", DeviceRememberedStatus="remembered"
+        ),
+        lambda: pool.respond("DEVICE_SRP_AUTH", None, {"DEVICE_KEY": key, "SRP_A": "zz"}),
+    ]
+    for call in calls:
+        with pytest.raises(ClientError) as exc:
+            call()
+        assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert not [f for f in pool.double.failures if f[1] == "InternalErrorException"]
