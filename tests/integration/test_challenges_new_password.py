@@ -151,3 +151,23 @@ async def test_challenge_page_without_a_sign_in_goes_to_login(
         # A post without any sign-in in progress: the login form with a message, not a 500.
         resp = await browser.post("/_auth/challenge", {"csrf": "x", "code": "123456"})
         assert resp.status == 400
+
+
+async def test_challenge_answer_needs_the_flow_csrf_token_and_same_origin(
+    double: CognitoDouble, upstream: Upstream
+) -> None:
+    kw = _seed(double, upstream)
+    async with flow_browser(**kw) as browser:
+        page = await browser.follow(await browser.sign_in("nina", TEMPORARY))
+        answer = {"new_password": NEW, "confirm_password": NEW}
+        forged = await browser.submit("/_auth/challenge", answer, csrf="forged")
+        assert forged.status == 403
+        cross = await browser.post(
+            "/_auth/challenge",
+            {"csrf": page.doc.csrf(), **answer},
+            headers={"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"},
+        )
+        assert cross.status == 403
+        assert double.user_info(kw["pool_id"], "nina")["status"] == "FORCE_CHANGE_PASSWORD"
+        done = await browser.answer(page, answer)
+        assert done.status == 303
