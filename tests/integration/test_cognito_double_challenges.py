@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import aioboto3
 import boto3
 import pytest
 from botocore.exceptions import ClientError
@@ -331,6 +332,25 @@ def test_public_calls_record_user_context_data(plain: Pool) -> None:
         UserContextData={"IpAddress": "198.51.100.7"},
     )
     assert plain.double.context_data("InitiateAuth") == [{"IpAddress": "198.51.100.7"}]
+
+
+async def test_aioboto3_client_completes_an_email_otp_challenge(plain: Pool) -> None:
+    add(plain, mfa=["EMAIL_OTP"])
+    session = aioboto3.Session()
+    async with session.client("cognito-idp", **plain.double.client_kwargs()) as client:
+        challenge = await client.initiate_auth(
+            ClientId=plain.client_id,
+            AuthFlow="USER_PASSWORD_AUTH",
+            AuthParameters={"USERNAME": USERNAME, "PASSWORD": PASSWORD},
+        )
+        assert challenge["ChallengeName"] == "EMAIL_OTP"
+        tokens = await client.respond_to_auth_challenge(
+            ClientId=plain.client_id,
+            ChallengeName="EMAIL_OTP",
+            Session=challenge["Session"],
+            ChallengeResponses={"USERNAME": USERNAME, "EMAIL_OTP_CODE": plain.code("EMAIL")},
+        )
+    assert is_tokens(tokens)
 
 
 def test_pool_mfa_off_signs_in_without_a_second_factor(plain: Pool) -> None:
