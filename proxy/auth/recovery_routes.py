@@ -166,8 +166,9 @@ class RecoveryRoutes:
             return self._forgot_form(request, state, status=503, error="error.unavailable")
         except errors.CognitoError as exc:
             # UserNotFound (without prevent-user-existence-errors), no verified contact, ...:
-            # the page looks the same; the log says why.
-            log.info("ForgotPassword not sent: %s", exc.code)
+            # the page looks the same; the log says why (loudly when it is our setup).
+            level = logging.ERROR if isinstance(exc, errors.Misconfigured) else logging.INFO
+            log.log(level, "ForgotPassword not sent: %s", exc.code)
             state.code_destination = None
         state.username = username
         state.challenge = None

@@ -136,3 +136,19 @@ async def test_custom_challenge_page_in_japanese(double: CognitoDouble, upstream
     async with flow_browser(**_seed(double, upstream)) as browser:
         page = await _challenge(browser, lang="ja")
         assert "もう 1 つの手順" in page.doc.text and "回答" in page.doc.text
+
+
+async def test_custom_auth_without_a_password_goes_straight_to_the_challenge(
+    double: CognitoDouble, upstream: Upstream
+) -> None:
+    async with flow_browser(**_seed(double, upstream)) as browser:
+        login = await browser.open("/_auth/login")
+        assert "required" not in login.doc.input("password")  # optional with CUSTOM_AUTH
+        first = await browser.submit("/_auth/login", {"username": "cora"}, csrf=login.doc.csrf())
+        assert first.status == 303 and first.location == "/_auth/challenge"
+        page = await browser.follow(first)
+        assert "What is 3 + 4?" in page.doc.text
+        done = await browser.answer(page, {"answer": "7"})
+        assert done.status == 303 and done.location == "/"
+    start = double.calls_to("InitiateAuth")[-1]
+    assert start["AuthFlow"] == "CUSTOM_AUTH" and "SRP_A" not in start["AuthParameters"]
