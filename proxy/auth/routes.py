@@ -11,6 +11,7 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from proxy.auth import csrf
+from proxy.auth.challenge_routes import ChallengeRoutes
 from proxy.auth.context import context_data
 from proxy.auth.devices import DeviceStore
 from proxy.auth.flow import (
@@ -26,6 +27,7 @@ from proxy.auth.flow import (
 )
 from proxy.auth.i18n import pick_language, translate
 from proxy.auth.pages import Pages, static_dir
+from proxy.auth.recovery_routes import RecoveryRoutes
 from proxy.auth.redirects import safe_return_path
 from proxy.cognito.client import CognitoClient
 from proxy.cognito.errors import CognitoError
@@ -82,9 +84,6 @@ class AuthRoutes:
         router.add_get(f"{p}/login", self.login_page)
         router.add_post(f"{p}/login", self.login_submit)
         # The challenge loop, account recovery and confirmation live in their own modules.
-        from proxy.auth.challenge_routes import ChallengeRoutes
-        from proxy.auth.recovery_routes import RecoveryRoutes
-
         ChallengeRoutes(self).register(router)
         RecoveryRoutes(self).register(router)
         router.add_get(f"{p}/logout", self.logout_page)
