@@ -79,6 +79,7 @@ class LoginState:
 @dataclass(frozen=True)
 class SignedIn:
     session: Session
+    # Cognito tracks this browser as a new device: confirm it (refresh needs its key).
     new_device: NewDevice | None = None
 
 
@@ -151,7 +152,15 @@ class Authenticator:
         device: Device | None = None,
     ) -> Step:
         try:
-            result = await self._cognito.password_login(username, password, context, device)
+            try:
+                result = await self._cognito.password_login(username, password, context, device)
+            except errors.Misconfigured as exc:
+                if device is None or exc.code != "ResourceNotFoundException":
+                    raise
+                # A device Cognito no longer knows (forgotten by an admin): sign in without it.
+                log.info("remembered device unknown to Cognito; signing in without it")
+                device = None
+                result = await self._cognito.password_login(username, password, context)
         except errors.UserNotConfirmed:
             # Cognito says so only after the password checked out: no enumeration.
             return Detour("confirm", username)
@@ -159,7 +168,7 @@ class Authenticator:
             return Detour("forgot", username)
         except errors.CognitoError as exc:
             return _rejection(exc)
-        return await self._next(result)
+        return await self._next(result, device)
 
     async def answer(
         self,
@@ -188,7 +197,7 @@ class Authenticator:
             return Restart(step.refused_message)
         except errors.CognitoError as exc:
             return _challenge_failure(exc)
-        return await self._next(result)
+        return await self._next(result, device)
 
     async def prepare(self, state: LoginState) -> Step | bool:
         """Cognito calls the current page needs before it is shown (True: state changed)."""
@@ -205,10 +214,12 @@ class Authenticator:
                 Broken(failure.message, failure.status) if isinstance(failure, Retry) else failure
             )
 
-    async def _next(self, result: AuthResult) -> Step:
+    async def _next(self, result: AuthResult, device: Device | None = None) -> Step:
         if result.tokens is not None:
             try:
                 session = await self.session_from(result.tokens)
+                if result.new_device is None and device is not None:
+                    session.device_key = device.device_key  # tokens linked to this device
             except TokenError as exc:
                 # Cognito handed us a token we cannot verify: a config error, not the user's.
                 log.error("token from Cognito failed verification: %s", type(exc).__name__)

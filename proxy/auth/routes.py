@@ -309,6 +309,24 @@ class AuthRoutes:
     async def finish(
         self, request: web.Request, state: LoginState, step: SignedIn
     ) -> web.StreamResponse:
+        location = state.return_to
+        device_cookie = None
+        if step.new_device is not None and self.devices is not None:
+            # Confirm every device Cognito tracks (its refresh tokens need the device key);
+            # offer to remember it only after a second factor, which it then stands in for.
+            device_cookie, ask = await self.devices.confirm(
+                step.session, step.new_device, state, request.headers.get("User-Agent", "")
+            )
+            if device_cookie is not None:
+                step.session.device_key = step.new_device.device_key
+            if ask and (state.mfa_done or state.challenge in MFA_CHALLENGES):
+                # Cognito remembers this device only with the user's consent: ask first.
+                location = f"{self.prefix}/device?" + urlencode(
+                    {
+                        "rd": state.return_to,
+                        **({"lang": lang} if (lang := request.query.get("lang")) else {}),
+                    }
+                )
         try:
             session_cookie = await self._sessions.create(step.session)
             await self._flows.delete(request.cookies.get(self._cookies.flow, ""))
@@ -318,22 +336,6 @@ class AuthRoutes:
         except StoreUnavailable:
             return self.error_page(request, 503, "error.unavailable")
         log.info("sign-in succeeded session=%s", self._sessions.fingerprint(session_cookie))
-        location = state.return_to
-        device_cookie = None
-        # After a second factor only: a remembered device stands in for MFA next time.
-        mfa_done = state.mfa_done or state.challenge in MFA_CHALLENGES
-        if step.new_device is not None and self.devices is not None and mfa_done:
-            device_cookie, ask = await self.devices.confirm(
-                step.session, step.new_device, state, request.headers.get("User-Agent", "")
-            )
-            if ask:
-                # Cognito remembers this device only with the user's consent: ask first.
-                location = f"{self.prefix}/device?" + urlencode(
-                    {
-                        "rd": state.return_to,
-                        **({"lang": lang} if (lang := request.query.get("lang")) else {}),
-                    }
-                )
         response = _see_other(location)
         self._set_cookie(response, self._cookies.session, session_cookie)
         self._clear_cookie(response, self._cookies.flow)

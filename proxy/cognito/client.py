@@ -584,14 +584,20 @@ class CognitoClient:
 
     # -- tokens ------------------------------------------------------------------------------
 
-    async def refresh(self, refresh_token: str, username: str) -> Tokens:
-        """REFRESH_TOKEN_AUTH; ``username`` is Cognito's internal one (for SECRET_HASH)."""
+    async def refresh(
+        self, refresh_token: str, username: str, device_key: str | None = None
+    ) -> Tokens:
+        """REFRESH_TOKEN_AUTH; ``username`` is Cognito's internal one (for SECRET_HASH).
+        With device tracking the tokens belong to a device, whose key must come along."""
+        params = self._with_secret({"REFRESH_TOKEN": refresh_token}, username)
+        if device_key:
+            params["DEVICE_KEY"] = device_key
         result = self._result(
             await self._call(
                 "initiate_auth",
                 ClientId=self._settings.client_id,
                 AuthFlow="REFRESH_TOKEN_AUTH",
-                AuthParameters=self._with_secret({"REFRESH_TOKEN": refresh_token}, username),
+                AuthParameters=params,
             )
         )
         if result.tokens is None:

@@ -3,6 +3,7 @@ the server, and DEVICE_SRP_AUTH / DEVICE_PASSWORD_VERIFIER skipping MFA on the n
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -172,13 +173,79 @@ async def test_another_user_on_the_same_browser_does_not_use_the_device(
         assert "DEVICE_KEY" not in starts[-1]["AuthParameters"]
 
 
-async def test_no_device_is_confirmed_without_a_second_factor(
+async def test_without_a_second_factor_the_device_is_confirmed_but_not_offered(
     double: CognitoDouble, upstream: Upstream
 ) -> None:
     kw = _seed(double, upstream, "user_opt_in")
     double.add_user(kw["pool_id"], "plain", PASSWORD)
     async with flow_browser(**kw) as browser:
         done = await browser.sign_in("plain", PASSWORD)
+        assert done.status == 303 and done.location == "/"  # no "remember this device?"
+        assert browser.cookie("gate-device")
+    devices = double.devices(kw["pool_id"], "plain")
+    assert [(d["confirmed"], d["remembered"]) for d in devices] == [(True, False)]
+
+
+async def test_tokens_linked_to_a_device_refresh_with_its_key(
+    double: CognitoDouble, upstream: Upstream
+) -> None:
+    # With device tracking, Cognito refuses REFRESH_TOKEN_AUTH without the DEVICE_KEY.
+    kw = _seed(double, upstream, "user_opt_in")
+    double.add_user(kw["pool_id"], "ron", PASSWORD)
+    double.token_ttl = 4
+    try:
+        async with flow_browser(**kw) as browser:
+            assert (await browser.sign_in("ron", PASSWORD)).status == 303
+            await asyncio.sleep(2.2)  # past half the tokens' life: the next request refreshes
+            assert (await browser.get("/")).status == 200
+            assert (await browser.get("/")).status == 200
+    finally:
+        double.token_ttl = 3600
+    refreshes = [
+        c
+        for c in double.calls_to("InitiateAuth")
+        if c["AuthFlow"] == "REFRESH_TOKEN_AUTH" and c["ClientId"] == kw["client_id"]
+    ]
+    assert refreshes
+    key = double.devices(kw["pool_id"], "ron")[0]["key"]
+    assert refreshes[0]["AuthParameters"]["DEVICE_KEY"] == key
+    assert not [f for f in double.failures if f[0] == "InitiateAuth" and "Refresh" in f[2]]
+
+
+async def test_a_device_forgotten_in_cognito_does_not_lock_the_user_out(
+    double: CognitoDouble, upstream: Upstream
+) -> None:
+    import boto3
+
+    kw = _seed(double, upstream, "always")
+    async with flow_browser(**kw) as browser:
+        await _sign_in_with_mfa(browser, double, kw, time.time())
+        await _sign_out(browser)
+        key = double.devices(kw["pool_id"], "dora")[0]["key"]
+        idp = boto3.client("cognito-idp", **double.client_kwargs())
+        idp.admin_forget_device(UserPoolId=kw["pool_id"], Username="dora", DeviceKey=key)
+        # The stale device cookie is harmless: MFA is asked again, then a new device.
+        done = await _sign_in_with_mfa(browser, double, kw, time.time() + 30)
         assert done.status == 303 and done.location == "/"
-        assert browser.cookie("gate-device") is None
-    assert not [d for d in double.devices(kw["pool_id"], "plain") if d["confirmed"]]
+
+
+async def test_device_cognito_no_longer_knows_is_dropped_and_sign_in_retried(
+    double: CognitoDouble, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from proxy.cognito.client import CognitoClient
+    from proxy.cognito.errors import Misconfigured
+
+    kw = _seed(double, upstream, "always")
+    real = CognitoClient.password_login
+
+    async def refuse_devices(self: CognitoClient, *args: Any, **kw_: Any) -> Any:
+        if len(args) > 3 and args[3] is not None:
+            raise Misconfigured("ResourceNotFoundException", "Device does not exist.")
+        return await real(self, *args, **kw_)
+
+    async with flow_browser(**kw) as browser:
+        await _sign_in_with_mfa(browser, double, kw, time.time())
+        await _sign_out(browser)
+        monkeypatch.setattr(CognitoClient, "password_login", refuse_devices)
+        again = await browser.sign_in("dora", PASSWORD)
+        assert again.status == 303 and again.location == "/_auth/challenge"
