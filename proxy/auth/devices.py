@@ -1,4 +1,8 @@
-"""Remembered devices: ConfirmDevice after sign-in, and the device's secrets kept server-side.
+"""Devices: ConfirmDevice after sign-in, and the device's secrets kept server-side.
+
+When the pool tracks devices, Cognito links the tokens to the browser's device: refreshes must
+send its DEVICE_KEY (kept in the Session), so every tracked device is confirmed. Remembering it
+(so it stands in for MFA) is offered only after a second factor.
 
 The browser holds only the ``<cookie>-device`` cookie: an opaque handle to a sealed record
 (AES-GCM under a key only the cookie holds) with the DeviceKey, DeviceGroupKey and device
