@@ -29,7 +29,7 @@ from proxy.auth.i18n import pick_language, translate
 from proxy.auth.pages import Pages, static_dir
 from proxy.auth.recovery_routes import RecoveryRoutes
 from proxy.auth.redirects import safe_return_path
-from proxy.cognito.client import CognitoClient
+from proxy.cognito.client import CognitoClient, Device
 from proxy.cognito.errors import CognitoError
 from proxy.sessions.sealed import SealedStore
 from proxy.sessions.session import Session, SessionManager
@@ -265,7 +265,7 @@ class AuthRoutes:
         assert isinstance(step, SignedIn)
         return await self.finish(request, state, step)
 
-    async def remembered_device(self, request: web.Request, username: str) -> Any:
+    async def remembered_device(self, request: web.Request, username: str) -> Device | None:
         """The device this browser confirmed for ``username`` earlier, if any."""
         if self.devices is None:
             return None
