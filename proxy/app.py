@@ -12,6 +12,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from proxy.auth.devices import DeviceStore
 from proxy.auth.flow import Authenticator
 from proxy.auth.pages import Branding, Pages
 from proxy.auth.regulation import Limit, Regulator
@@ -134,6 +135,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
             session=settings.cookie.session_cookie,
             flow=settings.cookie.flow_cookie,
             secure=settings.cookie.secure,
+            device=settings.cookie.device_cookie,
         ),
         csrf_key=derive_key(secret, "csrf"),
         login_timeout=settings.session.login_timeout,
@@ -141,6 +143,9 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
         remember_lifetime=settings.session.remember_lifetime,
         regulator=_regulator(settings, store),
         body_timeout=settings.server.body_timeout,
+        devices=DeviceStore(
+            SealedStore(store, derive_key(secret, "device"), namespace="d"), cognito
+        ),
     )
     identity = Identity(
         sessions=sessions,

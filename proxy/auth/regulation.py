@@ -30,23 +30,11 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from aiohttp import web
-
-from proxy.forwarded import client_address
 from proxy.sessions.store import SessionStore
 
 log = logging.getLogger("proxy.auth")
 
 _PREFIX = "gate:rl:"
-
-
-def client_ip(request: web.Request) -> str:
-    """The address brute-force counters and Cognito's threat protection see for `request`.
-
-    The address comes from ``proxy.forwarded.client_address``: X-Forwarded-For is believed
-    only from the configured trusted proxies.
-    """
-    return client_address(request).ip
 
 
 def normalise_username(username: str) -> str:

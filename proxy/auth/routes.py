@@ -15,14 +15,28 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from proxy.auth import csrf
-from proxy.auth.flow import Authenticator, LoginState, NeedsChallenge, Rejected, SignedIn, Step
+from proxy.auth.challenge_routes import ChallengeRoutes
+from proxy.auth.context import client_ip, context_data
+from proxy.auth.devices import DeviceStore
+from proxy.auth.flow import (
+    MFA_CHALLENGES,
+    Authenticator,
+    Broken,
+    Detour,
+    LoginState,
+    NeedsChallenge,
+    Rejected,
+    SignedIn,
+    Step,
+    enter_challenge,
+)
 from proxy.auth.i18n import pick_language, translate
 from proxy.auth.pages import Pages, static_dir
+from proxy.auth.recovery_routes import RecoveryRoutes
 from proxy.auth.redirects import safe_return_path
-from proxy.auth.regulation import Regulator, client_ip
-from proxy.cognito.client import CognitoClient, ContextData
+from proxy.auth.regulation import Regulator
+from proxy.cognito.client import CognitoClient, Device
 from proxy.cognito.errors import CognitoError
-from proxy.forwarded import client_address
 from proxy.observe import audit
 from proxy.sessions.sealed import SealedStore
 from proxy.sessions.session import Session, SessionManager
@@ -32,8 +46,6 @@ log = logging.getLogger("proxy.auth")
 
 MAX_USERNAME = 128
 MAX_PASSWORD = 256
-# Forwarded to Cognito's threat protection; never Cookie or Authorization.
-_CONTEXT_HEADERS = ("User-Agent", "Accept-Language", "Accept", "Referer")
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,7 @@ class CookieNames:
     session: str
     flow: str
     secure: bool
+    device: str = "gate-device"
 
 
 class AuthRoutes:
@@ -60,6 +73,7 @@ class AuthRoutes:
         remember_lifetime: float = 0.0,
         regulator: Regulator,
         body_timeout: float = 15.0,
+        devices: DeviceStore | None = None,
     ) -> None:
         self.prefix = prefix
         self._pages = pages
@@ -74,12 +88,24 @@ class AuthRoutes:
         self._remember_lifetime = remember_lifetime
         self._regulator = regulator
         self._body_timeout = body_timeout
+        self.devices = devices
+        # USER_AUTH asks for the factor after the username; CUSTOM_AUTH may run SRP first.
+        self._password_mode = {"USER_AUTH": "none", "CUSTOM_AUTH": "optional"}.get(
+            cognito.auth_flow, "required"
+        )
+
+    @property
+    def cookies_secure(self) -> bool:
+        """Served over HTTPS (possibly TLS-terminated in front): decides the Origin we expect."""
+        return self._cookies.secure
 
     def register(self, router: web.UrlDispatcher) -> None:
         p = self.prefix
         router.add_get(f"{p}/login", self.login_page)
         router.add_post(f"{p}/login", self.login_submit)
-        router.add_get(f"{p}/challenge", self.challenge_page)
+        # The challenge loop, account recovery and confirmation live in their own modules.
+        ChallengeRoutes(self).register(router)
+        RecoveryRoutes(self).register(router)
         router.add_get(f"{p}/logout", self.logout_page)
         router.add_post(f"{p}/logout", self.logout_submit)
         router.add_get(f"{p}/static/brand.css", self.brand_css)
@@ -209,9 +235,12 @@ class AuthRoutes:
             flow_cookie = await self._flows.create(state.to_bytes(), self._login_timeout)
         except StoreUnavailable:
             return self.error_page(request, 503, "error.unavailable")
-        notice = {"expired": "notice.session_expired", "signed_out": "notice.signed_out"}.get(
-            request.query.get("notice", "")
-        )
+        notice = {
+            "expired": "notice.session_expired",
+            "signed_out": "notice.signed_out",
+            "password_changed": "notice.password_changed",
+            "confirmed": "notice.confirmed",
+        }.get(request.query.get("notice", ""))
         lang = self._lang(request)
         response = self._login_form(
             request, state, notice=translate(lang, notice) if notice else None
@@ -238,8 +267,9 @@ class AuthRoutes:
             username=username,
             error=error,
             notice=notice,
-            forgot_url=None,
             remember=bool(self._remember_lifetime),
+            forgot_url=self._action(request, "forgot"),
+            password_mode=self._password_mode,
         )
 
     async def login_submit(self, request: web.Request) -> web.StreamResponse:
@@ -262,7 +292,7 @@ class AuthRoutes:
         username = (_field(form, "username") or "").strip()
         password = _field(form, "password") or ""
         state.remember = bool(self._remember_lifetime) and _field(form, "remember") == "1"
-        if not username or not password:
+        if not username or (not password and self._password_mode == "required"):  # noqa: S105
             return self._login_form(
                 request,
                 state,
@@ -275,9 +305,17 @@ class AuthRoutes:
                 request, state, status=401, error=translate(lang, "error.bad_credentials")
             )
 
-        step = await self._regulated_sign_in(request, username, password)
+        state.typed_username = username
+        device = await self.remembered_device(request, username)
+        step = await self._regulated_sign_in(request, username, password, device)
         if isinstance(step, web.Response):
             return step
+        if isinstance(step, Broken):
+            return self.error_page(request, step.status, step.message)
+        if isinstance(step, Detour):
+            state.username = step.username
+            state.reason = "reset_required" if step.page == "forgot" else None
+            return await self.save_and_go(request, state, step.page)
         if isinstance(step, Rejected):
             reason = step.message.removeprefix("error.")
             audit("login.failure", reason=reason, ip=client_ip(request))
@@ -292,19 +330,27 @@ class AuthRoutes:
                 response.headers["Retry-After"] = str(math.ceil(step.retry_after))
             return response
         if isinstance(step, NeedsChallenge):
-            # The full challenge loop (MFA, new password, ...) builds on this state.
-            state.username = username
-            state.challenge = step.name
-            state.cognito_session = step.cognito_session
-            state.parameters = step.parameters
+            enter_challenge(state, step, username)
             log.info("sign-in needs challenge %s", step.name)
             audit("login.challenge", challenge=step.name, ip=client_ip(request))
-            return await self._save_and_go(request, state, "challenge")
+            return await self.save_and_go(request, state, "challenge")
         assert isinstance(step, SignedIn)
-        return await self._finish(request, state, step)
+        return await self.finish(request, state, step)
+
+    async def remembered_device(self, request: web.Request, username: str) -> Device | None:
+        """The device this browser confirmed for ``username`` earlier, if any."""
+        if self.devices is None:
+            return None
+        cookie = request.cookies.get(self._cookies.device)
+        if not cookie:
+            return None
+        try:
+            return await self.devices.load(cookie, username)
+        except StoreUnavailable:
+            return None  # no device: Cognito asks for MFA, which still signs the user in
 
     async def _regulated_sign_in(
-        self, request: web.Request, username: str, password: str
+        self, request: web.Request, username: str, password: str, device: Device | None
     ) -> Step | web.Response:
         """The one door to Cognito's password check: banned names/addresses never reach it."""
         address = client_ip(request)
@@ -314,7 +360,7 @@ class AuthRoutes:
             return self.error_page(request, 503, "error.unavailable")
         if wait is not None:
             return Rejected("error.too_many", 429, retry_after=wait)
-        step = await self._auth.sign_in(username, password, _context(request))
+        step = await self._auth.sign_in(username, password, context_data(request), device)
         try:
             if isinstance(step, Rejected) and step.message == "error.bad_credentials":
                 await self._regulator.failed(username, address, user_id=step.user_id)
@@ -336,7 +382,12 @@ class AuthRoutes:
         self._set_cookie(response, self._cookies.flow, flow_cookie)
         return response
 
-    async def _save_and_go(
+    async def save_state(self, request: web.Request, state: LoginState) -> bool:
+        """Save the sign-in state; False when it expired meanwhile (raises StoreUnavailable)."""
+        cookie = request.cookies.get(self._cookies.flow, "")
+        return await self._flows.save(cookie, state.to_bytes(), self._login_timeout)
+
+    async def save_and_go(
         self, request: web.Request, state: LoginState, page: str
     ) -> web.StreamResponse:
         cookie = request.cookies.get(self._cookies.flow, "")
@@ -348,10 +399,28 @@ class AuthRoutes:
             return await self._restart(request, "error.flow_expired")
         raise web.HTTPSeeOther(self._action(request, page))
 
-    async def _finish(
+    async def finish(
         self, request: web.Request, state: LoginState, step: SignedIn
     ) -> web.StreamResponse:
         step.session.remember = state.remember
+        location = state.return_to
+        device_cookie = None
+        if step.new_device is not None and self.devices is not None:
+            # Confirm every device Cognito tracks (its refresh tokens need the device key);
+            # offer to remember it only after a second factor, which it then stands in for.
+            device_cookie, ask = await self.devices.confirm(
+                step.session, step.new_device, state, request.headers.get("User-Agent", "")
+            )
+            if device_cookie is not None:
+                step.session.device_key = step.new_device.device_key
+            if ask and (state.mfa_done or state.challenge in MFA_CHALLENGES):
+                # Cognito remembers this device only with the user's consent: ask first.
+                location = f"{self.prefix}/device?" + urlencode(
+                    {
+                        "rd": state.return_to,
+                        **({"lang": lang} if (lang := request.query.get("lang")) else {}),
+                    }
+                )
         try:
             session_cookie = await self._sessions.create(step.session)
             await self._flows.delete(request.cookies.get(self._cookies.flow, ""))
@@ -367,21 +436,21 @@ class AuthRoutes:
             session=self._sessions.fingerprint(session_cookie),
             ip=client_ip(request),
         )
-        response = _see_other(state.return_to)
+        response = _see_other(location)
         max_age = int(self._remember_lifetime) if state.remember else None
         self._set_cookie(response, self._cookies.session, session_cookie, max_age)
         self._clear_cookie(response, self._cookies.flow)
+        if device_cookie is not None and self.devices is not None:
+            response.set_cookie(
+                self._cookies.device,
+                device_cookie,
+                path="/",
+                secure=self._cookies.secure,
+                httponly=True,
+                samesite="Lax",
+                max_age=int(self.devices.lifetime),
+            )
         return response
-
-    async def challenge_page(self, request: web.Request) -> web.StreamResponse:
-        try:
-            state = await self._load_flow(request)
-        except StoreUnavailable:
-            return self.error_page(request, 503, "error.unavailable")
-        if state is None or state.challenge is None:
-            raise web.HTTPSeeOther(self._action(request, "login"))
-        log.warning("challenge %s has no page yet", state.challenge)
-        return self.error_page(request, 501, "challenge.unsupported")
 
     # -- logout ------------------------------------------------------------------------------
 
@@ -446,12 +515,3 @@ def _see_other(location: str) -> web.Response:
 def _field(form: Any, name: str) -> str | None:
     value = form.get(name)
     return value if isinstance(value, str) else None
-
-
-def _context(request: web.Request) -> ContextData:
-    return ContextData(
-        ip_address=client_address(request).ip,
-        server_name=request.host,
-        server_path=request.path,
-        headers=tuple((h, request.headers[h]) for h in _CONTEXT_HEADERS if h in request.headers),
-    )

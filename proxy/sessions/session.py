@@ -32,6 +32,8 @@ class Session:
     # Last activity, recorded coarsely (see SessionManager.touch); 0 means "created_at".
     last_seen: float = 0.0
     remember: bool = False  # "keep me signed in": the longer timeouts apply
+    # The Cognito device these tokens are linked to (device tracking): refresh must send it.
+    device_key: str | None = None
 
     def __repr__(self) -> str:
         return f"Session(sub={self.sub!r}, expires_at={self.expires_at})"
@@ -62,6 +64,7 @@ class Session:
             created_at=previous.created_at if previous else time.time(),
             last_seen=time.time(),
             remember=previous.remember if previous else False,
+            device_key=previous.device_key if previous else None,
         )
 
     def to_bytes(self) -> bytes:
