@@ -198,9 +198,11 @@ def slow_cognito(monkeypatch: pytest.MonkeyPatch) -> None:
     """Refreshes take 300 ms, as over a real network: long enough for every replica to overlap."""
     original = CognitoClient.refresh
 
-    async def slow(self: CognitoClient, refresh_token: str, username: str) -> Tokens:
+    async def slow(
+        self: CognitoClient, refresh_token: str, username: str, device_key: str | None = None
+    ) -> Tokens:
         await asyncio.sleep(0.3)
-        return await original(self, refresh_token, username)
+        return await original(self, refresh_token, username, device_key)
 
     monkeypatch.setattr(CognitoClient, "refresh", slow)
 
@@ -381,7 +383,9 @@ async def test_a_transient_refresh_failure_keeps_the_session_and_retries_later(
     original = CognitoClient.refresh
     attempts: list[str] = []
 
-    async def throttled(self: CognitoClient, refresh_token: str, username: str) -> Tokens:
+    async def throttled(
+        self: CognitoClient, refresh_token: str, username: str, device_key: str | None = None
+    ) -> Tokens:
         attempts.append(username)
         raise errors.TooManyRequests("TooManyRequestsException")
 
