@@ -17,10 +17,12 @@ from proxy.auth.routes import AuthRoutes, CookieNames
 from proxy.cognito.client import CognitoClient
 from proxy.cognito.tokens import JwksCache, JwksUnavailable, TokenVerifier
 from proxy.forward import Forwarder, UpstreamConfig
+from proxy.gate.cache import SessionCache
 from proxy.gate.headers import build_plan
 from proxy.gate.identity import Identity
 from proxy.gate.middleware import Gate
 from proxy.observe import Health
+from proxy.sessions.invalidation import invalidation_for
 from proxy.sessions.sealed import SealedStore
 from proxy.sessions.session import SessionManager
 from proxy.sessions.store import StoreUnavailable, open_store
@@ -57,8 +59,23 @@ def build_app(settings: Settings) -> web.Application:
             read_timeout=settings.upstream.read_timeout,
         )
     )
+    cache = (
+        SessionCache(ttl=settings.session.cache_ttl, max_entries=settings.session.cache_size)
+        if settings.session.cache_ttl > 0
+        else None
+    )
+    invalidation = (
+        invalidation_for(
+            store, on_invalidate=cache.invalidate, on_suspend=cache.suspend, on_resume=cache.resume
+        )
+        if cache is not None
+        else invalidation_for(store)
+    )
     sessions = SessionManager(
-        store, derive_key(secret, "session"), lifetime=settings.session.lifetime
+        store,
+        derive_key(secret, "session"),
+        lifetime=settings.session.lifetime,
+        on_change=invalidation.changed,
     )
     pages = Pages(
         branding=Branding(
@@ -91,6 +108,7 @@ def build_app(settings: Settings) -> web.Application:
         verifier=verifier,
         cookie_name=settings.cookie.session_cookie,
         refresh_margin=settings.session.refresh_margin,
+        cache=cache,
     )
     gate = Gate(
         identity=identity,
@@ -127,8 +145,10 @@ def build_app(settings: Settings) -> web.Application:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await cognito.start()
         await forwarder.start()
+        invalidation.start()
         loader = asyncio.create_task(_load_jwks(jwks))
         yield
+        await invalidation.close()
         loader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await loader

@@ -106,6 +106,15 @@ class SessionSettings(_Section):
     refresh_margin: int = Field(
         300, ge=0, description="refresh tokens this many seconds before they expire"
     )
+    cache_ttl: float = Field(
+        5.0,
+        ge=0,
+        le=300,
+        description="serve a session from this process's memory for up to this many seconds "
+        "after loading it from the store (0: always ask the store); logouts reach every replica "
+        "at once over Redis pub/sub and within this bound in any case",
+    )
+    cache_size: int = Field(10_000, ge=1, description="sessions kept in that cache at most")
 
     @field_validator("store_url")
     @classmethod

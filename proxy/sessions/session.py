@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 
@@ -101,9 +102,19 @@ async def verified_session(
 class SessionManager:
     """Creates, loads and ends sessions; the cookie value is the only handle to one."""
 
-    def __init__(self, store: SessionStore, secret: bytes, *, lifetime: float) -> None:
+    def __init__(
+        self,
+        store: SessionStore,
+        secret: bytes,
+        *,
+        lifetime: float,
+        on_change: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
         self._sealed = SealedStore(store, secret, namespace="s")
         self.lifetime = lifetime
+        # Told the record hash after every save and delete: session caches (this replica's
+        # and, through pub/sub, the others') must not serve the old record any more.
+        self._on_change = on_change
 
     def _ttl(self, session: Session) -> float:
         return max(1.0, session.created_at + self.lifetime - time.time())
@@ -123,10 +134,20 @@ class SessionManager:
 
     async def save(self, cookie: str, session: Session) -> bool:
         """False when the session ended meanwhile (e.g. a logout raced a refresh)."""
-        return await self._sealed.save(cookie, session.to_bytes(), self._ttl(session))
+        saved = await self._sealed.save(cookie, session.to_bytes(), self._ttl(session))
+        await self._changed(cookie)
+        return saved
 
     async def delete(self, cookie: str) -> None:
         await self._sealed.delete(cookie)
+        await self._changed(cookie)
+
+    async def _changed(self, cookie: str) -> None:
+        if self._on_change is not None and (record := self._sealed.record_hash(cookie)):
+            await self._on_change(record)
+
+    def record_hash(self, cookie: str) -> str | None:
+        return self._sealed.record_hash(cookie)
 
     @staticmethod
     def fingerprint(cookie: str) -> str:
