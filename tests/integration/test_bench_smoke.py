@@ -44,8 +44,15 @@ def test_bench_smoke_reports_cognito_gate_throughput() -> None:
 
     assert proc.returncode == 0, f"exit {proc.returncode}\n{out}\n{err[-3000:]}"
     rows = {m["target"]: float(m["rps"].replace(",", "")) for m in ROW.finditer(out)}
-    assert "cognito-gate (memory store)" in rows, out
-    assert "cognito-gate (redis store)" in rows, out
+    for row in (
+        "cognito-gate (memory)",
+        "cognito-gate (redis)",
+        "cognito-gate (redis, no cache)",
+        "cognito-gate (redis, 2 workers, unpinned)",
+    ):
+        assert row in rows, out
+    assert "| minimal aiohttp proxy |" in out
+    assert "Bearer token" in out  # measured, or n/a with the reason
     assert all(rps > 0 for rps in rows.values()), out
     assert "direct upstream" in out
     assert "RSS after its runs" in out
