@@ -86,10 +86,12 @@ def serve_upstream(port: int) -> None:
 
     served = 0
 
-    async def handler(request: web.Request) -> web.Response:
+    async def handler(request: web.Request) -> web.StreamResponse:
         nonlocal served
         if request.path == COUNT_PATH:
             return web.json_response({"served": served})
+        if request.path.startswith("/__soak/"):
+            return await soak_handler(request)
         served += 1
         user = request.headers.get("X-Forwarded-User", "-")
         return web.Response(body=BODY, content_type="text/plain", headers={"X-Bench-User": user})
@@ -168,6 +170,40 @@ def serve_gate_worker() -> None:
     web.run_app(
         build_app(settings), host=host, port=port, access_log=None, print=None, reuse_port=True
     )
+
+
+SOAK_CHUNK = b"\x5a" * 65536
+
+
+async def soak_handler(request: Any) -> Any:
+    """Endpoints for `bench/soak.py`: a long download, an upload sink, a WebSocket echo."""
+    from aiohttp import web
+
+    if request.path == "/__soak/download":
+        total = int(request.query["bytes"])
+        resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        resp.content_length = total
+        await resp.prepare(request)
+        sent = 0
+        while sent < total:
+            chunk = SOAK_CHUNK[: min(len(SOAK_CHUNK), total - sent)]
+            await resp.write(chunk)
+            sent += len(chunk)
+        await resp.write_eof()
+        return resp
+    if request.path == "/__soak/upload":
+        received = 0
+        async for chunk in request.content.iter_any():
+            received += len(chunk)
+        return web.json_response({"received": received})
+    if request.path == "/__soak/ws":
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type == web.WSMsgType.TEXT:
+                await ws.send_str(msg.data)
+        return ws
+    return web.Response(status=404)
 
 
 # --------------------------------------------------------------------------- loadgen role
@@ -804,16 +840,20 @@ def _ratio(value: float, base: float | None) -> str:
 
 
 def start_minimal_proxy(
-    procs: Processes, pinning: Pinning, upstream_url: str
+    procs: Processes, pinning: Pinning, upstream_url: str, workdir: Path
 ) -> tuple[str, subprocess.Popen[bytes]]:
     from proxy.demo import free_port
 
     port = free_port()
-    proc = procs.start(
-        "minimal aiohttp proxy",
-        [*pinning.servers, sys.executable, str(Path(__file__).resolve()),
-         "--role", "minproxy", "--port", str(port), "--url", upstream_url],
-    )  # fmt: skip
+    # Its stderr goes to a file: it has no client-disconnect handling, so wrk closing its
+    # connections at the end of a run logs tracebacks there.
+    with (workdir / "minimal-proxy.stderr").open("wb") as err:
+        proc = procs.start(
+            "minimal aiohttp proxy",
+            [*pinning.servers, sys.executable, str(Path(__file__).resolve()),
+             "--role", "minproxy", "--port", str(port), "--url", upstream_url],
+            stderr=err,
+        )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     wait_http(url + BENCH_PATH, proc=proc, what="minimal aiohttp proxy", timeout=30)
     return url, proc
@@ -964,7 +1004,7 @@ def run_bench(args: argparse.Namespace) -> int:
             bench(Target("nginx proxy", nginx_url + BENCH_PATH, {}, expect_user=NGINX_USER))
             procs.stop(nginx_proc)
 
-        minimal = start_minimal_proxy(procs, pinning, upstream_url)
+        minimal = start_minimal_proxy(procs, pinning, upstream_url, workdir)
         bench(Target("minimal aiohttp proxy", minimal[0] + BENCH_PATH, {}, expect_user=NGINX_USER))
         procs.stop(minimal[1])
 

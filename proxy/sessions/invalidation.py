@@ -18,19 +18,18 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any
-
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from typing import TYPE_CHECKING, Any
 
 from proxy.sessions.store import SessionStore
+
+if TYPE_CHECKING:  # memory:// deployments never import redis-py
+    from redis.asyncio import Redis
 
 log = logging.getLogger("proxy.sessions")
 
 CHANNEL = "gate:invalidate"
 _POLL_SECONDS = 1.0
 _MAX_BACKOFF = 5.0
-_FAILURES = (RedisError, OSError)
 
 
 class LocalInvalidation:
@@ -95,6 +94,9 @@ class RedisInvalidation:
         self._channel = channel
         self._task: asyncio.Task[None] | None = None
         self.subscribed = asyncio.Event()
+        from redis.exceptions import RedisError
+
+        self._failures = (RedisError, OSError)
 
     async def changed(self, record: str) -> None:
         """SessionManager's change hook: drop it here at once, then tell the others."""
@@ -104,7 +106,7 @@ class RedisInvalidation:
     async def publish(self, record: str) -> None:
         try:
             await self._client.publish(self._channel, record)
-        except _FAILURES as exc:
+        except self._failures as exc:
             log.warning("session invalidation not published (%s)", type(exc).__name__)
 
     def start(self) -> None:
@@ -135,7 +137,7 @@ class RedisInvalidation:
                     )
                     if message is not None and message.get("type") == "message":
                         self._apply(message.get("data"))
-            except _FAILURES as exc:
+            except self._failures as exc:
                 self.subscribed.clear()
                 self._on_suspend()
                 log.warning(
@@ -145,7 +147,7 @@ class RedisInvalidation:
                 )
             finally:
                 # Shielded: a cancelled close would leak the pooled connection.
-                await asyncio.shield(_close_quietly(pubsub))
+                await asyncio.shield(self._close_quietly(pubsub))
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, _MAX_BACKOFF)
 
@@ -165,7 +167,6 @@ class RedisInvalidation:
         if isinstance(data, str) and len(data) == 64:
             self._on_invalidate(data)
 
-
-async def _close_quietly(pubsub: Any) -> None:
-    with contextlib.suppress(*_FAILURES):
-        await pubsub.aclose()
+    async def _close_quietly(self, pubsub: Any) -> None:
+        with contextlib.suppress(*self._failures):
+            await pubsub.aclose()
