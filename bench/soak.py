@@ -277,9 +277,7 @@ def run_soak(args: argparse.Namespace) -> int:
             )
         if args.websockets:
             started = time.perf_counter()
-            opened, echoed = asyncio.run(
-                websockets(gate.url, cookie, args.websockets, args.hold)
-            )
+            opened, echoed = asyncio.run(websockets(gate.url, cookie, args.websockets, args.hold))
             results.append(
                 check(
                     opened == echoed == args.websockets,
