@@ -900,7 +900,14 @@ def target_ratios(rows: list[Row]) -> list[str]:
     def ratio(a: str, b: str, label: str, goal: str) -> None:
         if a in by and b in by and by[b].load.rps:
             value = by[a].load.rps / by[b].load.rps
-            out.append(f"{label}: {value:.2f}x (target {goal})")
+            line = f"{label}: {value:.2f}x by req/s"
+            # Throughput one server core sustains = 1 / (server CPU per request): steadier than
+            # req/s when other work competes for the CPUs. Not for unpinned rows (2 cores).
+            cpu_a = by[a].load.server_cpu_us_per_request
+            cpu_b = by[b].load.server_cpu_us_per_request
+            if cpu_a and cpu_b and "unpinned" not in a + b:
+                line += f", {cpu_b / cpu_a:.2f}x by server CPU per request"
+            out.append(f"{line} (target {goal})")
 
     hot, nginx = "cognito-gate (memory)", "nginx proxy"
     ratio(hot, nginx, "hot path vs nginx proxy", ">= 0.12x, ambitious >= 0.18x")
