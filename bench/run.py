@@ -921,7 +921,11 @@ def target_ratios(rows: list[Row]) -> list[str]:
         for name in (hot, "cognito-gate (redis, no cache)"):
             if name in by:
                 added = by[name].single.p50_ms - by[nginx].single.p50_ms
-                out.append(f"{name}: p50 at 1 connection {added:+.3f} ms over nginx proxy")
+                added99 = by[name].single.p99_ms - by[nginx].single.p99_ms
+                out.append(
+                    f"{name}: at 1 connection p50 {added:+.3f} ms, p99 {added99:+.3f} ms "
+                    f"over nginx proxy (p99 {by[name].single.p99_ms:.3f} ms)"
+                )
     for name, row in by.items():
         if name.startswith("cognito-gate") and row.target.authenticated:
             out.append(
