@@ -160,6 +160,7 @@ def serve_gate_worker() -> None:
     """
     from aiohttp import web
 
+    from proxy.__main__ import freeze_startup_objects
     from proxy.app import build_app
     from proxy.observe import setup_logging
     from proxy.settings import load_settings
@@ -167,9 +168,9 @@ def serve_gate_worker() -> None:
     settings = load_settings()
     setup_logging(settings.log)
     host, port = settings.listen_address
-    web.run_app(
-        build_app(settings), host=host, port=port, access_log=None, print=None, reuse_port=True
-    )
+    app = build_app(settings)
+    app.on_startup.append(freeze_startup_objects)  # as `serve` does
+    web.run_app(app, host=host, port=port, access_log=None, print=None, reuse_port=True)
 
 
 SOAK_CHUNK = b"\x5a" * 65536

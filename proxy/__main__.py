@@ -30,7 +30,20 @@ def _serve(args: argparse.Namespace) -> None:
     settings = _load(args.config)
     setup_logging(settings.log)
     host, port = settings.listen_address
-    web.run_app(build_app(settings), host=host, port=port, access_log=None, print=None)
+    app = build_app(settings)
+    app.on_startup.append(freeze_startup_objects)  # after the app's own startup
+    web.run_app(app, host=host, port=port, access_log=None, print=None)
+
+
+async def freeze_startup_objects(app: object) -> None:
+    """Everything built at start (imports, botocore models, pools) lives as long as the
+    process. Frozen, the cyclic GC's full collections no longer rescan it: each such pass
+    otherwise stalls every in-flight request for tens of milliseconds (p99 at one connection).
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def _check_config(args: argparse.Namespace) -> None:
