@@ -86,10 +86,12 @@ def serve_upstream(port: int) -> None:
 
     served = 0
 
-    async def handler(request: web.Request) -> web.Response:
+    async def handler(request: web.Request) -> web.StreamResponse:
         nonlocal served
         if request.path == COUNT_PATH:
             return web.json_response({"served": served})
+        if request.path.startswith("/__soak/"):
+            return await soak_handler(request)
         served += 1
         user = request.headers.get("X-Forwarded-User", "-")
         return web.Response(body=BODY, content_type="text/plain", headers={"X-Bench-User": user})
@@ -97,6 +99,112 @@ def serve_upstream(port: int) -> None:
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handler)
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+# --------------------------------------------------------------------------- minimal proxy role
+
+_MIN_HOP = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "upgrade", "te", "trailer", "host"}
+)
+
+
+def serve_minimal_proxy(port: int, upstream: str) -> None:
+    """The floor for an aiohttp reverse proxy: shared ClientSession, streamed body, no auth.
+
+    Adds the same three identity headers as the nginx row; no timeouts beyond aiohttp's
+    defaults, no header policy, no error pages: what a "minimal aiohttp proxy" costs.
+    """
+    from aiohttp import web
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        http: aiohttp.ClientSession = request.app["http"]
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _MIN_HOP}
+        headers["X-Forwarded-User"] = NGINX_USER
+        headers["X-Forwarded-Email"] = f"{NGINX_USER}@example.com"
+        headers["X-Forwarded-Groups"] = "staff"
+        async with http.request(
+            request.method,
+            upstream + request.raw_path,
+            headers=headers,
+            data=request.content if request.body_exists else None,
+            allow_redirects=False,
+        ) as up:
+            resp = web.StreamResponse(status=up.status, reason=up.reason)
+            for k, v in up.headers.items():
+                if k.lower() not in _MIN_HOP:
+                    resp.headers.add(k, v)
+            await resp.prepare(request)
+            async for chunk in up.content.iter_any():
+                await resp.write(chunk)
+            await resp.write_eof()
+            return resp
+
+    async def session_ctx(app: web.Application) -> Any:
+        app["http"] = aiohttp.ClientSession(
+            cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False
+        )
+        yield
+        await app["http"].close()
+
+    app = web.Application()
+    app.cleanup_ctx.append(session_ctx)
+    app.router.add_route("*", "/{tail:.*}", handler)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+def serve_gate_worker() -> None:
+    """`cognito-gate serve`, but with SO_REUSEPORT so several processes share one port.
+
+    Stands in for a multi-worker mode: each process is a full, independent gate (its own
+    event loop, session cache and upstream pool) reading the same GATE_* settings.
+    """
+    from aiohttp import web
+
+    from proxy.__main__ import freeze_startup_objects
+    from proxy.app import build_app
+    from proxy.observe import setup_logging
+    from proxy.settings import load_settings
+
+    settings = load_settings()
+    setup_logging(settings.log)
+    host, port = settings.listen_address
+    app = build_app(settings)
+    app.on_startup.append(freeze_startup_objects)  # as `serve` does
+    web.run_app(app, host=host, port=port, access_log=None, print=None, reuse_port=True)
+
+
+SOAK_CHUNK = b"\x5a" * 65536
+
+
+async def soak_handler(request: Any) -> Any:
+    """Endpoints for `bench/soak.py`: a long download, an upload sink, a WebSocket echo."""
+    from aiohttp import web
+
+    if request.path == "/__soak/download":
+        total = int(request.query["bytes"])
+        resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        resp.content_length = total
+        await resp.prepare(request)
+        sent = 0
+        while sent < total:
+            chunk = SOAK_CHUNK[: min(len(SOAK_CHUNK), total - sent)]
+            await resp.write(chunk)
+            sent += len(chunk)
+        await resp.write_eof()
+        return resp
+    if request.path == "/__soak/upload":
+        received = 0
+        async for chunk in request.content.iter_any():
+            received += len(chunk)
+        return web.json_response({"received": received})
+    if request.path == "/__soak/ws":
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type == web.WSMsgType.TEXT:
+                await ws.send_str(msg.data)
+        return ws
+    return web.Response(status=404)
 
 
 # --------------------------------------------------------------------------- loadgen role
@@ -402,6 +510,7 @@ class Gate:
     proc: subprocess.Popen[bytes]
     stderr_path: Path
     store: str
+    extra: list[subprocess.Popen[bytes]] = field(default_factory=list)  # more workers
 
 
 def gate_argv() -> list[str]:
@@ -421,6 +530,8 @@ def start_gate(
     upstream_url: str,
     store_url: str,
     label: str,
+    extra_env: dict[str, str] | None = None,
+    workers: int = 1,
 ) -> Gate:
     from proxy.demo import free_port
 
@@ -442,16 +553,26 @@ def start_gate(
         AWS_SECRET_ACCESS_KEY="bench",
         AWS_DEFAULT_REGION="us-east-1",
     )
+    env.update(extra_env or {})
     stderr_path = workdir / f"gate-{label}.stderr"
     stderr = stderr_path.open("wb")
+    if workers == 1:
+        argv = [*pinning.servers, *gate_argv()]
+    else:
+        argv = [*pinning.servers, sys.executable, str(Path(__file__).resolve()), "--role", "gate"]
+    extra: list[subprocess.Popen[bytes]] = []
     try:
-        proc = procs.start(
-            f"cognito-gate ({label})",
-            [*pinning.servers, *gate_argv()],
-            env=env,
-            stdout=stderr,
-            stderr=stderr,
-        )
+        proc = procs.start(f"cognito-gate ({label})", argv, env=env, stdout=stderr, stderr=stderr)
+        for n in range(1, workers):
+            extra.append(
+                procs.start(
+                    f"cognito-gate ({label}) worker {n + 1}",
+                    argv,
+                    env=env,
+                    stdout=stderr,
+                    stderr=stderr,
+                )
+            )
     finally:
         stderr.close()  # the child holds its own copy
     url = f"http://127.0.0.1:{port}"
@@ -459,7 +580,10 @@ def start_gate(
         wait_http(f"{url}/_auth/readyz", proc=proc, what=f"cognito-gate ({label})", timeout=60)
     except BenchError as exc:
         raise BenchError(f"{exc}\n--- proxy stderr (tail) ---\n{tail(stderr_path)}") from None
-    return Gate(url=url, proc=proc, stderr_path=stderr_path, store=label)
+    for worker in extra:
+        if worker.poll() is not None:
+            raise BenchError(f"a cognito-gate ({label}) worker exited:\n{tail(stderr_path)}")
+    return Gate(url=url, proc=proc, stderr_path=stderr_path, store=label, extra=extra)
 
 
 async def login(base: str, username: str, password: str, cookie_name: str = "gate") -> str:
@@ -716,7 +840,103 @@ def _ratio(value: float, base: float | None) -> str:
     return f"{value / base:.2f}x" if base else "n/a"
 
 
-def render_table(rows: list[Row]) -> str:
+def start_minimal_proxy(
+    procs: Processes, pinning: Pinning, upstream_url: str, workdir: Path
+) -> tuple[str, subprocess.Popen[bytes]]:
+    from proxy.demo import free_port
+
+    port = free_port()
+    # Its stderr goes to a file: it has no client-disconnect handling, so wrk closing its
+    # connections at the end of a run logs tracebacks there.
+    with (workdir / "minimal-proxy.stderr").open("wb") as err:
+        proc = procs.start(
+            "minimal aiohttp proxy",
+            [*pinning.servers, sys.executable, str(Path(__file__).resolve()),
+             "--role", "minproxy", "--port", str(port), "--url", upstream_url],
+            stderr=err,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + BENCH_PATH, proc=proc, what="minimal aiohttp proxy", timeout=30)
+    return url, proc
+
+
+def bearer_target(gate: Gate, cognito: Any, user: Any) -> Target | str:
+    """A Bearer-token row if this build accepts access tokens, else why not."""
+    import urllib.error
+    import urllib.request
+
+    import boto3
+
+    idp = boto3.client("cognito-idp", region_name="us-east-1", endpoint_url=cognito.url)
+    answer = idp.admin_initiate_auth(
+        UserPoolId=cognito.pool_id,
+        ClientId=cognito.client_id,
+        AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": user.username, "PASSWORD": user.password},
+    )
+    token = answer["AuthenticationResult"]["AccessToken"]
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    request = urllib.request.Request(gate.url + BENCH_PATH, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            status = resp.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    if status != 200:
+        return f"n/a: answers {status} to a valid Bearer access token (no bearer support yet)"
+    return Target(
+        "cognito-gate (Bearer token)",
+        gate.url + BENCH_PATH,
+        headers,
+        expect_user=user.username,
+        authenticated=True,
+    )
+
+
+def target_ratios(rows: list[Row]) -> list[str]:
+    """The issue's targets, as ratios between rows of this run."""
+    by = {row.target.name: row for row in rows}
+    out: list[str] = []
+
+    def ratio(a: str, b: str, label: str, goal: str) -> None:
+        if a in by and b in by and by[b].load.rps:
+            value = by[a].load.rps / by[b].load.rps
+            line = f"{label}: {value:.2f}x by req/s"
+            # Throughput one server core sustains = 1 / (server CPU per request): steadier than
+            # req/s when other work competes for the CPUs. Not for unpinned rows (2 cores).
+            cpu_a = by[a].load.server_cpu_us_per_request
+            cpu_b = by[b].load.server_cpu_us_per_request
+            if cpu_a and cpu_b and "unpinned" not in a + b:
+                line += f", {cpu_b / cpu_a:.2f}x by server CPU per request"
+            out.append(f"{line} (target {goal})")
+
+    hot, nginx = "cognito-gate (memory)", "nginx proxy"
+    ratio(hot, nginx, "hot path vs nginx proxy", ">= 0.12x, ambitious >= 0.18x")
+    ratio(hot, "minimal aiohttp proxy", "hot path vs minimal aiohttp proxy", ">= 0.95x")
+    ratio("cognito-gate (redis, no cache)", hot, "Redis on every request vs hot path", ">= 0.5x")
+    ratio("cognito-gate (redis)", hot, "Redis store, cached vs hot path (memory)", "~1x")
+    two = [n for n in by if "workers, unpinned" in n]
+    if two:
+        ratio(two[0], "cognito-gate (redis, 1 worker, unpinned)", "workers vs one", ">= 1.6x")
+    if hot in by and nginx in by:
+        for name in (hot, "cognito-gate (redis, no cache)"):
+            if name in by:
+                added = by[name].single.p50_ms - by[nginx].single.p50_ms
+                added99 = by[name].single.p99_ms - by[nginx].single.p99_ms
+                out.append(
+                    f"{name}: at 1 connection p50 {added:+.3f} ms, p99 {added99:+.3f} ms "
+                    f"over nginx proxy (p99 {by[name].single.p99_ms:.3f} ms)"
+                )
+    for name, row in by.items():
+        if name.startswith("cognito-gate") and row.target.authenticated:
+            out.append(
+                f"{name}: {row.load.gate_cpu_us_per_request:.0f} µs gate CPU per request "
+                f"(target <= 250, ambitious <= 150)"
+            )
+    return out
+
+
+def render_table(rows: list[Row], skipped: Sequence[tuple[str, str]] = ()) -> str:
     by_name = {row.target.name: row for row in rows}
     direct = by_name.get("direct upstream")
     nginx = by_name.get("nginx proxy")
@@ -740,6 +960,8 @@ def render_table(rows: list[Row]) -> str:
             f"| {non_2xx} | {load.server_cpu_us_per_request:.0f} "
             f"| {single.p50_ms:.3f} | {added} |"
         )
+    for name, why in skipped:
+        lines.append(f"| {name} | {why} |" + " |" * 8)
     return "\n".join(lines)
 
 
@@ -764,6 +986,7 @@ def run_bench(args: argparse.Namespace) -> int:
     cognito = None
     workdir = Path(tempfile.mkdtemp(prefix="gate-bench-"))
     rows: list[Row] = []
+    skipped: list[tuple[str, str]] = []  # (row name, why it has no figures)
     notes: list[str] = []
     gates: list[Gate] = []
     ok = False
@@ -793,32 +1016,51 @@ def run_bench(args: argparse.Namespace) -> int:
             bench(Target("nginx proxy", nginx_url + BENCH_PATH, {}, expect_user=NGINX_USER))
             procs.stop(nginx_proc)
 
+        minimal = start_minimal_proxy(procs, pinning, upstream_url, workdir)
+        bench(Target("minimal aiohttp proxy", minimal[0] + BENCH_PATH, {}, expect_user=NGINX_USER))
+        procs.stop(minimal[1])
+
         print("starting moto's Cognito ...", file=sys.stderr)
         cognito = start_local_cognito()
         user = DEMO_USERS[0]
-        for store in ("memory", "redis"):
-            store_url = "memory://" if store == "memory" else start_redis(procs, pinning, workdir)
+        redis_url = start_redis(procs, pinning, workdir)
+        no_cache = {"GATE_SESSION_CACHE_TTL": "0"}
+        plans: list[tuple[str, str, dict[str, str], Pinning, int]] = [
+            # label, store, extra env, pinning, workers
+            ("memory", "memory://", {}, pinning, 1),
+            ("redis", redis_url, {}, pinning, 1),
+            ("redis, no cache", redis_url, no_cache, pinning, 1),
+        ]
+        if args.workers > 1:
+            unpinned = Pinning(note="unpinned")
+            plans += [
+                ("redis, 1 worker, unpinned", redis_url, {}, unpinned, 1),
+                (f"redis, {args.workers} workers, unpinned", redis_url, {}, unpinned, args.workers),
+            ]
+        for label, store_url, extra_env, pins, workers in plans:
             gate = start_gate(
                 procs,
-                pinning,
+                pins,
                 workdir,
                 cognito=cognito,
                 upstream_url=upstream_url,
                 store_url=store_url,
-                label=store,
+                label=label,
+                extra_env=extra_env,
+                workers=workers,
             )
             gates.append(gate)
             cookie = asyncio.run(login(gate.url, user.username, user.password))
             bench(
                 Target(
-                    f"cognito-gate ({store} store)",
+                    f"cognito-gate ({label})",
                     gate.url + BENCH_PATH,
                     {"Cookie": f"gate={cookie}"},
                     expect_user=user.username,
                     authenticated=True,
                 ),
             )
-            if store == "memory":
+            if label == "memory":
                 bench(
                     Target(
                         "cognito-gate unauthenticated (401)",
@@ -828,16 +1070,21 @@ def run_bench(args: argparse.Namespace) -> int:
                         reaches_upstream=False,
                     ),
                 )
+                bearer = bearer_target(gate, cognito, user)
+                if isinstance(bearer, Target):
+                    bench(bearer)
+                else:
+                    skipped.append(("cognito-gate (Bearer token)", bearer))
             mem = rss_kib(gate.proc.pid)
             notes.append(
-                f"cognito-gate ({store} store) RSS after its runs: "
+                f"cognito-gate ({label}) RSS after its runs: "
                 f"{mem.get('VmRSS', 0) / 1024:.1f} MiB (peak {mem.get('VmHWM', 0) / 1024:.1f} MiB)"
             )
+            for worker in gate.extra:
+                procs.stop(worker)
             procs.stop(gate.proc)
             if gate.proc.returncode not in (0, -signal.SIGTERM):
-                notes.append(
-                    f"cognito-gate ({store}) exited with {gate.proc.returncode} on SIGTERM"
-                )
+                notes.append(f"cognito-gate ({label}) exited {gate.proc.returncode} on SIGTERM")
 
         print()
         print(
@@ -846,8 +1093,10 @@ def run_bench(args: argparse.Namespace) -> int:
             f"{pinning.note}."
         )
         print()
-        print(render_table(rows))
+        print(render_table(rows, skipped))
         print()
+        for line in target_ratios(rows):
+            print(f"- {line}")
         for row in rows:
             if row.target.name.startswith("cognito-gate"):
                 notes.append(
@@ -908,6 +1157,13 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="measure each target N times and report the median run (noisy machines)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="also compare 1 and N gate processes sharing a port (SO_REUSEPORT), unpinned; "
+        "1 skips those rows",
+    )
     parser.add_argument("--verbose", action="store_true", help="echo wrk's own report")
     parser.add_argument(
         "--keep-on-failure", action="store_true", help="keep the temp dir with logs on failure"
@@ -915,7 +1171,10 @@ def main(argv: list[str] | None = None) -> int:
     # Internal: this same file is the upstream and the fallback load generator.
     hidden = argparse.SUPPRESS
     parser.add_argument(
-        "--role", choices=("bench", "upstream", "loadgen"), default="bench", help=hidden
+        "--role",
+        choices=("bench", "upstream", "loadgen", "minproxy", "gate"),
+        default="bench",
+        help=hidden,
     )
     parser.add_argument("--port", type=int, help=hidden)
     parser.add_argument("--url", help=hidden)
@@ -927,6 +1186,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.role == "loadgen":
         run_loadgen_role(args)
+        return 0
+    if args.role == "minproxy":
+        serve_minimal_proxy(args.port, args.url)
+        return 0
+    if args.role == "gate":
+        serve_gate_worker()
         return 0
 
     if args.smoke:

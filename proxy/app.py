@@ -24,6 +24,7 @@ from proxy.forward import Forwarder, UpstreamConfig
 from proxy.forwarded import TRUSTED_PROXIES, parse_networks
 from proxy.gate.assertion import AssertionSigner, load_or_generate_key
 from proxy.gate.bearer import BearerAuth
+from proxy.gate.cache import SessionCache
 from proxy.gate.headers import build_plan
 from proxy.gate.identity import Identity
 from proxy.gate.middleware import Gate
@@ -31,6 +32,7 @@ from proxy.gate.outgoing import Outgoing
 from proxy.gate.policy import Policy
 from proxy.observe import Health, Metrics, RequestObserver, upstream_timing
 from proxy.server import reject_non_origin_form
+from proxy.sessions.invalidation import invalidation_for
 from proxy.sessions.observed import ObservedStore
 from proxy.sessions.sealed import SealedStore
 from proxy.sessions.session import SessionManager
@@ -62,10 +64,8 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
     secret = settings.cookie.secret.get_secret_value()
     prefix = settings.auth.prefix
     metrics = metrics or Metrics()
-    store = ObservedStore(
-        open_store(settings.session.store_url, timeout=settings.session.store_timeout),
-        metrics.store_error,
-    )
+    raw_store = open_store(settings.session.store_url, timeout=settings.session.store_timeout)
+    store = ObservedStore(raw_store, metrics.store_error)
     cognito = CognitoClient(
         settings.cognito,
         breaker=CircuitBreaker(on_change=lambda is_open: metrics.breaker_open.set(int(is_open))),
@@ -88,6 +88,22 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
         if settings.assertion.enabled
         else None
     )
+    cache = (
+        SessionCache(ttl=settings.session.cache_ttl, max_entries=settings.session.cache_size)
+        if settings.session.cache_ttl > 0
+        else None
+    )
+    # Pub/sub needs the Redis client itself, not the metrics wrapper around it.
+    invalidation = (
+        invalidation_for(
+            raw_store,
+            on_invalidate=cache.invalidate,
+            on_suspend=cache.suspend,
+            on_resume=cache.resume,
+        )
+        if cache is not None
+        else invalidation_for(raw_store)
+    )
     sessions = SessionManager(
         store,
         derive_key(secret, "session"),
@@ -95,6 +111,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
         idle_timeout=settings.session.idle_timeout,
         remember_lifetime=settings.session.remember_lifetime,
         remember_idle_timeout=settings.session.remember_idle_timeout,
+        on_change=invalidation.changed,
     )
     pages = Pages(
         branding=Branding(
@@ -153,6 +170,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
         verifier=verifier,
         cookie_name=settings.cookie.session_cookie,
         refresh_margin=settings.session.refresh_margin,
+        cache=cache,
     )
     mode = settings.auth.bearer
     bearer = None if mode == "off" else BearerAuth(verifier, mode)
@@ -216,8 +234,10 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
         await cognito.start()
         for fwd in (forwarder, *forwarders.values()):
             await fwd.start()
+        invalidation.start()
         loader = asyncio.create_task(_load_jwks(jwks))
         yield
+        await invalidation.close()
         loader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await loader

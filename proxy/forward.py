@@ -180,13 +180,23 @@ class Forwarder:
         self._origin = f"{url.scheme}://{url.raw_authority}"
         self._base = url.raw_path.rstrip("/")  # "" or "/base"
         self._session: aiohttp.ClientSession | None = None
+        self._ws_session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
         if self._session is not None:
             return
         cfg = self.config
-        connector = aiohttp.TCPConnector(limit=cfg.max_connections, limit_per_host=0)
-        self._session = aiohttp.ClientSession(
+        self._session = self._client_session(
+            aiohttp.TCPConnector(limit=cfg.max_connections, limit_per_host=0)
+        )
+        # WebSockets hold their upstream connection for as long as the client's, one to one:
+        # in the HTTP pool, max_connections open sockets would starve every other request
+        # (and the next WebSocket) until connect_timeout. Their own connector, no limit.
+        self._ws_session = self._client_session(aiohttp.TCPConnector(limit=0))
+
+    def _client_session(self, connector: aiohttp.TCPConnector) -> aiohttp.ClientSession:
+        cfg = self.config
+        return aiohttp.ClientSession(
             connector=connector,
             # One session serves every user: a real jar would replay user A's
             # upstream Set-Cookie on user B's requests.
@@ -212,9 +222,10 @@ class Forwarder:
         )
 
     async def close(self) -> None:
-        if self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
+        for session in (self._session, self._ws_session):
+            if session is not None:
+                await session.close()
+        self._session = self._ws_session = None
 
     # -- request side ---------------------------------------------------------
 
@@ -396,7 +407,8 @@ class Forwarder:
             headers = self._request_headers(
                 request, _WS_REQUEST_DROP, add_headers, drop_header, client_ip, tokens, *fwd
             )
-            return await self._forward_ws(session, request, url, headers, ws_stop)
+            assert self._ws_session is not None  # started with self._session
+            return await self._forward_ws(self._ws_session, request, url, headers, ws_stop)
         headers = self._request_headers(
             request, _REQUEST_DROP, add_headers, drop_header, client_ip, tokens, *fwd
         )

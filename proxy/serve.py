@@ -14,6 +14,7 @@ all of them did. A worker that dies on its own takes the others down and the sup
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -54,6 +55,7 @@ async def serve(settings: Settings, *, worker: int | None = None) -> None:
     await runner.setup()
     host, port = settings.listen_address
     await web.TCPSite(runner, host, port, reuse_port=reuse_port).start()
+    freeze_startup_objects()
     metrics_runner: web.AppRunner | None = None
     if settings.metrics.listen != "off":
         metrics_host, metrics_port = parse_listen(settings.metrics.listen)
@@ -76,6 +78,15 @@ async def serve(settings: Settings, *, worker: int | None = None) -> None:
         if metrics_runner is not None:
             await metrics_runner.cleanup()
     log.info("stopped")
+
+
+def freeze_startup_objects() -> None:
+    """Everything built at start (imports, botocore models, pools) lives as long as the
+    process. Frozen, the cyclic GC's full collections no longer rescan it: each such pass
+    otherwise stalls every in-flight request for tens of milliseconds (p99 at one connection).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 async def drain(app: web.Application, seconds: float) -> None:

@@ -189,6 +189,15 @@ class SessionSettings(_Section):
     # How often an open WebSocket re-checks that its session still exists (ends decided by
     # another replica); ends decided by this replica close it at once.
     ws_recheck_interval: float = Field(5.0, gt=0, le=300)
+    cache_ttl: float = Field(
+        5.0,
+        ge=0,
+        le=300,
+        description="serve a session from this process's memory for up to this many seconds "
+        "after loading it from the store (0: always ask the store); logouts reach every replica "
+        "at once over Redis pub/sub and within this bound in any case",
+    )
+    cache_size: int = Field(10_000, ge=1, description="sessions kept in that cache at most")
 
     @field_validator("store_url")
     @classmethod

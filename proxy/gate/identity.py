@@ -17,6 +17,8 @@ from aiohttp import web
 from proxy.cognito import errors
 from proxy.cognito.client import CognitoClient
 from proxy.cognito.tokens import TokenError, TokenVerifier
+from proxy.gate.cache import SessionCache
+from proxy.gate.cookies import cookie_value
 from proxy.sessions.session import Session, SessionManager, verified_session
 
 log = logging.getLogger("proxy.gate")
@@ -44,26 +46,28 @@ class Identity:
         verifier: TokenVerifier,
         cookie_name: str,
         refresh_margin: float = 300.0,
+        cache: SessionCache | None = None,
     ) -> None:
         self.sessions = sessions
         self._cognito = cognito
         self._verifier = verifier
         self.cookie_name = cookie_name
         self._margin = refresh_margin
+        self._cache = cache
         # One refresh per session at a time in this process; concurrent requests share it.
         self._refreshing: dict[str, asyncio.Future[Session | None]] = {}
         self._retry_at: dict[str, float] = {}  # cookie -> monotonic time of the next attempt
 
     async def resolve(self, request: web.Request) -> Session | None:
         """The request's live session, or None. Raises StoreUnavailable / RefreshUnavailable."""
-        cookie = request.cookies.get(self.cookie_name)
+        cookie = cookie_value(request, self.cookie_name)
         if not cookie:
             return None
         return await self.resolve_cookie(cookie)
 
     async def resolve_cookie(self, cookie: str) -> Session | None:
         """As ``resolve``, for a cookie value (also used by long-lived connections)."""
-        session = await self.sessions.load(cookie)
+        session = await self._load(cookie)
         if session is None:
             return None
         if not self._needs_refresh(session):
@@ -91,6 +95,21 @@ class Identity:
             raise
         finally:
             del self._refreshing[cookie]
+
+    async def _load(self, cookie: str) -> Session | None:
+        cache = self._cache
+        if cache is None:
+            return await self.sessions.load(cookie)
+        cached = cache.get(cookie)
+        # Near expiry, ask the store: another replica may have refreshed it already.
+        if cached is not None and not self._needs_refresh(cached):
+            return cached
+        ticket = cache.ticket()
+        session = await self.sessions.load(cookie)
+        if session is not None and (record := self.sessions.record_hash(cookie)):
+            ends_at = self.sessions.timeouts.ends_at(session)
+            cache.put(cookie, session, record=record, ends_at=ends_at, ticket=ticket)
+        return session
 
     def _needs_refresh(self, session: Session) -> bool:
         # Refresh within the margin of expiry, but never before half the tokens' life: with

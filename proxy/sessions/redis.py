@@ -178,6 +178,11 @@ class RedisStore:
     def __repr__(self) -> str:
         return f"RedisStore({type(self._client).__name__})"  # the client's repr names hosts
 
+    @property
+    def pubsub_client(self) -> Redis | None:
+        """The client for pub/sub (session cache invalidation); None on Cluster."""
+        return self._client if isinstance(self._client, Redis) else None
+
     @classmethod
     def from_url(cls, url: str, *, timeout: float = 2.0) -> RedisStore:
         """redis://, rediss://, redis+sentinel:// or redis+cluster:// (see `open_store`)."""

@@ -160,6 +160,15 @@ class SealedStore:
         if opened is not None:
             await self._store.delete(opened[0])
 
+    def record_hash(self, cookie: str) -> str | None:
+        """The hex sha256 of the record id behind a cookie we issued (its store key's tail).
+
+        Names a record between replicas (cache invalidation) without revealing its id or key;
+        anyone who can list the store's keys sees it already. None for a cookie we did not issue.
+        """
+        opened = self._open_cookie(cookie)
+        return None if opened is None else opened[0][len(self._store_prefix) :]
+
     @staticmethod
     def fingerprint(cookie: str) -> str:
         """12 hex chars identifying the record in logs (the start of its store key's hash).

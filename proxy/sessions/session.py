@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 
@@ -160,12 +161,16 @@ class SessionManager:
         idle_timeout: float = 0.0,
         remember_lifetime: float = 0.0,
         remember_idle_timeout: float = 0.0,
+        on_change: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._sealed = SealedStore(store, secret, namespace="s")
         self.lifetime = lifetime
         self.timeouts = Timeouts(lifetime, idle_timeout, remember_lifetime, remember_idle_timeout)
         self.ends = EndSignals()
+        # Told the record hash after every save and delete: session caches (this replica's
+        # and, through pub/sub, the others') must not serve the old record any more.
+        self._on_change = on_change
 
     def _ttl(self, session: Session) -> float:
         return max(1.0, self.timeouts.ends_at(session) - time.time())
@@ -209,7 +214,9 @@ class SessionManager:
 
     async def save(self, cookie: str, session: Session) -> bool:
         """False when the session ended meanwhile (e.g. a logout raced a refresh)."""
-        return await self._sealed.save(cookie, session.to_bytes(), self._ttl(session))
+        saved = await self._sealed.save(cookie, session.to_bytes(), self._ttl(session))
+        await self._changed(cookie)
+        return saved
 
     def lock(self, cookie: str, *, lease: float = LOCK_LEASE) -> StoreLock | None:
         """The lease every writer of this session's record holds (refresh, activity)."""
@@ -242,6 +249,7 @@ class SessionManager:
         """End the session behind ``cookie`` (and drop it from its user's index if known)."""
         key = self._sealed.record_key(cookie)
         await self._sealed.delete(cookie)
+        await self._changed(cookie)
         if key is None:
             return
         if session is not None:
@@ -255,10 +263,20 @@ class SessionManager:
         for key in keys:
             await self._store.delete(key)
             self.ends.ended(key)
+            if self._on_change is not None:
+                # A store key ends in the record hash (see SealedStore.record_hash).
+                await self._on_change(key.rsplit(":", 1)[-1])
         await self._store.delete(index)
         # Members are store keys; only session keys of our namespace are ever added.
         log.info("ended %d session(s) of one user", len(keys))
         return len(keys)
+
+    async def _changed(self, cookie: str) -> None:
+        if self._on_change is not None and (record := self._sealed.record_hash(cookie)):
+            await self._on_change(record)
+
+    def record_hash(self, cookie: str) -> str | None:
+        return self._sealed.record_hash(cookie)
 
     @staticmethod
     def fingerprint(cookie: str) -> str:

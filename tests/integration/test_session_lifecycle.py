@@ -134,7 +134,9 @@ async def test_store_outage_fails_closed_keeps_the_cookie_and_recovers(
     settings = proxy_settings(
         upstream_url=upstream.url,
         store_url=redis_proc.url,
-        session={"store_url": redis_proc.url, "store_timeout": 0.5},
+        # No session cache: it would serve a session loaded moments ago through the outage
+        # for up to its ttl (test_session_cache.py pins that); here every request asks Redis.
+        session={"store_url": redis_proc.url, "store_timeout": 0.5, "cache_ttl": 0},
         **pool,
     )
     async with running_proxy(settings) as base:

@@ -999,3 +999,20 @@ async def test_websocket_client_vanishing_closes_upstream(
         await s.close()
     assert state.closes == [1001]  # going away
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
+async def test_open_websockets_do_not_exhaust_the_http_connection_pool(
+    stack: AsyncExitStack,
+) -> None:
+    # WebSockets live as long as their client; sharing max_connections with HTTP would let
+    # a few of them block every other request until connect_timeout (then 504).
+    state = WSUpstream()
+    up = await serve(stack, ws_app(state))
+    f = await front(stack, f"http://127.0.0.1:{up.port}", max_connections=2, connect_timeout=1.0)
+    s = await client(stack)
+    sockets = [await stack.enter_async_context(s.ws_connect(f.url("/ws"))) for _ in range(3)]
+    for i, ws in enumerate(sockets):
+        await ws.send_str(f"m{i}")
+        assert await ws.receive_str(timeout=5) == f"echo:m{i}"
+    async with s.get(f.url("/refuse")) as resp:  # plain HTTP still gets a pooled connection
+        assert resp.status == 403
