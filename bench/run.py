@@ -160,16 +160,20 @@ def serve_gate_worker() -> None:
     """
     from aiohttp import web
 
-    from proxy.__main__ import freeze_startup_objects
     from proxy.app import build_app
     from proxy.observe import setup_logging
+    from proxy.serve import freeze_startup_objects
     from proxy.settings import load_settings
 
     settings = load_settings()
     setup_logging(settings.log)
     host, port = settings.listen_address
     app = build_app(settings)
-    app.on_startup.append(freeze_startup_objects)  # as `serve` does
+
+    async def freeze(app: web.Application) -> None:
+        freeze_startup_objects()  # as `serve` does once it listens
+
+    app.on_startup.append(freeze)
     web.run_app(app, host=host, port=port, access_log=None, print=None, reuse_port=True)
 
 
@@ -549,6 +553,8 @@ def start_gate(
         GATE_COOKIE_SECURE="false",
         GATE_SESSION_STORE_URL=store_url,
         GATE_LOG_LEVEL="warning",
+        GATE_AUTH_BEARER="access",  # the Bearer row; cookie requests are unaffected
+        GATE_METRICS_LISTEN="off",  # several proxies run here; none needs /metrics
         AWS_ACCESS_KEY_ID="bench",
         AWS_SECRET_ACCESS_KEY="bench",
         AWS_DEFAULT_REGION="us-east-1",
