@@ -152,9 +152,12 @@ class AuthRoutes:
             flow_cookie = await self._flows.create(state.to_bytes(), self._login_timeout)
         except StoreUnavailable:
             return self.error_page(request, 503, "error.unavailable")
-        notice = {"expired": "notice.session_expired", "signed_out": "notice.signed_out"}.get(
-            request.query.get("notice", "")
-        )
+        notice = {
+            "expired": "notice.session_expired",
+            "signed_out": "notice.signed_out",
+            "expired_post": "notice.expired_post",
+            "post_lost": "notice.post_lost",
+        }.get(request.query.get("notice", ""))
         lang = self._lang(request)
         response = self._login_form(
             request, state, notice=translate(lang, notice) if notice else None
