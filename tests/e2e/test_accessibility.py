@@ -1,0 +1,135 @@
+"""axe-core, run inside Chromium on every built-in page, in light and dark colour schemes: no
+violation of impact "serious" or "critical" (WCAG 2.x A/AA rules and axe's best practices).
+
+axe is injected as a script tag, which the pages' CSP (``script-src 'self'``) rightly forbids,
+so only these contexts bypass CSP. axe-core comes from the npm registry, pinned by
+``tests/e2e/package-lock.json`` and installed by ``make test`` (``npm ci --prefix tests/e2e``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Page
+
+from tests.e2e.helpers import Site, shot, sign_in
+from tests.support.stack import proxy_settings, running_proxy
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+AXE = Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
+BLOCKING = ("serious", "critical")
+RUN_AXE = """async () => {
+  const result = await axe.run(document, {
+    runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa",
+                                    "best-practice"]},
+    resultTypes: ["violations"],
+  });
+  return result.violations.map(v => ({
+    id: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.map(n => n.target.join(" ") + ": " + n.failureSummary),
+  }));
+}"""
+
+
+async def axe_violations(page: Page) -> list[dict[str, Any]]:
+    if not await page.evaluate("() => typeof axe !== 'undefined'"):
+        assert AXE.exists(), "run `npm ci --prefix tests/e2e` (make test does)"
+        await page.add_script_tag(path=str(AXE))
+    return list(await page.evaluate(RUN_AXE))
+
+
+async def _login(page: Page, site: Site) -> None:
+    await page.goto(site.url("/_auth/login?rd=/x"))
+
+
+async def _login_error(page: Page, site: Site) -> None:
+    await page.goto(site.url("/_auth/login"))
+    await sign_in(page, password="wrong-password")
+    await page.get_by_role("alert").wait_for()
+
+
+async def _login_notice_ja(page: Page, site: Site) -> None:
+    await page.goto(site.url("/_auth/login?lang=ja&notice=expired_post"))
+
+
+async def _logout(page: Page, site: Site) -> None:
+    await page.goto(site.url("/_auth/login"))
+    await sign_in(page)
+    await page.wait_for_url(site.url("/"))
+    await page.goto(site.url("/_auth/logout"))
+
+
+async def _error_403(page: Page, site: Site) -> None:
+    # A tampered CSRF token: the 403 error page.
+    await page.goto(site.url("/_auth/login"))
+    await page.locator("input[name=csrf]").evaluate("e => { e.value = 'tampered'; }")
+    await sign_in(page)
+    await page.wait_for_load_state()
+    assert await page.inner_text("h1") == "Forbidden"
+
+
+async def _error_503(page: Page, site: Site) -> None:
+    # The same deployment with its session store unreachable: the 503 page.
+    settings = proxy_settings(
+        upstream_url=site.upstream.url,
+        pool_id=site.pool_id,
+        client_id="unused",
+        endpoint_url=site.double.url,
+        jwks_url=site.double.jwks_url(site.pool_id),
+        session={"store_url": "redis://127.0.0.1:9/0", "store_timeout": 0.5},  # nothing there
+    )
+    async with running_proxy(settings) as base:
+        await page.goto(f"{base}/_auth/login")
+        await page.wait_for_load_state()
+    assert await page.inner_text("h1") == "Service unavailable"
+
+
+PAGES: dict[str, Callable[[Page, Site], Awaitable[None]]] = {
+    "login": _login,
+    "login-error": _login_error,
+    "login-notice-ja": _login_notice_ja,
+    "logout": _logout,
+    "error-403": _error_403,
+    "error-503": _error_503,
+}
+
+
+@pytest.mark.parametrize("name", list(PAGES))
+async def test_page_has_no_serious_accessibility_violations(
+    new_context: Any, site: Site, name: str
+) -> None:
+    context = await new_context(bypass_csp=True)
+    page = await context.new_page()
+    await PAGES[name](page, site)
+    for scheme in ("light", "dark"):
+        await page.emulate_media(color_scheme=scheme)
+        violations = await axe_violations(page)
+        await shot(page, f"axe-{name}-{scheme}")
+        blocking = [v for v in violations if v["impact"] in BLOCKING]
+        assert blocking == [], f"{scheme}:\n{_report(blocking)}"
+        # Lesser findings are printed (pytest -s / CI log) so they do not go unseen.
+        for v in violations:
+            print(f"axe {name}/{scheme}: {v['impact']} {v['id']}: {v['help']}")
+
+
+def _report(violations: list[dict[str, Any]]) -> str:
+    return "\n".join(
+        f"{v['impact']} {v['id']}: {v['help']}\n  " + "\n  ".join(v["nodes"]) for v in violations
+    )
+
+
+async def test_axe_finds_a_planted_violation(new_context: Any, site: Site) -> None:
+    """The check itself works: an unlabeled field and unreadable text are reported."""
+    context = await new_context(bypass_csp=True)
+    page = await context.new_page()
+    await page.goto(site.url("/_auth/login"))
+    await page.evaluate(
+        "() => { document.querySelector('label[for=username]').remove();"
+        " document.querySelector('h1').style.color = '#eee'; }"
+    )
+    ids = {v["id"] for v in await axe_violations(page) if v["impact"] in BLOCKING}
+    assert {"label", "color-contrast"} <= ids, ids
