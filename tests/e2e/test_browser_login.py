@@ -189,6 +189,8 @@ async def test_keyboard_only_sign_in_in_a_sensible_tab_order(page: Page, site: S
         await page.keyboard.press("Tab")
         order.append(await focused())
     assert order == ["Show password", "Sign in"]  # the reveal toggle, then the button
+    outline = "() => getComputedStyle(document.activeElement).outlineStyle"
+    assert await page.evaluate(outline) == "solid"  # keyboard focus is visible
     await page.keyboard.press("Shift+Tab")
     await page.keyboard.press("Enter")  # on the toggle: shows the password...
     assert await page.get_attribute("#password", "type") == "text"
