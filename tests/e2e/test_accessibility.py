@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Page
+from playwright.async_api import Page, Route
 
+from proxy.auth.pages import Branding, Pages, static_dir
 from tests.e2e.helpers import Site, shot, sign_in
 from tests.support.stack import proxy_settings, running_proxy
 
@@ -133,3 +134,99 @@ async def test_axe_finds_a_planted_violation(new_context: Any, site: Site) -> No
     )
     ids = {v["id"] for v in await axe_violations(page) if v["impact"] in BLOCKING}
     assert {"label", "color-contrast"} <= ids, ids
+
+
+# --- every template, including the states a flow rarely reaches ---------------------------
+
+ORIGIN = "http://gate.test"
+FIELDS_CODE = [
+    {
+        "name": "code",
+        "label": "Verification code",
+        "autocomplete": "one-time-code",
+        "inputmode": "numeric",
+        "hint": "6 digits",
+    }
+]
+FIELDS_NEW_PASSWORD = [
+    {
+        "name": "new_password",
+        "label": "New password",
+        "type": "password",
+        "autocomplete": "new-password",
+    },
+    {
+        "name": "confirm_password",
+        "label": "Confirm new password",
+        "type": "password",
+        "autocomplete": "new-password",
+    },
+]
+BASE = {"action": "/_auth/x", "csrf_token": "t"}
+# Each template with its fullest state: notice, error, hint, cancel link.
+SAMPLES: dict[str, dict[str, Any]] = {
+    "login.html": BASE
+    | {
+        "username": "erin",
+        "error": "Incorrect username or password.",
+        "notice": "Your session has expired.",
+        "forgot_url": "/_auth/forgot",
+    },
+    "logout.html": BASE | {"user": "erin@example.com"},
+    "error.html": {"status": 403, "retry_url": "/"},
+    "challenge.html": BASE
+    | {
+        "heading": "Two-step verification",
+        "message": "Enter the code.",
+        "error": "That code is incorrect.",
+        "fields": FIELDS_CODE + FIELDS_NEW_PASSWORD,
+        "cancel_url": "/_auth/login",
+    },
+}
+
+
+def _templates() -> set[str]:
+    folder = Path(__file__).parents[2] / "proxy" / "templates"
+    return {p.name for p in folder.glob("*.html") if not p.name.startswith(("_", "base"))}
+
+
+async def test_every_template_has_an_accessibility_sample() -> None:
+    assert _templates() == set(SAMPLES)
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+async def test_template_in_its_fullest_state_has_no_serious_violations(
+    new_context: Any, name: str
+) -> None:
+    pages = Pages(
+        branding=Branding(
+            product_name="Example Corp", footer_links=(("Help", "https://example.com/help"),)
+        ),
+        static_url="/_auth/static",
+    )
+    context = await new_context(bypass_csp=True)
+    page = await context.new_page()
+    current = {"html": ""}
+
+    async def serve(route: Route) -> None:
+        path = route.request.url.removeprefix(ORIGIN).split("?")[0]
+        if path == "/page":
+            await route.fulfill(body=current["html"], content_type="text/html; charset=utf-8")
+        elif path == "/_auth/static/brand.css":
+            await route.fulfill(body=pages.brand_css(), content_type="text/css")
+        elif path.startswith("/_auth/static/"):
+            await route.fulfill(path=str(static_dir() / path.rsplit("/", 1)[1]))
+        else:
+            await route.fulfill(status=404)
+
+    await page.route(f"{ORIGIN}/**", serve)
+    links = [("en", "English", "?lang=en"), ("ja", "日本語", "?lang=ja")]
+    for lang, scheme in (("en", "light"), ("ja", "dark")):
+        ctx = {"status": 200} | SAMPLES[name]
+        current["html"] = pages.render_html(name, lang=lang, lang_links=links, **ctx)
+        await page.emulate_media(color_scheme=scheme)
+        await page.goto(f"{ORIGIN}/page")
+        violations = await axe_violations(page)
+        await shot(page, f"axe-template-{name.removesuffix('.html')}-{lang}-{scheme}")
+        blocking = [v for v in violations if v["impact"] in BLOCKING]
+        assert blocking == [], f"{lang}/{scheme}:\n{_report(blocking)}"
