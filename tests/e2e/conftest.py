@@ -1,6 +1,7 @@
-"""One Chromium, one Cognito double, one Redis and one proxy per test module; a fresh browser
-context (its own cookies) per test. Debian's Chromium is driven by Playwright through
-``executable_path``: Playwright's own browser download cannot work here.
+"""One Chromium for the whole run; one Cognito double, one Redis and one proxy per test module;
+a fresh browser context (its own cookies) per test. All run on one event loop (the session's).
+Debian's Chromium is driven by Playwright through ``executable_path``: Playwright's own browser
+download cannot work here.
 
 Every test leaves a screenshot in ``artifacts/`` (git-ignored; CI keeps it as an artifact).
 """
@@ -37,7 +38,7 @@ def redis_process() -> Iterator[RedisProcess]:
         server.stop()
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def chromium() -> AsyncIterator[Browser]:
     assert os.path.exists(CHROMIUM), "apt-get install chromium (CI's .ci/run does)"  # noqa: ASYNC240
     ARTIFACTS.mkdir(exist_ok=True)
@@ -47,7 +48,7 @@ async def chromium() -> AsyncIterator[Browser]:
         await browser.close()
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def site(double: CognitoDouble, redis_process: RedisProcess) -> AsyncIterator[Site]:
     pool_id = double.create_pool()
     client_id, secret = double.create_client(pool_id, secret=True)
@@ -67,7 +68,7 @@ async def site(double: CognitoDouble, redis_process: RedisProcess) -> AsyncItera
             yield Site(base, upstream, double, pool_id, redis_process.url)
 
 
-@pytest_asyncio.fixture(loop_scope="module")
+@pytest_asyncio.fixture(loop_scope="session")
 async def new_context(chromium: Browser) -> AsyncIterator[Any]:
     """``await new_context(**playwright_options)``; every context is closed after the test."""
     opened: list[BrowserContext] = []
@@ -83,7 +84,7 @@ async def new_context(chromium: Browser) -> AsyncIterator[Any]:
         await context.close()
 
 
-@pytest_asyncio.fixture(loop_scope="module")
+@pytest_asyncio.fixture(loop_scope="session")
 async def page(new_context: Any) -> Page:
     context = await new_context()
     return await context.new_page()

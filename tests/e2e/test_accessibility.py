@@ -16,35 +16,18 @@ import pytest
 from playwright.async_api import Page, Route
 
 from proxy.auth.pages import Branding, Pages, static_dir
-from tests.e2e.helpers import Site, shot, sign_in
+from tests.e2e.helpers import (
+    AXE_BLOCKING,
+    Site,
+    assert_accessible,
+    axe_report,
+    axe_violations,
+    shot,
+    sign_in,
+)
 from tests.support.stack import proxy_settings, running_proxy
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-AXE = Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
-BLOCKING = ("serious", "critical")
-RUN_AXE = """async () => {
-  const result = await axe.run(document, {
-    runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa",
-                                    "best-practice"]},
-    resultTypes: ["violations"],
-  });
-  return result.violations.map(v => ({
-    id: v.id, impact: v.impact, help: v.help,
-    nodes: v.nodes.map(n => n.target.join(" ") + ": " + n.failureSummary),
-  }));
-}"""
-
-
-async def axe_violations(page: Page) -> list[dict[str, Any]]:
-    if not await page.evaluate("() => typeof axe !== 'undefined'"):
-        assert AXE.exists(), "run `npm ci --prefix tests/e2e` (make test does)"
-        await page.add_script_tag(path=str(AXE))
-    return list(await page.evaluate(RUN_AXE))
-
-
-async def _login(page: Page, site: Site) -> None:
-    await page.goto(site.url("/_auth/login?rd=/x"))
+pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 async def _login_error(page: Page, site: Site) -> None:
@@ -90,7 +73,6 @@ async def _error_503(page: Page, site: Site) -> None:
 
 
 PAGES: dict[str, Callable[[Page, Site], Awaitable[None]]] = {
-    "login": _login,
     "login-error": _login_error,
     "login-notice-ja": _login_notice_ja,
     "logout": _logout,
@@ -106,21 +88,7 @@ async def test_page_has_no_serious_accessibility_violations(
     context = await new_context(bypass_csp=True)
     page = await context.new_page()
     await PAGES[name](page, site)
-    for scheme in ("light", "dark"):
-        await page.emulate_media(color_scheme=scheme)
-        violations = await axe_violations(page)
-        await shot(page, f"axe-{name}-{scheme}")
-        blocking = [v for v in violations if v["impact"] in BLOCKING]
-        assert blocking == [], f"{scheme}:\n{_report(blocking)}"
-        # Lesser findings are printed (pytest -s / CI log) so they do not go unseen.
-        for v in violations:
-            print(f"axe {name}/{scheme}: {v['impact']} {v['id']}: {v['help']}")
-
-
-def _report(violations: list[dict[str, Any]]) -> str:
-    return "\n".join(
-        f"{v['impact']} {v['id']}: {v['help']}\n  " + "\n  ".join(v["nodes"]) for v in violations
-    )
+    await assert_accessible(page, name)
 
 
 async def test_axe_finds_a_planted_violation(new_context: Any, site: Site) -> None:
@@ -132,7 +100,7 @@ async def test_axe_finds_a_planted_violation(new_context: Any, site: Site) -> No
         "() => { document.querySelector('label[for=username]').remove();"
         " document.querySelector('h1').style.color = '#eee'; }"
     )
-    ids = {v["id"] for v in await axe_violations(page) if v["impact"] in BLOCKING}
+    ids = {v["id"] for v in await axe_violations(page) if v["impact"] in AXE_BLOCKING}
     assert {"label", "color-contrast"} <= ids, ids
 
 
@@ -228,5 +196,5 @@ async def test_template_in_its_fullest_state_has_no_serious_violations(
         await page.goto(f"{ORIGIN}/page")
         violations = await axe_violations(page)
         await shot(page, f"axe-template-{name.removesuffix('.html')}-{lang}-{scheme}")
-        blocking = [v for v in violations if v["impact"] in BLOCKING]
-        assert blocking == [], f"{lang}/{scheme}:\n{_report(blocking)}"
+        blocking = [v for v in violations if v["impact"] in AXE_BLOCKING]
+        assert blocking == [], f"{lang}/{scheme}:\n{axe_report(blocking)}"

@@ -16,7 +16,7 @@ from playwright.async_api import Page
 
 from tests.e2e.helpers import PASSWORD, USER, Site, shot, sign_in
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 async def _login_url(page: Page, site: Site) -> None:
