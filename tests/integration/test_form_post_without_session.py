@@ -15,7 +15,7 @@ from tests.support.cognito_double import CognitoDouble, running_double
 from tests.support.stack import Browser, Upstream, proxy_settings, recording_upstream, running_proxy
 
 # What Chromium sends for a top-level <form method=post> submission.
-NAVIGATE = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document", "Sec-Fetch-Site": ""}
+NAVIGATE = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}
 
 
 @pytest.fixture(scope="module")
