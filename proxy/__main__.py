@@ -45,7 +45,7 @@ def _check_config(args: argparse.Namespace) -> None:
 def _demo(args: argparse.Namespace) -> None:
     from proxy.demo import run_demo
 
-    run_demo(listen=args.listen)
+    run_demo(listen=args.listen, cognito=args.cognito)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -62,6 +62,12 @@ def main(argv: list[str] | None = None) -> None:
     check.set_defaults(run=_check_config)
     demo = verbs.add_parser("demo", help="local Cognito, demo app and proxy; no AWS, no Redis")
     demo.add_argument("--listen", default="127.0.0.1:8080", help="proxy address (HOST:PORT)")
+    demo.add_argument(
+        "--cognito",
+        choices=("double", "moto"),
+        default="double",
+        help="local Cognito: the strict double (every challenge) or moto (plain users only)",
+    )
     demo.set_defaults(run=_demo)
     args = parser.parse_args(argv)
     args.run(args)

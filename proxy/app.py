@@ -11,6 +11,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from proxy.auth.devices import DeviceStore
 from proxy.auth.flow import Authenticator
 from proxy.auth.pages import Branding, Pages
 from proxy.auth.routes import AuthRoutes, CookieNames
@@ -81,9 +82,13 @@ def build_app(settings: Settings) -> web.Application:
             session=settings.cookie.session_cookie,
             flow=settings.cookie.flow_cookie,
             secure=settings.cookie.secure,
+            device=settings.cookie.device_cookie,
         ),
         csrf_key=derive_key(secret, "csrf"),
         login_timeout=settings.session.login_timeout,
+        devices=DeviceStore(
+            SealedStore(store, derive_key(secret, "device"), namespace="d"), cognito
+        ),
     )
     identity = Identity(
         sessions=sessions,

@@ -1,7 +1,11 @@
-"""``cognito-gate demo``: a local Cognito (moto's server), a demo app that shows the headers it
-receives, and the proxy in front of it with the in-memory store. No AWS account, no Redis.
+"""``cognito-gate demo``: a local Cognito, a demo app that shows the headers it receives, and the
+proxy in front of it with the in-memory store. No AWS account, no Redis.
 
-The pieces are importable so the integration tests run the very same stack.
+The local Cognito is the strict Cognito double (``proxy.devtools.cognito_double``) by default:
+it models every challenge (MFA, new password, TOTP enrolment, custom challenges, devices), so
+each has a seeded demo user. ``--cognito moto`` runs moto's server instead, with the plain users
+only (moto accepts any SRP proof and has no MFA). The pieces are importable so the integration
+tests run the very same stack.
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ import secrets
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import SecretStr
 
+from proxy.auth.qr import otpauth_uri
 from proxy.settings import (
+    AuthFlow,
     CognitoSettings,
     CookieSettings,
     LogSettings,
@@ -28,6 +34,7 @@ from proxy.settings import (
     Settings,
     UiSettings,
     UpstreamSettings,
+    parse_listen,
 )
 
 REGION = "us-east-1"
@@ -43,6 +50,9 @@ IDENTITY_HEADERS = (
 )
 
 
+MfaType = Literal["SMS_MFA", "EMAIL_OTP", "SOFTWARE_TOKEN_MFA"]
+
+
 @dataclass(frozen=True)
 class DemoUser:
     username: str
@@ -50,6 +60,11 @@ class DemoUser:
     email: str
     name: str
     groups: tuple[str, ...] = ()
+    # Challenge users (strict double only).
+    status: str = "CONFIRMED"
+    mfa: tuple[MfaType, ...] = ()
+    phone: str | None = None
+    shows: str = ""  # what signing in as this user demonstrates
 
 
 DEMO_USERS = (
@@ -57,6 +72,107 @@ DEMO_USERS = (
         "alice", "Alice-demo-2026!", "alice@example.com", "Alice Example", ("admins", "staff")
     ),
     DemoUser("bob", "Bob-demo-2026!", "bob@example.com", "Bob Example", ("staff",)),
+)
+
+
+# One site per pool configuration: a proxy listens on the demo port plus ``offset``.
+@dataclass(frozen=True)
+class DemoSite:
+    key: str
+    offset: int
+    title: str
+    users: tuple[DemoUser, ...]
+    auth_flow: AuthFlow = "USER_SRP_AUTH"
+    mfa: Literal["OFF", "ON", "OPTIONAL"] = "OPTIONAL"
+    factors: tuple[MfaType, ...] = ("SMS_MFA", "EMAIL_OTP", "SOFTWARE_TOKEN_MFA")
+    custom_auth: bool = False
+
+
+CHALLENGE_USERS = (
+    DemoUser(
+        "nina",
+        "Nina-temp-2026!",
+        "nina@example.com",
+        "",
+        status="FORCE_CHANGE_PASSWORD",
+        shows="new password (and the required 'name' attribute) on first sign-in",
+    ),
+    DemoUser(
+        "tom",
+        "Tom-demo-2026!",
+        "tom@example.com",
+        "Tom Example",
+        mfa=("SOFTWARE_TOKEN_MFA",),
+        shows="authenticator-app code (TOTP); the secret is printed below",
+    ),
+    DemoUser(
+        "sara",
+        "Sara-demo-2026!",
+        "sara@example.com",
+        "Sara Example",
+        mfa=("SMS_MFA",),
+        phone="+15555550123",
+        shows="SMS code (printed on this console)",
+    ),
+    DemoUser(
+        "sel",
+        "Sel-demo-2026!",
+        "sel@example.com",
+        "Sel Example",
+        mfa=("SMS_MFA", "EMAIL_OTP"),
+        phone="+15555550199",
+        shows="choose SMS or email for the code (SELECT_MFA_TYPE)",
+    ),
+    DemoUser(
+        "uma",
+        "Uma-demo-2026!",
+        "uma@example.com",
+        "Uma Example",
+        status="UNCONFIRMED",
+        shows="confirm the account with a code (send one from the page)",
+    ),
+)
+
+DEMO_SITES = (
+    DemoSite(
+        "main",
+        0,
+        "plain users, MFA codes, new password, forgot password, devices",
+        (*DEMO_USERS, *CHALLENGE_USERS),
+    ),
+    DemoSite(
+        "enrol",
+        1,
+        "MFA required: TOTP enrolment with a QR code",
+        (
+            DemoUser(
+                "enzo",
+                "Enzo-demo-2026!",
+                "enzo@example.com",
+                "Enzo Example",
+                shows="set up an authenticator app (MFA_SETUP, QR code)",
+            ),
+        ),
+        mfa="ON",
+        factors=("SOFTWARE_TOKEN_MFA",),  # enrolment: no code by SMS or email instead
+    ),
+    DemoSite(
+        "custom",
+        2,
+        "CUSTOM_AUTH: password, then a Lambda-style challenge",
+        (
+            DemoUser(
+                "cara",
+                "Cara-demo-2026!",
+                "cara@example.com",
+                "Cara Example",
+                shows="custom challenge after the password (answer: 7)",
+            ),
+        ),
+        auth_flow="CUSTOM_AUTH",
+        mfa="OFF",
+        custom_auth=True,
+    ),
 )
 
 
@@ -217,6 +333,135 @@ def demo_settings(cognito: LocalCognito, upstream_url: str, listen: str) -> Sett
     )
 
 
+@dataclass
+class DemoPool:
+    pool_id: str
+    client_id: str
+    client_secret: str | None
+
+
+@dataclass
+class DemoCognito:
+    """The strict double with one pool per demo site, seeded with the demo users."""
+
+    double: Any
+    pools: dict[str, DemoPool]
+    totp_secrets: dict[str, str]
+
+    def stop(self) -> None:
+        self.double.stop()
+
+
+def start_demo_cognito(sites: Iterable[DemoSite] = DEMO_SITES) -> DemoCognito:
+    from proxy.devtools.cognito_double import CognitoDouble, captcha_challenge
+    from proxy.devtools.otp import new_totp_secret
+
+    double = CognitoDouble(region=REGION, require_admin_sigv4=False)
+    pools: dict[str, DemoPool] = {}
+    secrets_by_user: dict[str, str] = {}
+    for site in sites:
+        pool_id = double.create_pool()
+        double.set_pool_mfa(pool_id, site.mfa, factors=site.factors)
+        double.set_required_attributes(pool_id, ["name"])
+        double.set_device_tracking(pool_id, remembered="user_opt_in")
+        flows = {"USER_SRP_AUTH", "ADMIN_USER_PASSWORD_AUTH", "USER_PASSWORD_AUTH"}
+        if site.custom_auth:
+            double.set_custom_auth(pool_id, captcha_challenge)
+            flows.add("CUSTOM_AUTH")
+        client_id, client_secret = double.create_client(pool_id, secret=True, flows=flows)
+        pools[site.key] = DemoPool(pool_id, client_id, client_secret)
+        for user in site.users:
+            attributes = {"email": user.email, "preferred_username": user.username.title()}
+            if user.name:
+                attributes["name"] = user.name
+            if user.phone:
+                attributes["phone_number"] = user.phone
+            totp = new_totp_secret() if "SOFTWARE_TOKEN_MFA" in user.mfa else None
+            if totp:
+                secrets_by_user[user.username] = totp
+            double.add_user(
+                pool_id,
+                user.username,
+                user.password,
+                attributes=attributes,
+                groups=list(user.groups),
+                status=user.status,
+                mfa=user.mfa,
+                totp_secret=totp,
+            )
+    return DemoCognito(double, pools, secrets_by_user)
+
+
+def double_settings(
+    cognito: DemoCognito, site: DemoSite, upstream_url: str, listen: str
+) -> Settings:
+    pool = cognito.pools[site.key]
+    double = cognito.double
+    return Settings(
+        listen=listen,
+        upstream=UpstreamSettings(url=upstream_url),
+        cognito=CognitoSettings(
+            user_pool_id=pool.pool_id,
+            client_id=pool.client_id,
+            client_secret=SecretStr(pool.client_secret) if pool.client_secret else None,
+            region=REGION,
+            endpoint_url=double.url,
+            jwks_url=double.jwks_url(pool.pool_id),
+            issuer=double.issuer(pool.pool_id),
+            auth_flow=site.auth_flow,
+        ),
+        # Plain http on loopback: no Secure (so no __Host-) cookies; one cookie name per site,
+        # because browsers share cookies between ports of one host.
+        cookie=CookieSettings(
+            secret=SecretStr(secrets.token_urlsafe(48)),
+            secure=False,
+            name="gate" if site.offset == 0 else f"gate-{site.key}",
+        ),
+        session=SessionSettings(store_url="memory://"),
+        ui=UiSettings(product_name=f"cognito-gate demo ({site.key})"),
+        log=LogSettings(format="text"),
+    )
+
+
+async def print_sent_codes(cognito: DemoCognito, interval: float = 0.5) -> None:
+    """Stand in for SMS and email: print each code the local Cognito "sends"."""
+    seen: dict[tuple[str, str, str], str | None] = {}
+    users = [(key, u.username) for key in cognito.pools for u in _site(key).users]
+    while True:
+        for key, username in users:
+            pool_id = cognito.pools[key].pool_id
+            for channel in ("SMS", "EMAIL"):
+                code = cognito.double.last_code(pool_id, username, channel)
+                if code is not None and seen.get((key, username, channel)) != code:
+                    print(f"  [demo {channel.lower()}] code for {username}: {code}", flush=True)
+                seen[(key, username, channel)] = code
+        await asyncio.sleep(interval)
+
+
+def _site(key: str) -> DemoSite:
+    return next(site for site in DEMO_SITES if site.key == key)
+
+
+def _double_banner(host: str, port: int, cognito: DemoCognito) -> str:
+    lines = ["", "  cognito-gate demo is running (local Cognito: the strict double).", ""]
+    for site in DEMO_SITES:
+        lines.append(f"  http://{host}:{port + site.offset}/  — {site.title}")
+        for u in site.users:
+            extra = u.shows or f"groups: {', '.join(u.groups) or '-'}"
+            lines.append(f"      {u.username:<6} {u.password:<18} {extra}")
+        lines.append("")
+    for username, secret in cognito.totp_secrets.items():
+        uri = otpauth_uri(issuer="cognito-gate demo", account=username, secret=secret)
+        lines.append(f"  TOTP secret for {username}: {secret}")
+        lines.append(f"    (add it to an authenticator app, or: {uri})")
+    lines += [
+        "  SMS and email codes (MFA, forgot password, confirmation) are printed here.",
+        "  Press Ctrl+C to stop.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 async def _serve(app: web.Application, host: str, port: int) -> web.AppRunner:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -243,7 +488,50 @@ def _banner(url: str, cognito: LocalCognito) -> str:
 """
 
 
-def run_demo(listen: str = "127.0.0.1:8080") -> None:
+def run_demo(listen: str = "127.0.0.1:8080", cognito: str = "double") -> None:
+    if cognito == "moto":
+        run_moto_demo(listen)
+        return
+    from proxy.app import build_app
+    from proxy.observe import setup_logging
+
+    local = start_demo_cognito()
+    try:
+        upstream_port = free_port()
+        upstream_url = f"http://127.0.0.1:{upstream_port}"
+        host, port = parse_listen(listen)
+        settings = [
+            double_settings(local, site, upstream_url, f"{host}:{port + site.offset}")
+            for site in DEMO_SITES
+        ]
+        setup_logging(settings[0].log)
+
+        async def main() -> None:
+            upstream = await _serve(upstream_app(), "127.0.0.1", upstream_port)
+            proxies = []
+            try:
+                for site_settings in settings:
+                    h, p = site_settings.listen_address
+                    try:
+                        proxies.append(await _serve(build_app(site_settings), h, p))
+                    except OSError as exc:
+                        raise SystemExit(
+                            f"cannot listen on {h}:{p}: {exc.strerror}; try --listen"
+                        ) from None
+                print(_double_banner(host, port, local), flush=True)
+                await print_sent_codes(local)
+            finally:
+                for runner in proxies:
+                    await runner.cleanup()
+                await upstream.cleanup()
+
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(main())
+    finally:
+        local.stop()
+
+
+def run_moto_demo(listen: str = "127.0.0.1:8080") -> None:
     from proxy.app import build_app
     from proxy.observe import setup_logging
 

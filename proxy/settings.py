@@ -21,7 +21,9 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-AuthFlow = Literal["USER_SRP_AUTH", "ADMIN_USER_PASSWORD_AUTH", "USER_PASSWORD_AUTH"]
+AuthFlow = Literal[
+    "USER_SRP_AUTH", "ADMIN_USER_PASSWORD_AUTH", "USER_PASSWORD_AUTH", "CUSTOM_AUTH", "USER_AUTH"
+]
 
 _POOL_ID = re.compile(r"^(?P<region>[a-z]{2}(?:-[a-z]+)+-\d)_[0-9A-Za-z]+$")
 _HEADER_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -142,6 +144,11 @@ class CookieSettings(_Section):
     @property
     def flow_cookie(self) -> str:
         return f"__Host-{self.name}-login" if self.secure else f"{self.name}-login"
+
+    @property
+    def device_cookie(self) -> str:
+        """Long-lived handle to this browser's remembered-device record (sealed server-side)."""
+        return f"__Host-{self.name}-device" if self.secure else f"{self.name}-device"
 
 
 class AuthSettings(_Section):

@@ -107,6 +107,82 @@ _EN: dict[str, str] = {
     "challenge.mfa.email_message": "Enter the code we sent to your email ({destination}).",
     "challenge.mfa.totp_message": "Enter the 6-digit code from your authenticator app.",
     "challenge.mfa.code_label": "Verification code",
+    "challenge.select.heading": "Choose how to verify",
+    "challenge.select.message": "Choose how you want to confirm it's you.",
+    "challenge.setup.heading": "Set up your authenticator app",
+    "challenge.setup.message": (
+        "Scan the QR code with an authenticator app, then enter the 6-digit code it shows."
+    ),
+    "challenge.setup.qr_alt": "QR code to add this account to an authenticator app",
+    "challenge.setup.manual": "Can't scan it? Enter this key in the app instead:",
+    "challenge.custom.heading": "One more step",
+    "challenge.custom.message": "Answer the question below to continue.",
+    "challenge.custom.answer_label": "Your answer",
+    "factor.SMS_MFA": "Text message (SMS)",
+    "factor.SMS_OTP": "Text message (SMS)",
+    "factor.EMAIL_OTP": "Email",
+    "factor.SOFTWARE_TOKEN_MFA": "Authenticator app",
+    "factor.PASSWORD": "Password",
+    "factor.PASSWORD_SRP": "Password",
+    "factor.WEB_AUTHN": "Passkey",
+    "attribute.email": "Email address",
+    "attribute.phone_number": "Phone number",
+    "attribute.name": "Full name",
+    "attribute.given_name": "First name",
+    "attribute.family_name": "Last name",
+    "attribute.nickname": "Nickname",
+    "attribute.preferred_username": "Preferred username",
+    "attribute.birthdate": "Date of birth",
+    "error.unsupported_challenge": (
+        "This sign-in step cannot be completed here. Please contact your administrator."
+    ),
+    "error.challenge_failed": "We could not verify you. Please sign in again.",
+    "error.answer_rejected": "That answer was not accepted. Please try again.",
+    "error.passkey_failed": "The passkey could not be used. Please try again.",
+    "challenge.select.or": "or",
+    "challenge.passkey.heading": "Sign in with a passkey",
+    "challenge.passkey.message": "Use the passkey saved on this device or your security key.",
+    "challenge.passkey.button": "Use passkey",
+    "challenge.passkey.other": "Use another method",
+    "challenge.passkey.noscript": (
+        "Passkeys need JavaScript. Turn it on, or start over and choose another method."
+    ),
+    "challenge.passkey.unsupported": (
+        "This browser cannot use passkeys. Start over and choose another method."
+    ),
+    "error.password_policy.length": "That password is too short.",
+    "error.password_policy.upper": "The password needs an uppercase letter.",
+    "error.password_policy.lower": "The password needs a lowercase letter.",
+    "error.password_policy.digit": "The password needs a number.",
+    "error.password_policy.symbol": "The password needs a symbol.",
+    "notice.confirmed": "Your account is confirmed. Please sign in.",
+    # Forgot password
+    "forgot.title": "Reset password",
+    "forgot.heading": "Forgot your password?",
+    "forgot.message": "Enter your username and we will send you a code to reset your password.",
+    "forgot.submit": "Send code",
+    "forgot.back": "Back to sign in",
+    "forgot.reset_heading": "Choose a new password",
+    "forgot.sent_to": "If the account exists, we sent a code to {destination}.",
+    "forgot.sent_if_exists": "If the account exists, we sent it a code.",
+    "forgot.code_label": "Code",
+    "forgot.reset_submit": "Reset password",
+    # Confirm sign-up
+    "confirm.title": "Confirm your account",
+    "confirm.heading": "Confirm your account",
+    "confirm.message": "Enter the confirmation code we sent you when you signed up.",
+    "confirm.code_label": "Confirmation code",
+    "confirm.submit": "Confirm",
+    "confirm.resend": "Send a new code",
+    "confirm.resent": "We sent a new code to {destination}.",
+    # Remember this device
+    "device.title": "Remember this device",
+    "device.heading": "Remember this device?",
+    "device.message": (
+        "On a device you remember, you will not be asked for a verification code next time."
+    ),
+    "device.yes": "Remember this device",
+    "device.no": "Not now",
 }
 
 _JA: dict[str, str] = {
@@ -201,6 +277,80 @@ _JA: dict[str, str] = {
     "challenge.mfa.email_message": "メール({destination})に送信したコードを入力してください。",
     "challenge.mfa.totp_message": "認証アプリに表示されている 6 桁のコードを入力してください。",
     "challenge.mfa.code_label": "確認コード",
+    "challenge.select.heading": "確認方法の選択",
+    "challenge.select.message": "本人確認の方法を選択してください。",
+    "challenge.setup.heading": "認証アプリの設定",
+    "challenge.setup.message": (
+        "認証アプリで QR コードを読み取り、表示された 6 桁のコードを入力してください。"
+    ),
+    "challenge.setup.qr_alt": "認証アプリにこのアカウントを追加するための QR コード",
+    "challenge.setup.manual": "読み取れない場合は、代わりにこのキーをアプリに入力してください:",
+    "challenge.custom.heading": "もう 1 つの手順",
+    "challenge.custom.message": "続行するには、以下の質問に答えてください。",
+    "challenge.custom.answer_label": "回答",
+    "factor.SMS_MFA": "テキストメッセージ(SMS)",
+    "factor.SMS_OTP": "テキストメッセージ(SMS)",
+    "factor.EMAIL_OTP": "メール",
+    "factor.SOFTWARE_TOKEN_MFA": "認証アプリ",
+    "factor.PASSWORD": "パスワード",
+    "factor.PASSWORD_SRP": "パスワード",
+    "factor.WEB_AUTHN": "パスキー",
+    "attribute.email": "メールアドレス",
+    "attribute.phone_number": "電話番号",
+    "attribute.name": "氏名",
+    "attribute.given_name": "名",
+    "attribute.family_name": "姓",
+    "attribute.nickname": "ニックネーム",
+    "attribute.preferred_username": "希望するユーザー名",
+    "attribute.birthdate": "生年月日",
+    "error.unsupported_challenge": (
+        "このサインイン手順はここでは完了できません。管理者にお問い合わせください。"
+    ),
+    "error.challenge_failed": "本人確認ができませんでした。もう一度サインインしてください。",
+    "error.answer_rejected": "回答が受け付けられませんでした。もう一度お試しください。",
+    "error.passkey_failed": "パスキーを使用できませんでした。もう一度お試しください。",
+    "challenge.select.or": "または",
+    "challenge.passkey.heading": "パスキーでサインイン",
+    "challenge.passkey.message": (
+        "このデバイスに保存されたパスキーまたはセキュリティキーを使用します。"
+    ),
+    "challenge.passkey.button": "パスキーを使用",
+    "challenge.passkey.other": "別の方法を使う",
+    "challenge.passkey.noscript": (
+        "パスキーには JavaScript が必要です。"
+        "有効にするか、最初からやり直して別の方法を選択してください。"
+    ),
+    "challenge.passkey.unsupported": (
+        "このブラウザーではパスキーを使用できません。最初からやり直して別の方法を選択してください。"
+    ),
+    "error.password_policy.length": "パスワードが短すぎます。",
+    "error.password_policy.upper": "パスワードには大文字が必要です。",
+    "error.password_policy.lower": "パスワードには小文字が必要です。",
+    "error.password_policy.digit": "パスワードには数字が必要です。",
+    "error.password_policy.symbol": "パスワードには記号が必要です。",
+    "notice.confirmed": "アカウントが確認されました。サインインしてください。",
+    "forgot.title": "パスワードのリセット",
+    "forgot.heading": "パスワードをお忘れですか?",
+    "forgot.message": "ユーザー名を入力すると、パスワードをリセットするためのコードを送信します。",
+    "forgot.submit": "コードを送信",
+    "forgot.back": "サインインに戻る",
+    "forgot.reset_heading": "新しいパスワードの設定",
+    "forgot.sent_to": "アカウントが存在する場合、{destination} にコードを送信しました。",
+    "forgot.sent_if_exists": "アカウントが存在する場合、コードを送信しました。",
+    "forgot.code_label": "コード",
+    "forgot.reset_submit": "パスワードをリセット",
+    "confirm.title": "アカウントの確認",
+    "confirm.heading": "アカウントの確認",
+    "confirm.message": "サインアップ時に送信した確認コードを入力してください。",
+    "confirm.code_label": "確認コード",
+    "confirm.submit": "確認",
+    "confirm.resend": "新しいコードを送信",
+    "confirm.resent": "{destination} に新しいコードを送信しました。",
+    "device.title": "このデバイスを記憶",
+    "device.heading": "このデバイスを記憶しますか?",
+    "device.message": "記憶したデバイスでは、次回から確認コードの入力を求められません。",
+    "device.yes": "このデバイスを記憶する",
+    "device.no": "今はしない",
 }
 
 MESSAGES: Mapping[str, Mapping[str, str]] = MappingProxyType(

@@ -46,7 +46,13 @@ SECURITY_HEADERS: Mapping[str, str] = MappingProxyType(
 _RESERVED = frozenset({"brand", "static_url", "lang", "lang_links", "t", "asset_version", "logo"})
 # Optional per-page variables, so templates (ours and operators') can test them plainly.
 _PAGE_DEFAULTS: Mapping[str, Mapping[str, Any]] = {
-    "login.html": {"error": None, "notice": None, "forgot_url": None, "username": ""},
+    "login.html": {
+        "error": None,
+        "notice": None,
+        "forgot_url": None,
+        "username": "",
+        "password_mode": "required",
+    },
     "logout.html": {"user": ""},
     "error.html": {"heading": None, "message": None, "retry_url": None},
     "challenge.html": {
@@ -57,6 +63,28 @@ _PAGE_DEFAULTS: Mapping[str, Mapping[str, Any]] = {
         "submit_label": None,
         "cancel_url": None,
     },
+    "choice.html": {"message": None, "error": None, "cancel_url": None, "options": ()},
+    "mfa_setup.html": {"message": None, "error": None, "cancel_url": None, "fields": ()},
+    "custom_challenge.html": {
+        "message": None,
+        "error": None,
+        "cancel_url": None,
+        "fields": (),
+        "parameters": {},
+        "question": None,
+        "challenge_type": None,
+    },
+    "select_challenge.html": {
+        "message": None,
+        "error": None,
+        "cancel_url": None,
+        "options": (),
+        "password_option": None,
+    },
+    "webauthn.html": {"message": None, "error": None, "cancel_url": None, "options_json": "{}"},
+    "forgot.html": {"username": "", "error": None, "notice": None},
+    "forgot_confirm.html": {"error": None, "notice": None, "fields": ()},
+    "confirm_signup.html": {"error": None, "notice": None, "fields": ()},
 }
 
 
@@ -254,7 +282,7 @@ class Pages:
         self.logo = branding.logo_url or f"{self.static_url}/logo.svg"
 
         digest = hashlib.sha256(self._brand_css.encode())
-        for asset in ("gate.css", "gate.js"):
+        for asset in ("gate.css", "gate.js", "webauthn.js"):
             digest.update((static_dir() / asset).read_bytes())
         self.asset_version = digest.hexdigest()[:12]
 
@@ -274,6 +302,14 @@ class Pages:
             lstrip_blocks=True,
         )
         self.env.tests["translatable"] = lambda key: key in i18n.MESSAGES[i18n.DEFAULT_LANGUAGE]
+
+    def has_template(self, name: str) -> bool:
+        """Whether ``name`` exists (an operator's directory first, then the built-ins)."""
+        try:
+            self.env.get_template(name)
+        except jinja2.TemplateNotFound:
+            return False
+        return True
 
     def brand_css(self) -> str:
         """Stylesheet with the brand colour as CSS custom properties (serve as text/css)."""

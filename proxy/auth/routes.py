@@ -11,11 +11,25 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from proxy.auth import csrf
-from proxy.auth.flow import Authenticator, LoginState, NeedsChallenge, Rejected, SignedIn
+from proxy.auth.challenge_routes import ChallengeRoutes
+from proxy.auth.context import context_data
+from proxy.auth.devices import DeviceStore
+from proxy.auth.flow import (
+    MFA_CHALLENGES,
+    Authenticator,
+    Broken,
+    Detour,
+    LoginState,
+    NeedsChallenge,
+    Rejected,
+    SignedIn,
+    enter_challenge,
+)
 from proxy.auth.i18n import pick_language, translate
 from proxy.auth.pages import Pages, static_dir
+from proxy.auth.recovery_routes import RecoveryRoutes
 from proxy.auth.redirects import safe_return_path
-from proxy.cognito.client import CognitoClient, ContextData
+from proxy.cognito.client import CognitoClient, Device
 from proxy.cognito.errors import CognitoError
 from proxy.sessions.sealed import SealedStore
 from proxy.sessions.session import Session, SessionManager
@@ -25,8 +39,6 @@ log = logging.getLogger("proxy.auth")
 
 MAX_USERNAME = 128
 MAX_PASSWORD = 256
-# Forwarded to Cognito's threat protection; never Cookie or Authorization.
-_CONTEXT_HEADERS = ("User-Agent", "Accept-Language", "Accept", "Referer")
 
 
 @dataclass(frozen=True)
@@ -34,6 +46,7 @@ class CookieNames:
     session: str
     flow: str
     secure: bool
+    device: str = "gate-device"
 
 
 class AuthRoutes:
@@ -49,6 +62,7 @@ class AuthRoutes:
         cookies: CookieNames,
         csrf_key: bytes,
         login_timeout: float,
+        devices: DeviceStore | None = None,
     ) -> None:
         self.prefix = prefix
         self._pages = pages
@@ -59,12 +73,19 @@ class AuthRoutes:
         self._cookies = cookies
         self._csrf_key = csrf_key
         self._login_timeout = login_timeout
+        self.devices = devices
+        # USER_AUTH asks for the factor after the username; CUSTOM_AUTH may run SRP first.
+        self._password_mode = {"USER_AUTH": "none", "CUSTOM_AUTH": "optional"}.get(
+            cognito.auth_flow, "required"
+        )
 
     def register(self, router: web.UrlDispatcher) -> None:
         p = self.prefix
         router.add_get(f"{p}/login", self.login_page)
         router.add_post(f"{p}/login", self.login_submit)
-        router.add_get(f"{p}/challenge", self.challenge_page)
+        # The challenge loop, account recovery and confirmation live in their own modules.
+        ChallengeRoutes(self).register(router)
+        RecoveryRoutes(self).register(router)
         router.add_get(f"{p}/logout", self.logout_page)
         router.add_post(f"{p}/logout", self.logout_submit)
         router.add_get(f"{p}/static/brand.css", self.brand_css)
@@ -155,6 +176,8 @@ class AuthRoutes:
         notice = {
             "expired": "notice.session_expired",
             "signed_out": "notice.signed_out",
+            "password_changed": "notice.password_changed",
+            "confirmed": "notice.confirmed",
             "expired_post": "notice.expired_post",
             "post_lost": "notice.post_lost",
         }.get(request.query.get("notice", ""))
@@ -184,7 +207,8 @@ class AuthRoutes:
             username=username,
             error=error,
             notice=notice,
-            forgot_url=None,
+            forgot_url=self._action(request, "forgot"),
+            password_mode=self._password_mode,
         )
 
     async def login_submit(self, request: web.Request) -> web.StreamResponse:
@@ -206,7 +230,7 @@ class AuthRoutes:
 
         username = (_field(form, "username") or "").strip()
         password = _field(form, "password") or ""
-        if not username or not password:
+        if not username or (not password and self._password_mode == "required"):  # noqa: S105
             return self._login_form(
                 request,
                 state,
@@ -219,7 +243,15 @@ class AuthRoutes:
                 request, state, status=401, error=translate(lang, "error.bad_credentials")
             )
 
-        step = await self._auth.sign_in(username, password, _context(request))
+        state.typed_username = username
+        device = await self.remembered_device(request, username)
+        step = await self._auth.sign_in(username, password, context_data(request), device)
+        if isinstance(step, Broken):
+            return self.error_page(request, step.status, step.message)
+        if isinstance(step, Detour):
+            state.username = step.username
+            state.reason = "reset_required" if step.page == "forgot" else None
+            return await self.save_and_go(request, state, step.page)
         if isinstance(step, Rejected):
             return self._login_form(
                 request,
@@ -229,15 +261,23 @@ class AuthRoutes:
                 username=username,
             )
         if isinstance(step, NeedsChallenge):
-            # The full challenge loop (MFA, new password, ...) builds on this state.
-            state.username = username
-            state.challenge = step.name
-            state.cognito_session = step.cognito_session
-            state.parameters = step.parameters
+            enter_challenge(state, step, username)
             log.info("sign-in needs challenge %s", step.name)
-            return await self._save_and_go(request, state, "challenge")
+            return await self.save_and_go(request, state, "challenge")
         assert isinstance(step, SignedIn)
-        return await self._finish(request, state, step)
+        return await self.finish(request, state, step)
+
+    async def remembered_device(self, request: web.Request, username: str) -> Device | None:
+        """The device this browser confirmed for ``username`` earlier, if any."""
+        if self.devices is None:
+            return None
+        cookie = request.cookies.get(self._cookies.device)
+        if not cookie:
+            return None
+        try:
+            return await self.devices.load(cookie, username)
+        except StoreUnavailable:
+            return None  # no device: Cognito asks for MFA, which still signs the user in
 
     async def _restart(self, request: web.Request, message: str) -> web.StreamResponse:
         state = LoginState.new(safe_return_path(request.query.get("rd")))
@@ -251,7 +291,12 @@ class AuthRoutes:
         self._set_cookie(response, self._cookies.flow, flow_cookie)
         return response
 
-    async def _save_and_go(
+    async def save_state(self, request: web.Request, state: LoginState) -> bool:
+        """Save the sign-in state; False when it expired meanwhile (raises StoreUnavailable)."""
+        cookie = request.cookies.get(self._cookies.flow, "")
+        return await self._flows.save(cookie, state.to_bytes(), self._login_timeout)
+
+    async def save_and_go(
         self, request: web.Request, state: LoginState, page: str
     ) -> web.StreamResponse:
         cookie = request.cookies.get(self._cookies.flow, "")
@@ -263,9 +308,27 @@ class AuthRoutes:
             return await self._restart(request, "error.flow_expired")
         raise web.HTTPSeeOther(self._action(request, page))
 
-    async def _finish(
+    async def finish(
         self, request: web.Request, state: LoginState, step: SignedIn
     ) -> web.StreamResponse:
+        location = state.return_to
+        device_cookie = None
+        if step.new_device is not None and self.devices is not None:
+            # Confirm every device Cognito tracks (its refresh tokens need the device key);
+            # offer to remember it only after a second factor, which it then stands in for.
+            device_cookie, ask = await self.devices.confirm(
+                step.session, step.new_device, state, request.headers.get("User-Agent", "")
+            )
+            if device_cookie is not None:
+                step.session.device_key = step.new_device.device_key
+            if ask and (state.mfa_done or state.challenge in MFA_CHALLENGES):
+                # Cognito remembers this device only with the user's consent: ask first.
+                location = f"{self.prefix}/device?" + urlencode(
+                    {
+                        "rd": state.return_to,
+                        **({"lang": lang} if (lang := request.query.get("lang")) else {}),
+                    }
+                )
         try:
             session_cookie = await self._sessions.create(step.session)
             await self._flows.delete(request.cookies.get(self._cookies.flow, ""))
@@ -275,20 +338,20 @@ class AuthRoutes:
         except StoreUnavailable:
             return self.error_page(request, 503, "error.unavailable")
         log.info("sign-in succeeded session=%s", self._sessions.fingerprint(session_cookie))
-        response = _see_other(state.return_to)
+        response = _see_other(location)
         self._set_cookie(response, self._cookies.session, session_cookie)
         self._clear_cookie(response, self._cookies.flow)
+        if device_cookie is not None and self.devices is not None:
+            response.set_cookie(
+                self._cookies.device,
+                device_cookie,
+                path="/",
+                secure=self._cookies.secure,
+                httponly=True,
+                samesite="Lax",
+                max_age=int(self.devices.lifetime),
+            )
         return response
-
-    async def challenge_page(self, request: web.Request) -> web.StreamResponse:
-        try:
-            state = await self._load_flow(request)
-        except StoreUnavailable:
-            return self.error_page(request, 503, "error.unavailable")
-        if state is None or state.challenge is None:
-            raise web.HTTPSeeOther(self._action(request, "login"))
-        log.warning("challenge %s has no page yet", state.challenge)
-        return self.error_page(request, 501, "challenge.unsupported")
 
     # -- logout ------------------------------------------------------------------------------
 
@@ -344,12 +407,3 @@ def _see_other(location: str) -> web.Response:
 def _field(form: Any, name: str) -> str | None:
     value = form.get(name)
     return value if isinstance(value, str) else None
-
-
-def _context(request: web.Request) -> ContextData:
-    return ContextData(
-        ip_address=request.remote or "",
-        server_name=request.host,
-        server_path=request.path,
-        headers=tuple((h, request.headers[h]) for h in _CONTEXT_HEADERS if h in request.headers),
-    )

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import logging
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import aioboto3
@@ -42,12 +42,42 @@ class Challenge:
     name: str
     session: str | None
     parameters: dict[str, str]
+    # USER_AUTH's SELECT_CHALLENGE lists the factors at the top level, not in the parameters.
+    available: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NewDevice:
+    """``NewDeviceMetadata``: Cognito tracks this browser as a device until ConfirmDevice."""
+
+    device_key: str
+    device_group_key: str
+
+
+@dataclass(frozen=True)
+class Device:
+    """A confirmed device's credentials; kept server-side only, sealed."""
+
+    device_key: str
+    device_group_key: str
+    device_password: str = field(repr=False)
 
 
 @dataclass(frozen=True)
 class AuthResult:
     tokens: Tokens | None = None
     challenge: Challenge | None = None
+    new_device: NewDevice | None = None
+    # The username Cognito knows (USER_ID_FOR_SRP) when the user typed an alias.
+    user_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CodeDelivery:
+    """Where Cognito sent a code (masked by Cognito, e.g. ``a***@e***``); may be empty."""
+
+    medium: str = ""
+    destination: str = ""
 
 
 @dataclass(frozen=True)
@@ -68,6 +98,13 @@ class ContextData:
         }
 
 
+def _user_id(result: AuthResult) -> str | None:
+    if result.challenge is None:
+        return None
+    params = result.challenge.parameters
+    return params.get("USER_ID_FOR_SRP") or params.get("USERNAME")
+
+
 def secret_hash(client_id: str, client_secret: str, username: str) -> str:
     digest = hmac.new(
         client_secret.encode(), (username + client_id).encode(), hashlib.sha256
@@ -83,6 +120,15 @@ class CognitoClient:
         self._stack = AsyncExitStack()
         self._client: Any = None
         self._secret = settings.client_secret.get_secret_value() if settings.client_secret else None
+
+    @property
+    def auth_flow(self) -> str:
+        return self._settings.auth_flow
+
+    @property
+    def admin(self) -> bool:
+        """Whether sign-in runs on the Admin API (IAM credentials, ContextData)."""
+        return self._settings.auth_flow == "ADMIN_USER_PASSWORD_AUTH"
 
     async def start(self) -> None:
         session = aioboto3.Session()
@@ -134,13 +180,18 @@ class CognitoClient:
     def _result(response: dict[str, Any]) -> AuthResult:
         auth = response.get("AuthenticationResult")
         if auth:
+            device = auth.get("NewDeviceMetadata") or {}
+            new_device = None
+            if device.get("DeviceKey") and device.get("DeviceGroupKey"):
+                new_device = NewDevice(str(device["DeviceKey"]), str(device["DeviceGroupKey"]))
             return AuthResult(
                 tokens=Tokens(
                     id_token=auth["IdToken"],
                     access_token=auth["AccessToken"],
                     refresh_token=auth.get("RefreshToken"),
                     expires_in=int(auth.get("ExpiresIn", 3600)),
-                )
+                ),
+                new_device=new_device,
             )
         name = response.get("ChallengeName")
         if name:
@@ -152,21 +203,22 @@ class CognitoClient:
                         str(k): str(v)
                         for k, v in (response.get("ChallengeParameters") or {}).items()
                     },
+                    available=tuple(str(c) for c in response.get("AvailableChallenges") or ()),
                 )
             )
         raise CognitoError("EmptyAnswer", "neither tokens nor a challenge")
 
-    # -- sign-in -----------------------------------------------------------------------------
+    def _user_context(self, context: ContextData | None) -> dict[str, Any]:
+        """Public operations carry the client's IP as UserContextData (no encoded data)."""
+        if context is None or not context.ip_address:
+            return {}
+        return {"UserContextData": {"IpAddress": context.ip_address}}
 
-    async def password_login(
-        self, username: str, password: str, context: ContextData | None = None
+    async def _initiate(
+        self, flow: str, params: dict[str, str], context: ContextData | None
     ) -> AuthResult:
-        """Authenticate with the configured flow; returns tokens or the next challenge."""
-        flow = self._settings.auth_flow
-        if flow == "USER_SRP_AUTH":
-            return await self._srp_login(username, password)
-        params = self._with_secret({"USERNAME": username, "PASSWORD": password}, username)
-        if flow == "ADMIN_USER_PASSWORD_AUTH":
+        """InitiateAuth, or AdminInitiateAuth (+ContextData) when the Admin API is configured."""
+        if self.admin:
             kwargs: dict[str, Any] = {
                 "UserPoolId": self._settings.user_pool_id,
                 "ClientId": self._settings.client_id,
@@ -182,23 +234,218 @@ class CognitoClient:
                 ClientId=self._settings.client_id,
                 AuthFlow=flow,
                 AuthParameters=params,
+                **self._user_context(context),
             )
         )
 
-    async def _srp_login(self, username: str, password: str) -> AuthResult:
+    # -- sign-in -----------------------------------------------------------------------------
+
+    async def password_login(
+        self,
+        username: str,
+        password: str,
+        context: ContextData | None = None,
+        device: Device | None = None,
+    ) -> AuthResult:
+        """Authenticate with the configured flow; returns tokens or the next challenge.
+
+        With a remembered ``device`` its key goes along, and the DEVICE_SRP_AUTH challenge
+        Cognito then asks for is answered here, so MFA is skipped for that device.
+        """
+        flow = self._settings.auth_flow
+        if flow == "USER_SRP_AUTH" or (flow == "CUSTOM_AUTH" and password):
+            result = await self._srp_login(username, password, context, device, flow)
+        elif flow in ("CUSTOM_AUTH", "USER_AUTH"):
+            # Passwordless starts: the Lambda triggers (CUSTOM_AUTH) or the user's choice of
+            # factor (USER_AUTH, SELECT_CHALLENGE) decide what follows.
+            extra = {"DEVICE_KEY": device.device_key} if device is not None else {}
+            result = await self.start_flow(flow, username, context, extra)
+        else:
+            params = self._with_secret({"USERNAME": username, "PASSWORD": password}, username)
+            if device is not None:
+                params["DEVICE_KEY"] = device.device_key
+            result = await self._initiate(flow, params, context)
+        user_id = result.user_id or _user_id(result) or username
+        after = await self._maybe_device_srp(result, user_id, context, device)
+        return replace(after, user_id=user_id)
+
+    async def start_flow(
+        self,
+        flow: str,
+        username: str,
+        context: ContextData | None = None,
+        extra: dict[str, str] | None = None,
+    ) -> AuthResult:
+        """Start CUSTOM_AUTH or USER_AUTH for ``username`` (no password up front)."""
+        params = self._with_secret({"USERNAME": username, **(extra or {})}, username)
+        return await self._initiate(flow, params, context)
+
+    async def respond(
+        self,
+        name: str,
+        session: str | None,
+        responses: dict[str, str],
+        *,
+        username: str,
+        context: ContextData | None = None,
+        device: Device | None = None,
+    ) -> AuthResult:
+        """Answer a challenge: AdminRespondToAuthChallenge (+ContextData) on the Admin API,
+        RespondToAuthChallenge otherwise. ``username`` is the one Cognito knows (from the
+        stored flow state), used for USERNAME and SECRET_HASH."""
+        answer = self._with_secret({**responses, "USERNAME": username}, username)
+        if device is not None:
+            answer["DEVICE_KEY"] = device.device_key
+        result = await self._respond_raw(name, session, answer, context)
+        return await self._maybe_device_srp(result, username, context, device)
+
+    async def _respond_raw(
+        self,
+        name: str,
+        session: str | None,
+        responses: dict[str, str],
+        context: ContextData | None,
+    ) -> AuthResult:
+        kwargs: dict[str, Any] = {
+            "ClientId": self._settings.client_id,
+            "ChallengeName": name,
+            "ChallengeResponses": responses,
+        }
+        if session:
+            kwargs["Session"] = session
+        if self.admin:
+            kwargs["UserPoolId"] = self._settings.user_pool_id
+            if context is not None:
+                kwargs["ContextData"] = context.to_api()
+            return self._result(await self._call("admin_respond_to_auth_challenge", **kwargs))
+        kwargs.update(self._user_context(context))
+        return self._result(await self._call("respond_to_auth_challenge", **kwargs))
+
+    async def _maybe_device_srp(
+        self,
+        result: AuthResult,
+        username: str,
+        context: ContextData | None,
+        device: Device | None,
+    ) -> AuthResult:
+        challenge = result.challenge
+        if device is None or challenge is None or challenge.name != "DEVICE_SRP_AUTH":
+            return result
+        return await self._device_srp(challenge, username, context, device)
+
+    async def _device_srp(
+        self,
+        challenge: Challenge,
+        username: str,
+        context: ContextData | None,
+        device: Device,
+    ) -> AuthResult:
+        """DEVICE_SRP_AUTH → DEVICE_PASSWORD_VERIFIER with the device's own SRP secret."""
+        user = challenge.parameters.get("USERNAME", username)
+        secret = await asyncio.to_thread(srp.new_client_secret)
+        step = await self._respond_raw(
+            "DEVICE_SRP_AUTH",
+            challenge.session,
+            self._with_secret(
+                {"USERNAME": user, "DEVICE_KEY": device.device_key, "SRP_A": srp.srp_a_hex(secret)},
+                user,
+            ),
+            context,
+        )
+        verifier = step.challenge
+        if verifier is None or verifier.name != "DEVICE_PASSWORD_VERIFIER":
+            return step
+        params = verifier.parameters
+        timestamp = srp.cognito_timestamp()
+        try:
+            signature = await asyncio.to_thread(
+                lambda: srp.device_password_claim_signature(
+                    device_group_key=device.device_group_key,
+                    device_key=device.device_key,
+                    device_password=device.device_password,
+                    secret=secret,
+                    srp_b_hex=params["SRP_B"],
+                    salt_hex=params["SALT"],
+                    secret_block_b64=params["SECRET_BLOCK"],
+                    timestamp=timestamp,
+                )
+            )
+        except (KeyError, srp.SrpError) as exc:
+            raise CognitoError("BadSrpChallenge", type(exc).__name__) from None
+        user = params.get("USERNAME", user)
+        return await self._respond_raw(
+            "DEVICE_PASSWORD_VERIFIER",
+            verifier.session,
+            self._with_secret(
+                {
+                    "USERNAME": user,
+                    "DEVICE_KEY": device.device_key,
+                    "PASSWORD_CLAIM_SECRET_BLOCK": params["SECRET_BLOCK"],
+                    "PASSWORD_CLAIM_SIGNATURE": signature,
+                    "TIMESTAMP": timestamp,
+                },
+                user,
+            ),
+            context,
+        )
+
+    async def _srp_login(
+        self,
+        username: str,
+        password: str,
+        context: ContextData | None = None,
+        device: Device | None = None,
+        flow: str = "USER_SRP_AUTH",
+    ) -> AuthResult:
         # The public API carries SRP (moto refuses it through AdminInitiateAuth) and needs no
         # IAM credentials; the modular exponentiations run in a thread, off the event loop.
         secret = await asyncio.to_thread(srp.new_client_secret)
+        start_params = self._with_secret(
+            {"USERNAME": username, "SRP_A": srp.srp_a_hex(secret)}, username
+        )
+        if flow == "CUSTOM_AUTH":
+            start_params["CHALLENGE_NAME"] = "SRP_A"  # password first, then the custom steps
+        if device is not None:
+            start_params["DEVICE_KEY"] = device.device_key
         start = self._result(
             await self._call(
                 "initiate_auth",
                 ClientId=self._settings.client_id,
-                AuthFlow="USER_SRP_AUTH",
-                AuthParameters=self._with_secret(
-                    {"USERNAME": username, "SRP_A": srp.srp_a_hex(secret)}, username
-                ),
+                AuthFlow=flow,
+                AuthParameters=start_params,
+                **self._user_context(context),
             )
         )
+        return await self._password_verifier(start, password, secret, context, device)
+
+    async def answer_with_password_srp(
+        self,
+        session: str | None,
+        username: str,
+        password: str,
+        context: ContextData | None = None,
+    ) -> AuthResult:
+        """USER_AUTH's SELECT_CHALLENGE answered with PASSWORD_SRP, then PASSWORD_VERIFIER."""
+        secret = await asyncio.to_thread(srp.new_client_secret)
+        start = await self._respond_raw(
+            "SELECT_CHALLENGE",
+            session,
+            self._with_secret(
+                {"USERNAME": username, "ANSWER": "PASSWORD_SRP", "SRP_A": srp.srp_a_hex(secret)},
+                username,
+            ),
+            context,
+        )
+        return await self._password_verifier(start, password, secret, context, None)
+
+    async def _password_verifier(
+        self,
+        start: AuthResult,
+        password: str,
+        secret: srp.SrpSecret,
+        context: ContextData | None,
+        device: Device | None,
+    ) -> AuthResult:
         challenge = start.challenge
         if challenge is None or challenge.name != "PASSWORD_VERIFIER":
             return start
@@ -229,25 +476,128 @@ class CognitoClient:
             },
             params.get("USERNAME", user_id),
         )
-        kwargs: dict[str, Any] = {
-            "ClientId": self._settings.client_id,
-            "ChallengeName": "PASSWORD_VERIFIER",
-            "ChallengeResponses": responses,
-        }
-        if challenge.session:
-            kwargs["Session"] = challenge.session
-        return self._result(await self._call("respond_to_auth_challenge", **kwargs))
+        if device is not None:
+            responses["DEVICE_KEY"] = device.device_key
+        result = await self._respond_raw("PASSWORD_VERIFIER", challenge.session, responses, context)
+        return replace(result, user_id=user_id)
+
+    # -- TOTP enrolment (MFA_SETUP) ------------------------------------------------------------
+
+    async def associate_software_token(self, session: str) -> tuple[str, str | None]:
+        """AssociateSoftwareToken with the challenge Session: (secret, the next Session)."""
+        response = await self._call("associate_software_token", Session=session)
+        secret = response.get("SecretCode")
+        if not secret:
+            raise CognitoError("EmptyAnswer", "AssociateSoftwareToken returned no secret")
+        return str(secret), response.get("Session")
+
+    async def verify_software_token(
+        self, session: str | None, code: str, friendly_name: str | None = None
+    ) -> str | None:
+        """VerifySoftwareToken; returns the Session to answer MFA_SETUP with."""
+        kwargs: dict[str, Any] = {"UserCode": code}
+        if session:
+            kwargs["Session"] = session
+        if friendly_name:
+            kwargs["FriendlyDeviceName"] = friendly_name
+        response = await self._call("verify_software_token", **kwargs)
+        if response.get("Status") != "SUCCESS":
+            raise CognitoError("CodeMismatchException", "VerifySoftwareToken did not succeed")
+        session_out: str | None = response.get("Session")
+        return session_out
+
+    # -- account recovery and confirmation (public API, SECRET_HASH, the client's IP) ----------
+
+    def _account_kwargs(self, username: str, context: ContextData | None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"ClientId": self._settings.client_id, "Username": username}
+        if self._secret is not None:
+            kwargs["SecretHash"] = secret_hash(self._settings.client_id, self._secret, username)
+        kwargs.update(self._user_context(context))
+        return kwargs
+
+    @staticmethod
+    def _delivery(response: dict[str, Any]) -> CodeDelivery:
+        details = response.get("CodeDeliveryDetails") or {}
+        return CodeDelivery(
+            medium=str(details.get("DeliveryMedium") or ""),
+            destination=str(details.get("Destination") or ""),
+        )
+
+    async def forgot_password(self, username: str, context: ContextData | None) -> CodeDelivery:
+        response = await self._call("forgot_password", **self._account_kwargs(username, context))
+        return self._delivery(response)
+
+    async def confirm_forgot_password(
+        self, username: str, code: str, new_password: str, context: ContextData | None
+    ) -> None:
+        await self._call(
+            "confirm_forgot_password",
+            ConfirmationCode=code,
+            Password=new_password,
+            **self._account_kwargs(username, context),
+        )
+
+    async def confirm_sign_up(self, username: str, code: str, context: ContextData | None) -> None:
+        await self._call(
+            "confirm_sign_up", ConfirmationCode=code, **self._account_kwargs(username, context)
+        )
+
+    async def resend_confirmation_code(
+        self, username: str, context: ContextData | None
+    ) -> CodeDelivery:
+        response = await self._call(
+            "resend_confirmation_code", **self._account_kwargs(username, context)
+        )
+        return self._delivery(response)
+
+    # -- devices ---------------------------------------------------------------------------------
+
+    async def confirm_device(
+        self, access_token: str, new_device: NewDevice, device_name: str
+    ) -> tuple[Device, bool]:
+        """ConfirmDevice with a fresh SRP verifier. Returns the device credentials to keep
+        (server-side) and whether Cognito needs the user's consent to remember it."""
+        verifier = await asyncio.to_thread(
+            srp.new_device_verifier, new_device.device_group_key, new_device.device_key
+        )
+        response = await self._call(
+            "confirm_device",
+            AccessToken=access_token,
+            DeviceKey=new_device.device_key,
+            DeviceSecretVerifierConfig=verifier.secret_verifier_config(),
+            DeviceName=device_name[:1024],
+        )
+        device = Device(
+            device_key=new_device.device_key,
+            device_group_key=new_device.device_group_key,
+            device_password=verifier.device_password,
+        )
+        return device, bool(response.get("UserConfirmationNecessary"))
+
+    async def remember_device(self, access_token: str, device_key: str) -> None:
+        await self._call(
+            "update_device_status",
+            AccessToken=access_token,
+            DeviceKey=device_key,
+            DeviceRememberedStatus="remembered",
+        )
 
     # -- tokens ------------------------------------------------------------------------------
 
-    async def refresh(self, refresh_token: str, username: str) -> Tokens:
-        """REFRESH_TOKEN_AUTH; ``username`` is Cognito's internal one (for SECRET_HASH)."""
+    async def refresh(
+        self, refresh_token: str, username: str, device_key: str | None = None
+    ) -> Tokens:
+        """REFRESH_TOKEN_AUTH; ``username`` is Cognito's internal one (for SECRET_HASH).
+        With device tracking the tokens belong to a device, whose key must come along."""
+        params = self._with_secret({"REFRESH_TOKEN": refresh_token}, username)
+        if device_key:
+            params["DEVICE_KEY"] = device_key
         result = self._result(
             await self._call(
                 "initiate_auth",
                 ClientId=self._settings.client_id,
                 AuthFlow="REFRESH_TOKEN_AUTH",
-                AuthParameters=self._with_secret({"REFRESH_TOKEN": refresh_token}, username),
+                AuthParameters=params,
             )
         )
         if result.tokens is None:

@@ -72,6 +72,19 @@ _BY_CODE: dict[str, type[CognitoError]] = {
     "CodeMismatchException": CodeMismatch,
     "ExpiredCodeException": ExpiredCode,
     "InvalidPasswordException": InvalidPassword,
+    # VerifySoftwareToken's answer to a wrong TOTP code during enrolment.
+    "EnableSoftwareTokenMFAException": CodeMismatch,
+    "CodeDeliveryFailureException": Unavailable,
+    "UsernameExistsException": BadCredentials,
+    "AliasExistsException": BadCredentials,
+    "SoftwareTokenMFANotFoundException": Misconfigured,
+    "MFAMethodNotFoundException": Misconfigured,
+    "WebAuthnNotEnabledException": Misconfigured,
+    "WebAuthnRelyingPartyMismatchException": Misconfigured,
+    "WebAuthnOriginNotAllowedException": Misconfigured,
+    "WebAuthnChallengeNotFoundException": SessionExpired,
+    "WebAuthnCredentialNotSupportedException": BadCredentials,
+    "ForbiddenException": Misconfigured,
     "TooManyRequestsException": TooManyRequests,
     "LimitExceededException": TooManyRequests,
     "TooManyFailedAttemptsException": TooManyRequests,
@@ -96,7 +109,9 @@ def from_response(error: dict[str, Any]) -> CognitoError:
     cls = _BY_CODE.get(code, Unavailable if code.startswith("Throttl") else CognitoError)
     if cls is TooManyRequests or code.startswith("Throttl"):
         return TooManyRequests(code, message)
-    if code == "NotAuthorizedException" and "session" in message.lower():
-        # "Invalid session for the user, session is expired." is not a wrong password.
+    lowered = message.lower()
+    if code == "NotAuthorizedException" and "session" in lowered and "expired" in lowered:
+        # "Invalid session for the user, session is expired." is not a wrong password. Other
+        # session refusals (too many wrong codes, a replayed session) stay BadCredentials.
         return SessionExpired(code, message)
     return cls(code, message)

@@ -73,7 +73,9 @@ class Identity:
         if not session.refresh_token:
             return session if still_valid else None
         try:
-            tokens = await self._cognito.refresh(session.refresh_token, session.username)
+            tokens = await self._cognito.refresh(
+                session.refresh_token, session.username, session.device_key
+            )
             fresh = await verified_session(
                 self._verifier.verify,
                 id_token=tokens.id_token,

@@ -23,6 +23,8 @@ class Session:
     refresh_token: str | None
     expires_at: float  # when the ID/access tokens expire (epoch seconds)
     created_at: float
+    # The Cognito device these tokens are linked to (device tracking): refresh must send it.
+    device_key: str | None = None
 
     def __repr__(self) -> str:
         return f"Session(sub={self.sub!r}, expires_at={self.expires_at})"
@@ -51,6 +53,7 @@ class Session:
             refresh_token=refresh_token or (previous.refresh_token if previous else None),
             expires_at=float(min(id_claims["exp"], access_claims["exp"])),
             created_at=previous.created_at if previous else time.time(),
+            device_key=previous.device_key if previous else None,
         )
 
     def to_bytes(self) -> bytes:

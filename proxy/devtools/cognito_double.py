@@ -1,0 +1,2740 @@
+"""A strict Amazon Cognito user-pool double that speaks the real AWS JSON 1.1 wire protocol.
+
+moto's Cognito accepts any SRP signature and never expires challenge sessions, so it cannot tell a
+correct client from a broken one. This double runs an aiohttp server in its own thread (so sync
+boto3 clients and async aioboto3 clients in any event loop can reach it), and really checks:
+
+* SRP: the server half of Cognito's SRP-6a variant is implemented here, independently of
+  ``proxy/`` (3072-bit RFC 3526 group, SHA-256, HKDF "Caldera Derived Key", HMAC claim signature
+  over pool name | USER_ID_FOR_SRP | SECRET_BLOCK | TIMESTAMP, constant-time comparison).
+* TIMESTAMP must parse and lie within ``timestamp_skew`` seconds of now; like Cognito the claim is
+  verified against the canonical form, so a zero-padded day ("Jul 05") fails the signature.
+* Challenge sessions are bound to client, user and challenge, single use, expire after
+  ``session_ttl``. For PASSWORD_VERIFIER the SECRET_BLOCK identifies the session, so a client that
+  omits ``Session`` (pycognito does, real Cognito accepts it) still works; one that sends it must
+  send the right one.
+* SECRET_HASH whenever the app client has a secret; refresh tokens are stored and revocable;
+  tokens are RS256 JWTs signed with a per-pool key published as JWKS.
+* Admin operations must carry a SigV4 ``Authorization`` header scoped to this region and
+  ``cognito-idp`` (the signature itself is not recomputed).
+
+Beyond passwords it models every challenge Cognito has, each as strictly:
+
+* SMS_MFA / EMAIL_OTP codes (readable with ``last_code``), single use, a few wrong tries per
+  session; SOFTWARE_TOKEN_MFA with RFC 6238 TOTP (±1 step, a step accepted once); SELECT_MFA_TYPE;
+  MFA_SETUP through AssociateSoftwareToken / VerifySoftwareToken.
+* NEW_PASSWORD_REQUIRED with required attributes and the default password policy.
+* CUSTOM_AUTH (optionally SRP first) driven by a handler standing in for the Lambda triggers.
+* Device tracking: NewDeviceMetadata, ConfirmDevice, UpdateDeviceStatus, and device SRP
+  (DEVICE_SRP_AUTH → DEVICE_PASSWORD_VERIFIER) replacing MFA for remembered devices.
+* USER_AUTH: SELECT_CHALLENGE, PASSWORD, PASSWORD_SRP, EMAIL_OTP, SMS_OTP and WEB_AUTHN
+  (assertions verified for real: see ``webauthn.py``); passkey registration via the API.
+* SignUp / ConfirmSignUp / ResendConfirmationCode, ForgotPassword / ConfirmForgotPassword.
+
+Every challenge session is bound to client, user and challenge, and expires. Where Cognito's
+documentation is silent the double makes a plausible choice and says so in a comment.
+
+Errors are HTTP 400 ``{"__type": Code, "message": ...}`` which botocore turns into
+``ClientError.response["Error"]["Code"]``. Every request lands in ``calls`` (so ContextData /
+UserContextData can be asserted, see ``context_data``) and every rejection in ``failures``
+together with the internal reason, so tests can tell *why* a login failed even when Cognito's
+public message is deliberately vague.
+
+A new flow or challenge is an entry in one of the three dispatch tables built in
+``CognitoDouble.__init__`` (operations, auth flows, challenges); ``_next_step`` is the one place
+that decides what follows a verified password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+import re
+import secrets
+import socket
+import string
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Literal
+
+import jwt
+from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import RSAAlgorithm
+
+from proxy.devtools.otp import (
+    mask_email,
+    mask_phone,
+    new_code,
+    new_totp_secret,
+    totp_code,
+    totp_matching_step,
+)
+from proxy.devtools.webauthn import (
+    Passkey,
+    SoftwareAuthenticator,
+    WebAuthnError,
+    b64url,
+    verify_assertion,
+    verify_registration,
+)
+
+__all__ = [
+    "CognitoDouble",
+    "CognitoError",
+    "CustomAuthHandler",
+    "SoftwareAuthenticator",
+    "captcha_challenge",
+    "format_timestamp",
+    "running_double",
+    "totp_code",
+]
+
+log = logging.getLogger(__name__)
+
+# --------------------------------------------------------------------------------------------
+# SRP maths (server side). Written from the protocol, not from any client implementation.
+# --------------------------------------------------------------------------------------------
+
+# RFC 3526 section 4: 3072-bit MODP group; generator 2.
+_N = int(
+    "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A08798E3404DD"
+    "EF9519B3CD3A431B302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7ED"
+    "EE386BFB5A899FA5AE9F24117C4B1FE649286651ECE45B3DC2007CB8A163BF0598DA48361C55D39A69163FA8FD24CF5F"
+    "83655D23DCA3AD961C62F356208552BB9ED529077096966D670C354E4ABC9804F1746C08CA18217C32905E462E36CE3B"
+    "E39E772C180E86039B2783A2EC07A28FB5C55DF06F4C52C9DE2BCBF6955817183995497CEA956AE515D2261898FA0510"
+    "15728E5A8AAAC42DAD33170D04507A33A85521ABDF1CBA64ECFB850458DBEF0A8AEA71575D060C7DB3970F85A6E1E4C7"
+    "ABF5AE8CDB0933D71E8C94E04A25619DCEE3D2261AD2EE6BF12FFA06D98A0864D87602733EC86A64521F2B18177B200C"
+    "BBE117577A615D6C770988C0BAD946E208E24FA074E5AB3143DB5BFCE0FD108E4B82D120A93AD2CAFFFFFFFFFFFFFFFF",
+    16,
+)
+_G = 2
+_HKDF_INFO = b"Caldera Derived Key\x01"  # info || counter byte 1: a single HKDF-Expand block
+
+
+def _pad(n: int) -> bytes:
+    """Minimal big-endian two's-complement bytes (Java ``BigInteger.toByteArray``).
+
+    This is what Cognito hashes; clients get there with the "odd length -> prepend 0, high nibble
+    >= 8 -> prepend 00" hex padding rule, which yields exactly these bytes.
+    """
+    return n.to_bytes(n.bit_length() // 8 + 1, "big")
+
+
+def _sha256(*parts: bytes) -> bytes:
+    return hashlib.sha256(b"".join(parts)).digest()
+
+
+def _to_int(data: bytes) -> int:
+    return int.from_bytes(data, "big")
+
+
+_K = _to_int(_sha256(_pad(_N), _pad(_G)))
+
+
+def _srp_x(pool_name: str, user_id: str, password: str, salt: int) -> int:
+    inner = _sha256(f"{pool_name}{user_id}:{password}".encode())
+    return _to_int(_sha256(_pad(salt), inner))
+
+
+def _srp_verifier(pool_name: str, user_id: str, password: str, salt: int) -> int:
+    return pow(_G, _srp_x(pool_name, user_id, password, salt), _N)
+
+
+def _srp_hkdf(shared_s: int, u: int) -> bytes:
+    prk = hmac.new(_pad(u), _pad(shared_s), hashlib.sha256).digest()
+    return hmac.new(prk, _HKDF_INFO, hashlib.sha256).digest()[:16]
+
+
+# --------------------------------------------------------------------------------------------
+# TIMESTAMP ("Tue Jul 10 11:01:00 UTC 2018"). English names spelled out: strftime is locale bound.
+# --------------------------------------------------------------------------------------------
+
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_TIMESTAMP_RE = re.compile(
+    rf"({'|'.join(_WEEKDAYS)}) ({'|'.join(_MONTHS)}) (\d{{1,2}}) "
+    r"(\d{2}):(\d{2}):(\d{2}) UTC (\d{4})"
+)
+
+
+def format_timestamp(moment: datetime) -> str:
+    """Cognito's canonical TIMESTAMP form for ``moment`` (UTC, day not zero padded)."""
+    moment = moment.astimezone(UTC)
+    return (
+        f"{_WEEKDAYS[moment.weekday()]} {_MONTHS[moment.month - 1]} {moment.day} "
+        f"{moment:%H:%M:%S} UTC {moment.year}"
+    )
+
+
+def _parse_timestamp(text: str) -> datetime | None:
+    match = _TIMESTAMP_RE.fullmatch(text)
+    if match is None:
+        return None
+    _, month, day, hour, minute, second, year = match.groups()
+    try:
+        return datetime(
+            int(year),
+            _MONTHS.index(month) + 1,
+            int(day),
+            int(hour),
+            int(minute),
+            int(second),
+            tzinfo=UTC,
+        )
+    except ValueError:
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# Errors, constants, state.
+# --------------------------------------------------------------------------------------------
+
+
+class CognitoError(Exception):
+    """An AWS error response. ``reason`` is internal detail kept for ``failures``, never sent."""
+
+    def __init__(self, code: str, message: str, *, status: int = 400, reason: str = "") -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = status
+        self.reason = reason or message
+
+
+def _not_authorized(message: str, reason: str = "") -> CognitoError:
+    return CognitoError("NotAuthorizedException", message, reason=reason)
+
+
+def _invalid(message: str, reason: str = "") -> CognitoError:
+    return CognitoError("InvalidParameterException", message, reason=reason)
+
+
+_BAD_CREDENTIALS = "Incorrect username or password."
+_TARGET_PREFIX = "AWSCognitoIdentityProviderService."
+_JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
+_ACCESS_SCOPE = "aws.cognito.signin.user.admin"
+
+# AuthFlow -> the ExplicitAuthFlows entry that must be on the app client.
+_FLOW_PERMISSION = {
+    "USER_SRP_AUTH": "ALLOW_USER_SRP_AUTH",
+    "USER_PASSWORD_AUTH": "ALLOW_USER_PASSWORD_AUTH",
+    "ADMIN_USER_PASSWORD_AUTH": "ALLOW_ADMIN_USER_PASSWORD_AUTH",
+    "ADMIN_NO_SRP_AUTH": "ALLOW_ADMIN_USER_PASSWORD_AUTH",
+    "REFRESH_TOKEN_AUTH": "ALLOW_REFRESH_TOKEN_AUTH",
+    "REFRESH_TOKEN": "ALLOW_REFRESH_TOKEN_AUTH",
+    "CUSTOM_AUTH": "ALLOW_CUSTOM_AUTH",
+    "USER_AUTH": "ALLOW_USER_AUTH",
+}
+_PUBLIC_FLOWS = frozenset(_FLOW_PERMISSION) - {"ADMIN_USER_PASSWORD_AUTH", "ADMIN_NO_SRP_AUTH"}
+_ADMIN_FLOWS = frozenset(_FLOW_PERMISSION) - {"USER_PASSWORD_AUTH"}
+# Legacy ExplicitAuthFlows names that Cognito still accepts on CreateUserPoolClient.
+_LEGACY_FLOW_NAMES = {
+    "ADMIN_NO_SRP_AUTH": "ALLOW_ADMIN_USER_PASSWORD_AUTH",
+    "CUSTOM_AUTH_FLOW_ONLY": "ALLOW_CUSTOM_AUTH",
+    "USER_PASSWORD_AUTH": "ALLOW_USER_PASSWORD_AUTH",
+}
+_CLIENT_FLOWS = frozenset(_FLOW_PERMISSION.values())
+_DEFAULT_CLIENT_FLOWS = frozenset(
+    {
+        "ALLOW_USER_SRP_AUTH",
+        "ALLOW_USER_PASSWORD_AUTH",
+        "ALLOW_ADMIN_USER_PASSWORD_AUTH",
+        "ALLOW_REFRESH_TOKEN_AUTH",
+    }
+)
+_USER_STATUSES = frozenset({"CONFIRMED", "FORCE_CHANGE_PASSWORD", "UNCONFIRMED", "RESET_REQUIRED"})
+# Alias attribute -> attribute that must be "true" for the alias to be usable at sign-in.
+_ALIAS_VERIFICATION = {
+    "email": "email_verified",
+    "phone_number": "phone_number_verified",
+    "preferred_username": None,
+}
+_BOOLEAN_CLAIMS = frozenset({"email_verified", "phone_number_verified"})
+_SIGV4_RE = re.compile(
+    r"AWS4-HMAC-SHA256 Credential=[^/]+/\d{8}/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request,"
+    r"\s*SignedHeaders=[a-z0-9;-]+,\s*Signature=[0-9a-f]{64}"
+)
+
+
+@dataclass
+class _SigningKey:
+    private_key: rsa.RSAPrivateKey
+    kid: str
+    jwk: dict[str, str]
+
+
+@dataclass
+class _Device:
+    """A device Cognito tracks for a user (after a sign-in returned NewDeviceMetadata)."""
+
+    key: str
+    group_key: str
+    created: float
+    name: str | None = None
+    salt: bytes | None = None  # set by ConfirmDevice (sent back as SALT, in hex)
+    verifier: int | None = None
+    remembered: bool = False
+    last_authenticated: float | None = None
+    last_ip: str | None = None
+
+    @property
+    def confirmed(self) -> bool:
+        return self.verifier is not None
+
+
+@dataclass
+class _PendingCode:
+    """A code sent for ForgotPassword or sign-up confirmation (per user and purpose)."""
+
+    code: str
+    expires_at: float
+    attempts: int = 0
+
+
+@dataclass
+class _User:
+    username: str
+    sub: str
+    password: str
+    salt: int
+    verifier: int
+    attributes: dict[str, str]
+    groups: list[str]
+    status: str
+    enabled: bool = True
+    mfa: list[str] = field(default_factory=list)  # enabled MFA types, in _MFA_TYPES order
+    preferred_mfa: str | None = None
+    totp_secret: str | None = None  # verified (seeded, or VerifySoftwareToken succeeded)
+    totp_pending: str | None = None  # associated via AccessToken, not yet verified
+    totp_device_name: str | None = None
+    totp_last_step: int = -1  # a TOTP step is accepted once (replay of a code fails)
+    device_group_key: str = ""
+    devices: dict[str, _Device] = field(default_factory=dict)
+    passkeys: list[Passkey] = field(default_factory=list)
+    codes: dict[str, _PendingCode] = field(default_factory=dict)  # "forgot" / "signup"
+
+
+@dataclass
+class _DeviceTracking:
+    challenge_required_on_new_device: bool
+    remembered: Literal["always", "user_opt_in"]
+
+
+# handler(username, session_history) -> decision; see ``captcha_challenge``.
+CustomAuthHandler = Callable[[str, list[dict[str, Any]]], Mapping[str, Any]]
+
+
+@dataclass
+class _Pool:
+    pool_id: str
+    key: _SigningKey
+    alias_attributes: frozenset[str]
+    users: dict[str, _User] = field(default_factory=dict)
+    # The double's pools start with MFA OPTIONAL and every factor allowed, so a user seeded with
+    # ``mfa=...`` is challenged without further setup (Cognito's own default is OFF).
+    mfa_mode: str = "OPTIONAL"
+    mfa_factors: tuple[str, ...] = ("SMS_MFA", "EMAIL_OTP", "SOFTWARE_TOKEN_MFA")
+    required_attributes: tuple[str, ...] = ()
+    custom_auth: CustomAuthHandler | None = None
+    device_tracking: _DeviceTracking | None = None
+    first_factors: tuple[str, ...] = ("PASSWORD",)  # SignInPolicy.AllowedFirstAuthFactors
+    relying_party_id: str | None = None
+    allowed_origins: tuple[str, ...] = ()
+    user_verification: str = "preferred"
+
+    @property
+    def name(self) -> str:
+        """The part of the pool id after "_": what SRP hashes into x and the claim."""
+        return self.pool_id.split("_", 1)[1]
+
+
+@dataclass
+class _AppClient:
+    client_id: str
+    pool_id: str
+    secret: str | None
+    flows: frozenset[str]
+
+
+@dataclass
+class _Login:
+    """One successful sign-in: owns the refresh token and every access token minted from it."""
+
+    origin_jti: str
+    pool_id: str
+    client_id: str
+    username: str
+    auth_time: int
+    refresh_token: str
+    refresh_expires_at: float
+    revoked: bool = False
+    device_key: str | None = None  # the tracked device this sign-in used or registered
+
+
+@dataclass
+class _AuthSession:
+    session_id: str
+    pool_id: str
+    client_id: str
+    username: str  # internal username (or, for a fake SRP challenge, what was typed)
+    challenge: str
+    expires_at: float
+    state: dict[str, Any] = field(default_factory=dict)
+    consumed: bool = False
+
+
+@dataclass
+class _Ctx:
+    """One InitiateAuth / RespondToAuthChallenge request, resolved to its pool and client."""
+
+    operation: str  # e.g. "AdminInitiateAuth": handlers can tell IAM-authorised calls apart
+    pool: _Pool
+    client: _AppClient
+    params: dict[str, str]  # AuthParameters or ChallengeResponses
+    body: dict[str, Any]
+    # DEVICE_KEY the client presented (AuthParameters, or carried by the challenge session).
+    device_key: str | None = None
+
+
+_Operation = Callable[[dict[str, Any], Mapping[str, str]], dict[str, Any]]
+_Step = Callable[[_Ctx], dict[str, Any]]
+
+
+def _random_string(alphabet: str, length: int) -> str:
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def _required_str(body: Mapping[str, Any], name: str) -> str:
+    """A required top-level member, rejected the way AWS's request validation does."""
+    value = body.get(name)
+    if value is None:
+        camel = name[0].lower() + name[1:]
+        raise _invalid(
+            f"1 validation error detected: Value null at '{camel}' failed to satisfy "
+            "constraint: Member must not be null"
+        )
+    if not isinstance(value, str) or not value:
+        raise CognitoError("SerializationException", f"{name} must be a non-empty string")
+    return value
+
+
+def _string_map(body: Mapping[str, Any], name: str) -> dict[str, str]:
+    value = body.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise CognitoError("SerializationException", f"{name} must be a map of strings")
+    return dict(value)
+
+
+def _param(params: Mapping[str, str], name: str) -> str:
+    value = params.get(name)
+    if not value:
+        raise _invalid(f"Missing required parameter {name}")
+    return value
+
+
+def _secret_hash(secret: str, username: str, client_id: str) -> str:
+    digest = hmac.new(secret.encode(), (username + client_id).encode(), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+_MFA_TYPES = ("SMS_MFA", "EMAIL_OTP", "SOFTWARE_TOKEN_MFA")
+_FIRST_FACTORS = ("PASSWORD", "EMAIL_OTP", "SMS_OTP", "WEB_AUTHN")
+# AvailableChallenges order; PASSWORD in the pool's factors allows both password challenges.
+_USER_AUTH_CHALLENGES = ("PASSWORD", "PASSWORD_SRP", "EMAIL_OTP", "SMS_OTP", "WEB_AUTHN")
+# Wrong answers one challenge session tolerates before it is dead (Cognito allows about 3).
+_CODE_ATTEMPTS = 3
+# Wrong ConfirmForgotPassword / ConfirmSignUp codes before the code is void.
+_CONFIRMATION_ATTEMPTS = 5
+_FORGOT_CODE_TTL = 3600.0  # Cognito: password reset codes last one hour
+_SIGNUP_CODE_TTL = 86400.0  # sign-up confirmation codes: 24 hours
+_CODE_MISMATCH = "Invalid code or auth state for the user."
+_INVALID_SESSION = "Invalid session for the user."
+
+
+def _code_mismatch(reason: str) -> CognitoError:
+    return CognitoError("CodeMismatchException", _CODE_MISMATCH, reason=reason)
+
+
+def captcha_challenge(username: str, session_history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The default CUSTOM_AUTH handler (a stand-in for the Define/Create/Verify Lambda triggers).
+
+    ``session_history`` is the Lambda event's ``request.session``: dicts with ``challengeName``,
+    ``challengeResult`` (and ``challengeMetadata``). Return one of
+    ``{"issue_tokens": True}``, ``{"fail": True}``, or
+    ``{"challenge_parameters": {...public...}, "answer": "expected answer"}``.
+    This one asks "What is 3 + 4?" and allows three wrong answers.
+    """
+    custom = [h for h in session_history if h.get("challengeName") == "CUSTOM_CHALLENGE"]
+    if custom and custom[-1].get("challengeResult"):
+        return {"issue_tokens": True}
+    if len(custom) >= _CODE_ATTEMPTS:
+        return {"fail": True}
+    return {
+        "challenge_parameters": {"type": "captcha", "question": "What is 3 + 4?"},
+        "answer": "7",
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# The double.
+# --------------------------------------------------------------------------------------------
+
+
+class CognitoDouble:
+    """A running Cognito user-pool endpoint on ``url``. Seed it with the methods below."""
+
+    def __init__(
+        self,
+        *,
+        region: str = "us-east-1",
+        issuer_style: Literal["local", "aws"] = "local",
+        session_ttl: float = 180.0,
+        token_ttl: int = 3600,
+        refresh_token_ttl: float = 30 * 86400.0,
+        timestamp_skew: float = 300.0,
+        prevent_user_existence_errors: bool = True,
+        require_admin_sigv4: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.region = region
+        # Seconds since the epoch, read for sessions, TIMESTAMP checks and token times.
+        # Replace it (e.g. ``lambda: time.time() + 3600``) to move the double through time.
+        self.clock = clock
+        self.issuer_style = issuer_style
+        self.session_ttl = session_ttl
+        self.token_ttl = token_ttl
+        self.refresh_token_ttl = refresh_token_ttl
+        self.timestamp_skew = timestamp_skew
+        self.prevent_user_existence_errors = prevent_user_existence_errors
+        self.require_admin_sigv4 = require_admin_sigv4
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.failures: list[tuple[str, str, str]] = []  # (operation, error code, reason)
+
+        # Handlers run on the server thread while tests seed from theirs: one lock for all state.
+        self._lock = threading.RLock()
+        self._pools: dict[str, _Pool] = {}
+        self._clients: dict[str, _AppClient] = {}
+        self._sessions: dict[str, _AuthSession] = {}
+        self._srp_blocks: dict[str, str] = {}  # SECRET_BLOCK -> session id
+        self._logins: dict[str, _Login] = {}  # origin_jti -> login
+        self._refresh_tokens: dict[str, str] = {}  # refresh token -> origin_jti
+        self._fake_key = secrets.token_bytes(32)  # stable fake salts for unknown users
+        self._sent: dict[tuple[str, str, str], str] = {}  # (pool, user, channel) -> last code
+        # (client, username, device key) -> the DEVICE_SRP_AUTH session a password step opened,
+        # for clients (pycognito) that answer DEVICE_SRP_AUTH without Session.
+        self._device_srp_pending: dict[tuple[str, str, str], str] = {}
+        # (pool, username) -> (challenge, expiry) of a StartWebAuthnRegistration in progress
+        self._registrations: dict[tuple[str, str], tuple[bytes, float]] = {}
+
+        self._operations: dict[str, _Operation] = {
+            "InitiateAuth": self._op_initiate_auth,
+            "AdminInitiateAuth": self._op_admin_initiate_auth,
+            "RespondToAuthChallenge": self._op_respond_to_auth_challenge,
+            "AdminRespondToAuthChallenge": self._op_admin_respond_to_auth_challenge,
+            "RevokeToken": self._op_revoke_token,
+            "GlobalSignOut": self._op_global_sign_out,
+            "AdminUserGlobalSignOut": self._op_admin_user_global_sign_out,
+            "GetUser": self._op_get_user,
+            "AssociateSoftwareToken": self._op_associate_software_token,
+            "VerifySoftwareToken": self._op_verify_software_token,
+            "SetUserMFAPreference": self._op_set_user_mfa_preference,
+            "AdminSetUserMFAPreference": self._op_admin_set_user_mfa_preference,
+            "SignUp": self._op_sign_up,
+            "ConfirmSignUp": self._op_confirm_sign_up,
+            "ResendConfirmationCode": self._op_resend_confirmation_code,
+            "ForgotPassword": self._op_forgot_password,
+            "ConfirmForgotPassword": self._op_confirm_forgot_password,
+            "ConfirmDevice": self._op_confirm_device,
+            "UpdateDeviceStatus": self._op_update_device_status,
+            "ListDevices": self._op_list_devices,
+            "ForgetDevice": self._op_forget_device,
+            "AdminForgetDevice": self._op_admin_forget_device,
+            "StartWebAuthnRegistration": self._op_start_webauthn_registration,
+            "CompleteWebAuthnRegistration": self._op_complete_webauthn_registration,
+        }
+        self._iam_operations = frozenset(
+            {
+                "AdminInitiateAuth",
+                "AdminRespondToAuthChallenge",
+                "AdminUserGlobalSignOut",
+                "AdminSetUserMFAPreference",
+                "AdminForgetDevice",
+            }
+        )
+        self._auth_flows: dict[str, _Step] = {
+            "USER_SRP_AUTH": self._flow_user_srp,
+            "USER_PASSWORD_AUTH": self._flow_password,
+            "ADMIN_USER_PASSWORD_AUTH": self._flow_password,
+            "ADMIN_NO_SRP_AUTH": self._flow_password,
+            "REFRESH_TOKEN_AUTH": self._flow_refresh,
+            "REFRESH_TOKEN": self._flow_refresh,
+            "CUSTOM_AUTH": self._flow_custom,
+            "USER_AUTH": self._flow_user_auth,
+        }
+        self._challenges: dict[str, _Step] = {
+            "PASSWORD_VERIFIER": self._challenge_password_verifier,
+            "NEW_PASSWORD_REQUIRED": self._challenge_new_password,
+            "SMS_MFA": self._challenge_sms_mfa,
+            "EMAIL_OTP": self._challenge_email_otp,
+            "SMS_OTP": self._challenge_sms_otp,
+            "SOFTWARE_TOKEN_MFA": self._challenge_software_token_mfa,
+            "SELECT_MFA_TYPE": self._challenge_select_mfa_type,
+            "MFA_SETUP": self._challenge_mfa_setup,
+            "CUSTOM_CHALLENGE": self._challenge_custom,
+            "DEVICE_SRP_AUTH": self._challenge_device_srp_auth,
+            "DEVICE_PASSWORD_VERIFIER": self._challenge_device_password_verifier,
+            "SELECT_CHALLENGE": self._challenge_select_challenge,
+            "WEB_AUTHN": self._challenge_web_authn,
+        }
+
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(128)
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+        self._thread = threading.Thread(target=self._serve, name="cognito-double", daemon=True)
+        self._thread.start()
+        self._ready.wait(timeout=30)
+        if self._startup_error is not None or self._loop is None:
+            self._sock.close()
+            raise RuntimeError("Cognito double failed to start") from self._startup_error
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        app = web.Application()
+        app.router.add_post("/", self._handle_api)
+        app.router.add_get("/{pool_id}/.well-known/jwks.json", self._handle_jwks)
+        app.router.add_get("/{pool_id}/.well-known/openid-configuration", self._handle_discovery)
+        runner = web.AppRunner(app, access_log=None)
+        try:
+            loop.run_until_complete(runner.setup())
+            loop.run_until_complete(web.SockSite(runner, self._sock).start())
+        except BaseException as exc:
+            self._startup_error = exc
+            self._ready.set()
+            loop.close()
+            return
+        self._loop = loop
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(runner.cleanup())
+            loop.close()
+
+    def stop(self) -> None:
+        """Stop serving and join the server thread. Idempotent."""
+        loop, self._loop = self._loop, None
+        if loop is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            self._thread.join(timeout=30)
+        self._sock.close()
+
+    def __enter__(self) -> CognitoDouble:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # ---- seeding and inspection API --------------------------------------------------------
+
+    def client_kwargs(self) -> dict[str, str]:
+        """Keyword arguments for ``boto3.client`` / ``aioboto3.Session().client`` (dummy keys)."""
+        return {
+            "endpoint_url": self.url,
+            "region_name": self.region,
+            "aws_access_key_id": "AKIDCOGNITODOUBLE",
+            "aws_secret_access_key": "cognito-double-secret",
+        }
+
+    def create_pool(
+        self, *, pool_id: str | None = None, alias_attributes: Iterable[str] = ("email",)
+    ) -> str:
+        """Create a user pool and its RS256 signing key; returns an id like us-east-1_AbCdEf123."""
+        if pool_id is None:
+            suffix = _random_string(string.ascii_letters + string.digits, 9)
+            pool_id = f"{self.region}_{suffix}"
+        elif not re.fullmatch(r"[\w-]+_[0-9a-zA-Z]+", pool_id):
+            raise ValueError(f"not a user pool id: {pool_id!r}")
+        aliases = frozenset(alias_attributes)
+        if not aliases <= _ALIAS_VERIFICATION.keys():
+            raise ValueError(f"unsupported alias attributes: {sorted(aliases)}")
+        key = self._new_signing_key()
+        with self._lock:
+            if pool_id in self._pools:
+                raise ValueError(f"pool {pool_id} already exists")
+            self._pools[pool_id] = _Pool(pool_id, key, aliases)
+        return pool_id
+
+    def create_client(
+        self, pool_id: str, *, secret: bool = False, flows: set[str] | None = None
+    ) -> tuple[str, str | None]:
+        """Create an app client; ``flows`` takes ExplicitAuthFlows names with or without ALLOW_.
+
+        Default flows: USER_SRP_AUTH, USER_PASSWORD_AUTH, ADMIN_USER_PASSWORD_AUTH. Refresh is
+        always allowed, as in Cognito. Returns ``(client_id, client_secret or None)``.
+        """
+        allowed = set(_DEFAULT_CLIENT_FLOWS)
+        if flows is not None:
+            allowed = {"ALLOW_REFRESH_TOKEN_AUTH"}
+            for name in flows:
+                normal = _LEGACY_FLOW_NAMES.get(name) or (
+                    name if name.startswith("ALLOW_") else f"ALLOW_{name}"
+                )
+                if normal not in _CLIENT_FLOWS:
+                    raise ValueError(f"unknown auth flow {name!r}")
+                allowed.add(normal)
+        client = _AppClient(
+            client_id=_random_string(string.ascii_lowercase + string.digits, 26),
+            pool_id=pool_id,
+            secret=_random_string(string.ascii_lowercase + string.digits, 52) if secret else None,
+            flows=frozenset(allowed),
+        )
+        with self._lock:
+            self._pool_or_value_error(pool_id)
+            self._clients[client.client_id] = client
+        return client.client_id, client.secret
+
+    def add_user(
+        self,
+        pool_id: str,
+        username: str,
+        password: str,
+        *,
+        attributes: dict[str, str] | None = None,
+        groups: list[str] | None = None,
+        status: str = "CONFIRMED",
+        enabled: bool = True,
+        mfa: Sequence[Literal["SMS_MFA", "EMAIL_OTP", "SOFTWARE_TOKEN_MFA"]] = (),
+        preferred_mfa: str | None = None,
+        totp_secret: str | None = None,
+    ) -> str:
+        """Add a user; returns its ``sub``.
+
+        A user with an ``email`` can sign in with it (alias) once ``email_verified`` is "true",
+        which is filled in for you unless you pass it, as AdminCreateUser setups usually do
+        (likewise ``phone_number_verified`` for a ``phone_number``).
+
+        ``mfa`` enables MFA types (SMS_MFA needs ``attributes["phone_number"]``, EMAIL_OTP an
+        ``email``); SOFTWARE_TOKEN_MFA without ``totp_secret`` gets a fresh secret, readable with
+        ``totp_secret()``. Several types and no ``preferred_mfa`` → SELECT_MFA_TYPE at sign-in.
+        """
+        if status not in _USER_STATUSES:
+            raise ValueError(f"status must be one of {sorted(_USER_STATUSES)}")
+        attrs = dict(attributes or {})
+        if "email" in attrs:
+            attrs.setdefault("email_verified", "true")
+        if "phone_number" in attrs:
+            attrs.setdefault("phone_number_verified", "true")
+        unknown = set(mfa) - set(_MFA_TYPES)
+        if unknown:
+            raise ValueError(f"unknown MFA types {sorted(unknown)}; use {_MFA_TYPES}")
+        if "SMS_MFA" in mfa and "phone_number" not in attrs:
+            raise ValueError("SMS_MFA needs attributes['phone_number']")
+        if "EMAIL_OTP" in mfa and "email" not in attrs:
+            raise ValueError("EMAIL_OTP needs attributes['email']")
+        if preferred_mfa is not None and preferred_mfa not in mfa:
+            raise ValueError("preferred_mfa must be one of the user's mfa types")
+        if "SOFTWARE_TOKEN_MFA" in mfa and totp_secret is None:
+            totp_secret = new_totp_secret()
+        sub = str(uuid.uuid4())
+        attrs.pop("sub", None)
+        with self._lock:
+            pool = self._pool_or_value_error(pool_id)
+            if username in pool.users:
+                raise ValueError(f"user {username!r} already exists in {pool_id}")
+            for alias in self._usable_aliases(pool, attrs):
+                if self._find_user(pool, alias) is not None:
+                    raise ValueError(f"alias {alias!r} already belongs to another user")
+            salt = secrets.randbits(128)
+            pool.users[username] = _User(
+                username=username,
+                sub=sub,
+                password=password,
+                salt=salt,
+                verifier=_srp_verifier(pool.name, username, password, salt),
+                attributes=attrs,
+                groups=list(groups or []),
+                status=status,
+                enabled=enabled,
+                mfa=[m for m in _MFA_TYPES if m in mfa],
+                preferred_mfa=preferred_mfa,
+                totp_secret=totp_secret,
+                device_group_key="-" + _random_string(string.ascii_letters + string.digits, 9),
+            )
+        return sub
+
+    def set_password(
+        self, pool_id: str, username: str, password: str, *, permanent: bool = True
+    ) -> None:
+        """Like AdminSetUserPassword: non-permanent leaves the user in FORCE_CHANGE_PASSWORD."""
+        with self._lock:
+            user = self._user_or_value_error(pool_id, username)
+            self._store_password(self._pools[pool_id], user, password)
+            user.status = "CONFIRMED" if permanent else "FORCE_CHANGE_PASSWORD"
+
+    def set_user_enabled(self, pool_id: str, username: str, enabled: bool) -> None:
+        """Like AdminDisableUser / AdminEnableUser."""
+        with self._lock:
+            self._user_or_value_error(pool_id, username).enabled = enabled
+
+    def user_info(self, pool_id: str, username: str) -> dict[str, Any]:
+        """A snapshot of a user's stored state, for assertions."""
+        with self._lock:
+            user = self._user_or_value_error(pool_id, username)
+            return {
+                "username": user.username,
+                "sub": user.sub,
+                "status": user.status,
+                "enabled": user.enabled,
+                "attributes": dict(user.attributes),
+                "groups": list(user.groups),
+                "mfa": list(user.mfa),
+                "preferred_mfa": user.preferred_mfa,
+                "passkeys": len(user.passkeys),
+            }
+
+    def set_pool_mfa(
+        self,
+        pool_id: str,
+        mode: Literal["OFF", "ON", "OPTIONAL"],
+        *,
+        factors: Sequence[str] = ("SOFTWARE_TOKEN_MFA",),
+    ) -> None:
+        """Like SetUserPoolMfaConfig. ON + a user without MFA → MFA_SETUP at sign-in."""
+        if mode not in ("OFF", "ON", "OPTIONAL"):
+            raise ValueError("mode must be OFF, ON or OPTIONAL")
+        if not set(factors) <= set(_MFA_TYPES):
+            raise ValueError(f"factors must be among {_MFA_TYPES}")
+        with self._lock:
+            pool = self._pool_or_value_error(pool_id)
+            pool.mfa_mode = mode
+            pool.mfa_factors = tuple(f for f in _MFA_TYPES if f in factors)
+
+    def set_required_attributes(self, pool_id: str, names: Sequence[str]) -> None:
+        """Attributes the pool requires: NEW_PASSWORD_REQUIRED asks for the missing ones."""
+        with self._lock:
+            self._pool_or_value_error(pool_id).required_attributes = tuple(names)
+
+    def set_custom_auth(self, pool_id: str, handler: CustomAuthHandler | None) -> None:
+        """Install the CUSTOM_AUTH decision handler (see ``captcha_challenge``)."""
+        with self._lock:
+            self._pool_or_value_error(pool_id).custom_auth = handler
+
+    def set_device_tracking(
+        self,
+        pool_id: str,
+        *,
+        challenge_required_on_new_device: bool = True,
+        remembered: Literal["always", "user_opt_in"] = "user_opt_in",
+    ) -> None:
+        """Like the pool's DeviceConfiguration.
+
+        ``challenge_required_on_new_device``: a remembered device signs in with device SRP
+        instead of MFA (when False, devices are tracked but MFA is still asked).
+        ``remembered="always"``: ConfirmDevice remembers at once (UserConfirmationNecessary
+        false); ``"user_opt_in"``: UpdateDeviceStatus(remembered) is needed.
+        """
+        if remembered not in ("always", "user_opt_in"):
+            raise ValueError("remembered must be 'always' or 'user_opt_in'")
+        with self._lock:
+            self._pool_or_value_error(pool_id).device_tracking = _DeviceTracking(
+                challenge_required_on_new_device, remembered
+            )
+
+    def set_user_auth(
+        self,
+        pool_id: str,
+        allowed_first_auth_factors: Sequence[str] = (
+            "PASSWORD",
+            "EMAIL_OTP",
+            "SMS_OTP",
+            "WEB_AUTHN",
+        ),
+        *,
+        relying_party_id: str | None = None,
+        allowed_origins: Sequence[str] = (),
+        user_verification: Literal["required", "preferred"] = "preferred",
+    ) -> None:
+        """Like SignInPolicy + WebAuthnConfiguration, for the USER_AUTH (choice-based) flow.
+
+        The app client still needs ALLOW_USER_AUTH. WebAuthn origins accepted:
+        ``https://<rpId>`` plus ``allowed_origins`` (e.g. ``http://localhost:8080`` for tests).
+        """
+        if not set(allowed_first_auth_factors) <= set(_FIRST_FACTORS):
+            raise ValueError(f"factors must be among {_FIRST_FACTORS}")
+        with self._lock:
+            pool = self._pool_or_value_error(pool_id)
+            pool.first_factors = tuple(allowed_first_auth_factors)
+            pool.relying_party_id = relying_party_id
+            pool.allowed_origins = tuple(allowed_origins)
+            pool.user_verification = user_verification
+
+    def register_passkey(
+        self,
+        pool_id: str,
+        username: str,
+        credential_id: bytes,
+        public_key: ec.EllipticCurvePublicKey,
+        rp_id: str,
+        *,
+        user_handle: bytes | None = None,
+    ) -> None:
+        """Seed a WebAuthn credential (e.g. a ``SoftwareAuthenticator``'s) for a user."""
+        with self._lock:
+            user = self._user_or_value_error(pool_id, username)
+            user.passkeys.append(Passkey(credential_id, public_key, rp_id, 0, user_handle))
+
+    def last_code(
+        self, pool_id: str, username: str, channel: Literal["SMS", "EMAIL"]
+    ) -> str | None:
+        """The last code the double "sent" this user over ``channel`` (MFA, OTP sign-in,
+        ForgotPassword, sign-up confirmation), or None."""
+        with self._lock:
+            return self._sent.get((pool_id, username, channel))
+
+    def totp_secret(self, pool_id: str, username: str) -> str | None:
+        """The user's verified TOTP secret (seeded, or set by AssociateSoftwareToken+Verify)."""
+        with self._lock:
+            return self._user_or_value_error(pool_id, username).totp_secret
+
+    def devices(self, pool_id: str, username: str) -> list[dict[str, Any]]:
+        """Snapshot of the user's tracked devices, for assertions."""
+        with self._lock:
+            user = self._user_or_value_error(pool_id, username)
+            return [
+                {
+                    "key": d.key,
+                    "group_key": d.group_key,
+                    "name": d.name,
+                    "confirmed": d.confirmed,
+                    "remembered": d.remembered,
+                    "last_ip": d.last_ip,
+                }
+                for d in user.devices.values()
+            ]
+
+    def context_data(self, operation: str) -> list[dict[str, Any] | None]:
+        """ContextData (Admin* calls) or UserContextData (public calls) of each call, oldest
+        first: what the proxy told Cognito about the end user (IpAddress, headers...)."""
+        return [
+            body.get("ContextData") or body.get("UserContextData")
+            for body in self.calls_to(operation)
+        ]
+
+    def issuer(self, pool_id: str) -> str:
+        if self.issuer_style == "aws":
+            return f"https://cognito-idp.{self.region}.amazonaws.com/{pool_id}"
+        return f"{self.url}/{pool_id}"
+
+    def jwks_url(self, pool_id: str) -> str:
+        return f"{self.url}/{pool_id}/.well-known/jwks.json"
+
+    def calls_to(self, operation: str) -> list[dict[str, Any]]:
+        """Request bodies of every call to ``operation``, oldest first."""
+        return [body for name, body in list(self.calls) if name == operation]
+
+    # ---- HTTP layer -----------------------------------------------------------------------
+
+    async def _handle_api(self, request: web.Request) -> web.Response:
+        target = request.headers.get("X-Amz-Target", "")
+        operation = target.removeprefix(_TARGET_PREFIX) if target.startswith(_TARGET_PREFIX) else ""
+        raw = await request.read()
+        try:
+            try:
+                body = json.loads(raw) if raw else {}
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                self.calls.append((operation or target, {}))
+                raise CognitoError("SerializationException", "Request body is not JSON") from exc
+            if not isinstance(body, dict):
+                raise CognitoError("SerializationException", "Request body must be a JSON object")
+            self.calls.append((operation or target, body))
+            handler = self._operations.get(operation)
+            if handler is None:
+                raise CognitoError(
+                    "UnknownOperationException", "", reason=f"unknown X-Amz-Target {target!r}"
+                )
+            if operation in self._iam_operations and self.require_admin_sigv4:
+                self._check_sigv4(request.headers.get("Authorization", ""))
+            with self._lock:
+                result = handler(body, request.headers)
+        except CognitoError as err:
+            self.failures.append((operation or target, err.code, err.reason))
+            return self._json_response(
+                {"__type": err.code, "message": err.message},
+                status=err.status,
+                extra={"x-amzn-ErrorType": f"{err.code}:"},
+            )
+        except Exception:
+            # A bug in the double: report it loudly instead of letting botocore retry silently.
+            detail = traceback.format_exc()
+            log.error("cognito double crashed handling %s:\n%s", operation, detail)
+            self.failures.append((operation, "InternalErrorException", detail))
+            return self._json_response(
+                {"__type": "InternalErrorException", "message": "Internal error in test double"},
+                status=500,
+            )
+        return self._json_response(result)
+
+    @staticmethod
+    def _json_response(
+        payload: dict[str, Any], *, status: int = 200, extra: Mapping[str, str] | None = None
+    ) -> web.Response:
+        headers = {"Content-Type": _JSON_CONTENT_TYPE, "x-amzn-RequestId": str(uuid.uuid4())}
+        headers.update(extra or {})
+        return web.Response(body=json.dumps(payload).encode(), status=status, headers=headers)
+
+    async def _handle_jwks(self, request: web.Request) -> web.Response:
+        with self._lock:
+            pool = self._pools.get(request.match_info["pool_id"])
+            if pool is None:
+                return web.json_response({"message": "User pool does not exist"}, status=404)
+            return web.json_response({"keys": [dict(pool.key.jwk)]})
+
+    async def _handle_discovery(self, request: web.Request) -> web.Response:
+        pool_id = request.match_info["pool_id"]
+        with self._lock:
+            if pool_id not in self._pools:
+                return web.json_response({"message": "User pool does not exist"}, status=404)
+        return web.json_response(
+            {
+                "issuer": self.issuer(pool_id),
+                "jwks_uri": self.jwks_url(pool_id),
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "subject_types_supported": ["public"],
+            }
+        )
+
+    def _check_sigv4(self, authorization: str) -> None:
+        if not authorization:
+            raise CognitoError(
+                "MissingAuthenticationTokenException",
+                "Missing Authentication Token",
+                reason="IAM operation without SigV4 Authorization header",
+            )
+        match = _SIGV4_RE.match(authorization)
+        if match is None:
+            raise CognitoError(
+                "IncompleteSignatureException", "Authorization header is not a SigV4 signature"
+            )
+        if match["region"] != self.region:
+            raise CognitoError(
+                "InvalidSignatureException",
+                "Credential should be scoped to a valid region. ",
+                reason=f"credential scoped to {match['region']}, double runs {self.region}",
+            )
+        if match["service"] != "cognito-idp":
+            raise CognitoError(
+                "InvalidSignatureException",
+                "Credential should be scoped to correct service: 'cognito-idp'. ",
+            )
+
+    # ---- lookups --------------------------------------------------------------------------
+
+    def _pool_or_value_error(self, pool_id: str) -> _Pool:
+        pool = self._pools.get(pool_id)
+        if pool is None:
+            raise ValueError(f"no user pool {pool_id}")
+        return pool
+
+    def _user_or_value_error(self, pool_id: str, username: str) -> _User:
+        user = self._pool_or_value_error(pool_id).users.get(username)
+        if user is None:
+            raise ValueError(f"no user {username!r} in {pool_id}")
+        return user
+
+    def _pool(self, pool_id: str) -> _Pool:
+        pool = self._pools.get(pool_id)
+        if pool is None:
+            raise CognitoError("ResourceNotFoundException", f"User pool {pool_id} does not exist.")
+        return pool
+
+    def _app_client(self, client_id: str, pool_id: str | None = None) -> _AppClient:
+        client = self._clients.get(client_id)
+        if client is None or (pool_id is not None and client.pool_id != pool_id):
+            raise CognitoError(
+                "ResourceNotFoundException", f"User pool client {client_id} does not exist."
+            )
+        return client
+
+    @staticmethod
+    def _usable_aliases(pool: _Pool, attributes: Mapping[str, str]) -> list[str]:
+        """Alias values this user can sign in with (emails lower-cased: they match any case)."""
+        aliases = []
+        for name in pool.alias_attributes:
+            value = attributes.get(name)
+            verified_by = _ALIAS_VERIFICATION[name]
+            if value and (verified_by is None or attributes.get(verified_by) == "true"):
+                aliases.append(value.lower() if name == "email" else value)
+        return aliases
+
+    def _find_user(self, pool: _Pool, name: str) -> _User | None:
+        """By username, else by a verified alias."""
+        user = pool.users.get(name)
+        if user is not None:
+            return user
+        for candidate in pool.users.values():
+            aliases = self._usable_aliases(pool, candidate.attributes)
+            if name in aliases or ("@" in name and name.lower() in aliases):
+                return candidate
+        return None
+
+    def _store_password(self, pool: _Pool, user: _User, password: str) -> None:
+        user.password = password
+        user.salt = secrets.randbits(128)
+        user.verifier = _srp_verifier(pool.name, user.username, password, user.salt)
+
+    # ---- SECRET_HASH ----------------------------------------------------------------------
+
+    @staticmethod
+    def _check_secret_hash(
+        client: _AppClient, usernames: Iterable[str], provided: str | None
+    ) -> None:
+        if client.secret is None:
+            if provided is not None:
+                raise _invalid(
+                    f"App client {client.client_id} is not configured for secret but "
+                    "secret hash was received"
+                )
+            return
+        if not provided:
+            raise _not_authorized(
+                f"Client {client.client_id} is configured with secret but SECRET_HASH was not "
+                "received"
+            )
+        expected = [_secret_hash(client.secret, name, client.client_id) for name in usernames]
+        # Evaluate every candidate so timing does not depend on which one matched.
+        if not any([_same(provided, candidate) for candidate in expected]):
+            raise _not_authorized(f"Unable to verify secret hash for client {client.client_id}")
+
+    # ---- operations -----------------------------------------------------------------------
+
+    def _op_initiate_auth(self, body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
+        client = self._app_client(_required_str(body, "ClientId"))
+        return self._initiate(body, "InitiateAuth", self._pools[client.pool_id], client)
+
+    def _op_admin_initiate_auth(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        pool = self._pool(_required_str(body, "UserPoolId"))
+        client = self._app_client(_required_str(body, "ClientId"), pool.pool_id)
+        self._check_context_data(body.get("ContextData"))
+        return self._initiate(body, "AdminInitiateAuth", pool, client)
+
+    def _initiate(
+        self, body: dict[str, Any], operation: str, pool: _Pool, client: _AppClient
+    ) -> dict[str, Any]:
+        admin = operation.startswith("Admin")
+        flow = _required_str(body, "AuthFlow")
+        if flow not in _FLOW_PERMISSION:
+            raise _invalid(
+                f"1 validation error detected: Value '{flow}' at 'authFlow' failed to satisfy "
+                f"constraint: Member must satisfy enum value set: {sorted(_FLOW_PERMISSION)}"
+            )
+        if flow not in (_ADMIN_FLOWS if admin else _PUBLIC_FLOWS):
+            raise _invalid("Initiate Auth method not supported.")
+        if _FLOW_PERMISSION[flow] not in client.flows:
+            raise _invalid(f"{flow} flow not enabled for this client")
+        handler = self._auth_flows.get(flow)
+        if handler is None:
+            raise _invalid(f"{flow} is not implemented by the Cognito test double")
+        params = _string_map(body, "AuthParameters")
+        self._check_user_context_data(body.get("UserContextData"))
+        return handler(_Ctx(operation, pool, client, params, body, params.get("DEVICE_KEY")))
+
+    def _op_respond_to_auth_challenge(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        client = self._app_client(_required_str(body, "ClientId"))
+        return self._respond(body, "RespondToAuthChallenge", self._pools[client.pool_id], client)
+
+    def _op_admin_respond_to_auth_challenge(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        pool = self._pool(_required_str(body, "UserPoolId"))
+        client = self._app_client(_required_str(body, "ClientId"), pool.pool_id)
+        self._check_context_data(body.get("ContextData"))
+        return self._respond(body, "AdminRespondToAuthChallenge", pool, client)
+
+    def _respond(
+        self, body: dict[str, Any], operation: str, pool: _Pool, client: _AppClient
+    ) -> dict[str, Any]:
+        name = _required_str(body, "ChallengeName")
+        handler = self._challenges.get(name)
+        if handler is None:
+            raise _invalid(f"Challenge {name} is not supported by the Cognito test double")
+        params = _string_map(body, "ChallengeResponses")
+        self._check_user_context_data(body.get("UserContextData"))
+        return handler(_Ctx(operation, pool, client, params, body, params.get("DEVICE_KEY")))
+
+    def _op_revoke_token(self, body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
+        token = _required_str(body, "Token")
+        client = self._app_client(_required_str(body, "ClientId"))
+        provided = body.get("ClientSecret")
+        if client.secret is None:
+            if provided is not None:
+                raise _invalid(f"Client {client.client_id} is not configured with a secret")
+        elif not isinstance(provided, str) or not _same(provided, client.secret):
+            raise CognitoError(
+                "UnauthorizedException",
+                "Client authentication failed",
+                reason="RevokeToken without the right ClientSecret",
+            )
+        origin_jti = self._refresh_tokens.get(token)
+        if origin_jti is None:
+            if token.count(".") == 2:  # a JWT: an id/access token, not a refresh token
+                raise CognitoError("UnsupportedTokenTypeException", "Unsupported token type")
+            return {}  # RFC 7009: revoking an unknown token is not an error
+        login = self._logins[origin_jti]
+        if login.client_id != client.client_id:
+            raise CognitoError(
+                "UnauthorizedException",
+                "Token was not issued to this client",
+                reason=f"refresh token belongs to client {login.client_id}",
+            )
+        login.revoked = True
+        return {}
+
+    def _op_global_sign_out(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        pool, user, _ = self._verify_access_token(_required_str(body, "AccessToken"))
+        self._revoke_user(pool, user)
+        return {}
+
+    def _op_admin_user_global_sign_out(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        pool = self._pool(_required_str(body, "UserPoolId"))
+        user = self._find_user(pool, _required_str(body, "Username"))
+        if user is None:
+            raise CognitoError("UserNotFoundException", "User does not exist.")
+        self._revoke_user(pool, user)
+        return {}
+
+    def _op_get_user(self, body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
+        _, user, _ = self._verify_access_token(_required_str(body, "AccessToken"))
+        attributes = [{"Name": "sub", "Value": user.sub}]
+        attributes += [{"Name": k, "Value": v} for k, v in user.attributes.items()]
+        result: dict[str, Any] = {"Username": user.username, "UserAttributes": attributes}
+        if user.mfa:
+            result["UserMFASettingList"] = list(user.mfa)
+        if user.preferred_mfa:
+            result["PreferredMfaSetting"] = user.preferred_mfa
+        return result
+
+    @staticmethod
+    def _check_context_data(context: Any) -> None:
+        """ContextData is only recorded (via ``calls``), but its shape is checked."""
+        if context is None:
+            return
+        required = ("IpAddress", "ServerName", "ServerPath", "HttpHeaders")
+        if not isinstance(context, dict) or any(k not in context for k in required):
+            raise _invalid(f"ContextData must contain {', '.join(required)}")
+        headers = context["HttpHeaders"]
+        if not isinstance(headers, list) or not all(
+            isinstance(h, dict) and set(h) <= {"headerName", "headerValue"} for h in headers
+        ):
+            raise _invalid("ContextData.HttpHeaders must be a list of headerName/headerValue")
+
+    @staticmethod
+    def _check_user_context_data(context: Any) -> None:
+        """UserContextData is only recorded (via ``calls``), but its shape is checked."""
+        if context is None:
+            return
+        if not isinstance(context, dict) or not set(context) <= {"IpAddress", "EncodedData"}:
+            raise _invalid("UserContextData may contain only IpAddress and EncodedData")
+        if not all(isinstance(v, str) for v in context.values()):
+            raise _invalid("UserContextData values must be strings")
+
+    # ---- TOTP association and MFA preferences ----------------------------------------------
+
+    def _setup_session(self, body: Mapping[str, Any], stage: str) -> _AuthSession:
+        """An MFA_SETUP session at ``stage``, found by Session alone (these calls carry no
+        ClientId); not yet marked used."""
+        session_id = _required_str(body, "Session")
+        session = self._sessions.get(session_id)
+        if session is None or session.challenge != "MFA_SETUP" or session.consumed:
+            raise _not_authorized(_INVALID_SESSION, reason="no live MFA_SETUP session")
+        if self.clock() > session.expires_at:
+            raise _not_authorized(
+                "Invalid session for the user, session is expired.", reason="session expired"
+            )
+        if session.state.get("stage") != stage:
+            raise _not_authorized(
+                _INVALID_SESSION, reason=f"MFA_SETUP session at {session.state.get('stage')}"
+            )
+        return session
+
+    def _follow_session(self, session: _AuthSession, state: dict[str, Any]) -> _AuthSession:
+        """A fresh MFA_SETUP session continuing ``session`` (which is spent)."""
+        session.consumed = True
+        follow = _AuthSession(
+            session_id=secrets.token_urlsafe(192),
+            pool_id=session.pool_id,
+            client_id=session.client_id,
+            username=session.username,
+            challenge="MFA_SETUP",
+            expires_at=self.clock() + self.session_ttl,
+            state={**session.state, **state},
+        )
+        self._sessions[follow.session_id] = follow
+        return follow
+
+    def _op_associate_software_token(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        secret = new_totp_secret()
+        if body.get("AccessToken") is not None:
+            _, user, _ = self._verify_access_token(_required_str(body, "AccessToken"))
+            user.totp_pending = secret
+            return {"SecretCode": secret}
+        # Associating again before verifying replaces the secret, as in Cognito.
+        try:
+            session = self._setup_session(body, "new")
+        except CognitoError:
+            session = self._setup_session(body, "associated")
+        follow = self._follow_session(session, {"stage": "associated", "secret": secret})
+        return {"SecretCode": secret, "Session": follow.session_id}
+
+    def _op_verify_software_token(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        code = _required_str(body, "UserCode")
+        device_name = body.get("FriendlyDeviceName")
+        if device_name is not None and not isinstance(device_name, str):
+            raise CognitoError("SerializationException", "FriendlyDeviceName must be a string")
+        mismatch = CognitoError("EnableSoftwareTokenMFAException", "Code mismatch")
+        if body.get("AccessToken") is not None:
+            _, user, _ = self._verify_access_token(_required_str(body, "AccessToken"))
+            if user.totp_pending is None:
+                raise _invalid("User has not associated a software token", reason="no pending")
+            step = totp_matching_step(user.totp_pending, code, self.clock())
+            if step is None:
+                raise mismatch
+            # Verified only: SetUserMFAPreference enables it (the double's reading of the docs).
+            user.totp_secret, user.totp_pending = user.totp_pending, None
+            user.totp_device_name = device_name
+            user.totp_last_step = step
+            return {"Status": "SUCCESS"}
+        session = self._setup_session(body, "associated")
+        step = totp_matching_step(session.state["secret"], code, self.clock())
+        if step is None:
+            session.state["attempts"] = session.state.get("attempts", 0) + 1
+            if session.state["attempts"] >= _CODE_ATTEMPTS:
+                session.consumed = True
+            mismatch.reason = "wrong TOTP code during MFA_SETUP"
+            raise mismatch
+        follow = self._follow_session(
+            session, {"stage": "verified", "step": step, "device_name": device_name}
+        )
+        return {"Status": "SUCCESS", "Session": follow.session_id}
+
+    def _op_set_user_mfa_preference(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        _, user, _ = self._verify_access_token(_required_str(body, "AccessToken"))
+        self._apply_mfa_preference(user, body)
+        return {}
+
+    def _op_admin_set_user_mfa_preference(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        pool = self._pool(_required_str(body, "UserPoolId"))
+        user = self._find_user(pool, _required_str(body, "Username"))
+        if user is None:
+            raise CognitoError("UserNotFoundException", "User does not exist.")
+        self._apply_mfa_preference(user, body)
+        return {}
+
+    def _apply_mfa_preference(self, user: _User, body: Mapping[str, Any]) -> None:
+        settings_names = {
+            "SMSMfaSettings": "SMS_MFA",
+            "EmailMfaSettings": "EMAIL_OTP",
+            "SoftwareTokenMfaSettings": "SOFTWARE_TOKEN_MFA",
+        }
+        enabled = set(user.mfa)
+        preferred = user.preferred_mfa
+        for member, kind in settings_names.items():
+            settings = body.get(member)
+            if settings is None:
+                continue
+            if not isinstance(settings, dict):
+                raise CognitoError("SerializationException", f"{member} must be an object")
+            if settings.get("Enabled") is True:
+                if kind == "SMS_MFA" and not user.attributes.get("phone_number"):
+                    raise _invalid("User does not have a phone number for SMS MFA")
+                if kind == "EMAIL_OTP" and not user.attributes.get("email"):
+                    raise _invalid("User does not have an email for email MFA")
+                if kind == "SOFTWARE_TOKEN_MFA" and user.totp_secret is None:
+                    raise _invalid("User has not verified software token mfa")
+                enabled.add(kind)
+            elif settings.get("Enabled") is False:
+                enabled.discard(kind)
+                preferred = None if preferred == kind else preferred
+            if settings.get("PreferredMfa") is True:
+                if kind not in enabled:
+                    raise _invalid(f"{kind} must be enabled to be preferred")
+                preferred = kind
+        user.mfa = [m for m in _MFA_TYPES if m in enabled]
+        user.preferred_mfa = preferred
+
+    # ---- sign-up and forgotten passwords ------------------------------------------------------
+
+    def _public_user(self, body: Mapping[str, Any]) -> tuple[_Pool, _AppClient, str, _User | None]:
+        """ClientId, Username and SecretHash of a public user operation, checked."""
+        client = self._app_client(_required_str(body, "ClientId"))
+        pool = self._pools[client.pool_id]
+        username = _required_str(body, "Username")
+        user = self._find_user(pool, username)
+        provided = body.get("SecretHash")
+        names = [username] + ([user.username] if user else [])
+        self._check_secret_hash(client, names, provided if isinstance(provided, str) else None)
+        return pool, client, username, user
+
+    def _deliver(
+        self, pool: _Pool, user: _User, purpose: str, ttl: float, *, verified_only: bool
+    ) -> dict[str, str] | None:
+        """Send a ``purpose`` code by email (else SMS); returns CodeDeliveryDetails."""
+        for attribute, channel in (("email", "EMAIL"), ("phone_number", "SMS")):
+            usable = (
+                self._verified(user, attribute) if verified_only else user.attributes.get(attribute)
+            )
+            if usable:
+                code = self._send_code(pool, user, channel)
+                user.codes[purpose] = _PendingCode(code, self.clock() + ttl)
+                return {
+                    "Destination": self._delivery_parameters(user, channel)[
+                        "CODE_DELIVERY_DESTINATION"
+                    ],
+                    "DeliveryMedium": channel,
+                    "AttributeName": attribute,
+                }
+        return None
+
+    @staticmethod
+    def _fake_delivery(username: str) -> dict[str, str]:
+        # Prevent-user-existence: look like a delivery, send nothing.
+        address = username if "@" in username else f"{username}@example.com"
+        return {
+            "Destination": mask_email(address),
+            "DeliveryMedium": "EMAIL",
+            "AttributeName": "email",
+        }
+
+    def _check_confirmation(self, user: _User, purpose: str, code: str) -> None:
+        pending = user.codes.get(purpose)
+        if pending is None:
+            raise CognitoError(
+                "CodeMismatchException",
+                "Invalid verification code provided, please try again.",
+                reason=f"no {purpose} code outstanding",
+            )
+        if self.clock() > pending.expires_at:
+            del user.codes[purpose]
+            raise CognitoError(
+                "ExpiredCodeException", "Invalid code provided, please request a code again."
+            )
+        if not _same(code, pending.code):
+            pending.attempts += 1
+            if pending.attempts >= _CONFIRMATION_ATTEMPTS:
+                del user.codes[purpose]
+                raise CognitoError(
+                    "LimitExceededException", "Attempt limit exceeded, please try after some time."
+                )
+            raise CognitoError(
+                "CodeMismatchException", "Invalid verification code provided, please try again."
+            )
+
+    def _op_sign_up(self, body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
+        pool, _, username, user = self._public_user(body)
+        password = _required_str(body, "Password")
+        if user is not None:
+            raise CognitoError("UsernameExistsException", "User already exists")
+        self._check_password_policy(password)
+        raw = body.get("UserAttributes") or []
+        if not isinstance(raw, list) or not all(
+            isinstance(a, dict)
+            and isinstance(a.get("Name"), str)
+            and isinstance(a.get("Value"), str)
+            for a in raw
+        ):
+            raise CognitoError("SerializationException", "UserAttributes must be Name/Value pairs")
+        attributes = {a["Name"]: a["Value"] for a in raw}
+        if {"email_verified", "phone_number_verified", "sub"} & attributes.keys():
+            # Only a delivered code (or an admin) may verify an attribute.
+            raise _not_authorized("A client attempted to write unauthorized attribute")
+        if "email" in attributes:
+            attributes.setdefault("email_verified", "false")
+        if "phone_number" in attributes:
+            attributes.setdefault("phone_number_verified", "false")
+        try:
+            sub = self.add_user(
+                pool.pool_id, username, password, attributes=attributes, status="UNCONFIRMED"
+            )
+        except ValueError as exc:  # a seeding rule the request broke: a client error, not a 500
+            raise _invalid(str(exc)) from None
+        new_user = pool.users[username]
+        details = self._deliver(pool, new_user, "signup", _SIGNUP_CODE_TTL, verified_only=False)
+        result: dict[str, Any] = {"UserConfirmed": False, "UserSub": sub}
+        if details is not None:
+            result["CodeDeliveryDetails"] = details
+        return result
+
+    def _op_confirm_sign_up(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        _, _, _, user = self._public_user(body)
+        code = _required_str(body, "ConfirmationCode")
+        if user is None:
+            if not self.prevent_user_existence_errors:
+                raise CognitoError("UserNotFoundException", "User does not exist.")
+            raise CognitoError(
+                "CodeMismatchException", "Invalid verification code provided, please try again."
+            )
+        if user.status != "UNCONFIRMED":
+            raise _not_authorized(f"User cannot be confirmed. Current status is {user.status}")
+        self._check_confirmation(user, "signup", code)
+        del user.codes["signup"]
+        user.status = "CONFIRMED"
+        for attribute in ("email", "phone_number"):  # the delivery proved the first one
+            if user.attributes.get(attribute):
+                user.attributes[f"{attribute}_verified"] = "true"
+                break
+        return {}
+
+    def _op_resend_confirmation_code(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        pool, _, username, user = self._public_user(body)
+        if user is None:
+            if not self.prevent_user_existence_errors:
+                raise CognitoError("UserNotFoundException", "User does not exist.")
+            return {"CodeDeliveryDetails": self._fake_delivery(username)}
+        if user.status != "UNCONFIRMED":
+            raise _invalid("User is already confirmed.")
+        details = self._deliver(pool, user, "signup", _SIGNUP_CODE_TTL, verified_only=False)
+        if details is None:
+            raise _invalid("User has no email or phone_number to send a code to")
+        return {"CodeDeliveryDetails": details}
+
+    def _op_forgot_password(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        self._check_user_context_data(body.get("UserContextData"))
+        pool, _, username, user = self._public_user(body)
+        if user is None:
+            if not self.prevent_user_existence_errors:
+                raise CognitoError("UserNotFoundException", "User does not exist.")
+            return {"CodeDeliveryDetails": self._fake_delivery(username)}
+        if not user.enabled:
+            raise _not_authorized("User is disabled.")
+        no_target = _invalid(
+            "Cannot reset password for the user as there is no registered/verified email or "
+            "phone_number"
+        )
+        if user.status == "UNCONFIRMED":
+            raise no_target
+        if user.status == "FORCE_CHANGE_PASSWORD":
+            # An invited user has only a temporary password: it must sign in and change it.
+            raise _not_authorized("User password cannot be reset in the current state.")
+        details = self._deliver(pool, user, "forgot", _FORGOT_CODE_TTL, verified_only=True)
+        if details is None:
+            raise no_target
+        return {"CodeDeliveryDetails": details}
+
+    def _op_confirm_forgot_password(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        self._check_user_context_data(body.get("UserContextData"))
+        pool, _, _, user = self._public_user(body)
+        code = _required_str(body, "ConfirmationCode")
+        password = _required_str(body, "Password")
+        if user is None:
+            if not self.prevent_user_existence_errors:
+                raise CognitoError("UserNotFoundException", "User does not exist.")
+            raise CognitoError(
+                "CodeMismatchException", "Invalid verification code provided, please try again."
+            )
+        # Policy first: a rejected password leaves the code usable for another try.
+        self._check_password_policy(password)
+        self._check_confirmation(user, "forgot", code)
+        del user.codes["forgot"]
+        self._store_password(pool, user, password)
+        user.status = "CONFIRMED"
+        return {}
+
+    # ---- devices --------------------------------------------------------------------------
+
+    def _token_device(self, body: Mapping[str, Any]) -> tuple[_Pool, _User, _Login, _Device]:
+        pool, user, login = self._verify_access_token(_required_str(body, "AccessToken"))
+        device = user.devices.get(_required_str(body, "DeviceKey"))
+        if device is None:
+            raise CognitoError("ResourceNotFoundException", "Device does not exist.")
+        return pool, user, login, device
+
+    def _op_confirm_device(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        pool, _, login, device = self._token_device(body)
+        tracking = pool.device_tracking
+        if tracking is None:
+            raise _invalid("Device tracking is not enabled for this user pool")
+        if login.device_key != device.key:
+            # The access token must come from the sign-in that reported this device.
+            raise _invalid("Invalid device key given.", reason="token is from another device")
+        config = body.get("DeviceSecretVerifierConfig")
+        try:
+            if not isinstance(config, dict):
+                raise ValueError
+            verifier = base64.b64decode(config["PasswordVerifier"], validate=True)
+            salt = base64.b64decode(config["Salt"], validate=True)
+        except (KeyError, TypeError, ValueError, binascii.Error):
+            raise _invalid(
+                "DeviceSecretVerifierConfig needs base64 PasswordVerifier and Salt"
+            ) from None
+        if not verifier or not salt:
+            raise _invalid("DeviceSecretVerifierConfig needs base64 PasswordVerifier and Salt")
+        name = body.get("DeviceName")
+        device.verifier = _to_int(verifier)
+        device.salt = salt
+        device.name = name if isinstance(name, str) else None
+        device.remembered = tracking.remembered == "always"
+        return {"UserConfirmationNecessary": tracking.remembered == "user_opt_in"}
+
+    def _op_update_device_status(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        _, _, _, device = self._token_device(body)
+        status = body.get("DeviceRememberedStatus")
+        if status not in ("remembered", "not_remembered"):
+            raise _invalid("DeviceRememberedStatus must be remembered or not_remembered")
+        if not device.confirmed:
+            raise _invalid("Device is not confirmed")
+        device.remembered = status == "remembered"
+        return {}
+
+    @staticmethod
+    def _device_type(device: _Device) -> dict[str, Any]:
+        attributes = [{"Name": "device_status", "Value": "valid"}]
+        if device.name:
+            attributes.append({"Name": "device_name", "Value": device.name})
+        if device.last_ip:
+            attributes.append({"Name": "last_ip_used", "Value": device.last_ip})
+        return {
+            "DeviceKey": device.key,
+            "DeviceAttributes": attributes,
+            "DeviceCreateDate": device.created,
+            "DeviceLastModifiedDate": device.created,
+            "DeviceLastAuthenticatedDate": device.last_authenticated or device.created,
+        }
+
+    def _op_list_devices(self, body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
+        _, user, _ = self._verify_access_token(_required_str(body, "AccessToken"))
+        return {"Devices": [self._device_type(d) for d in user.devices.values() if d.confirmed]}
+
+    def _op_forget_device(self, body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
+        # Cognito lets AccessToken be omitted; the double requires it (it has no other way to
+        # know the caller).
+        _, user, _, device = self._token_device(body)
+        del user.devices[device.key]
+        return {}
+
+    def _op_admin_forget_device(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        pool = self._pool(_required_str(body, "UserPoolId"))
+        user = self._find_user(pool, _required_str(body, "Username"))
+        if user is None:
+            raise CognitoError("UserNotFoundException", "User does not exist.")
+        if user.devices.pop(_required_str(body, "DeviceKey"), None) is None:
+            raise CognitoError("ResourceNotFoundException", "Device does not exist.")
+        return {}
+
+    # ---- passkey registration ------------------------------------------------------------------
+
+    def _webauthn_rp(self, pool: _Pool) -> str:
+        if "WEB_AUTHN" not in pool.first_factors:
+            raise CognitoError("WebAuthnNotEnabledException", "WebAuthn is not enabled.")
+        if pool.relying_party_id is None:
+            raise CognitoError(
+                "WebAuthnConfigurationMissingException",
+                "WebAuthn relying party is not configured (set_user_auth(relying_party_id=...)).",
+            )
+        return pool.relying_party_id
+
+    def _op_start_webauthn_registration(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        pool, user, _ = self._verify_access_token(_required_str(body, "AccessToken"))
+        rp_id = self._webauthn_rp(pool)
+        challenge = secrets.token_bytes(32)
+        self._registrations[(pool.pool_id, user.username)] = (
+            challenge,
+            self.clock() + self.session_ttl,
+        )
+        options = {
+            "challenge": b64url(challenge),
+            "rp": {"id": rp_id, "name": rp_id},
+            "user": {
+                "id": b64url(user.sub.encode()),
+                "name": user.username,
+                "displayName": user.attributes.get("email", user.username),
+            },
+            "pubKeyCredParams": [{"type": "public-key", "alg": -7}],
+            "timeout": int(self.session_ttl * 1000),
+            "excludeCredentials": [
+                {"type": "public-key", "id": b64url(p.credential_id)} for p in user.passkeys
+            ],
+            "authenticatorSelection": {
+                "residentKey": "required",
+                "userVerification": pool.user_verification,
+            },
+        }
+        return {"CredentialCreationOptions": options}
+
+    def _op_complete_webauthn_registration(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        pool, user, _ = self._verify_access_token(_required_str(body, "AccessToken"))
+        rp_id = self._webauthn_rp(pool)
+        pending = self._registrations.pop((pool.pool_id, user.username), None)
+        if pending is None or self.clock() > pending[1]:
+            raise CognitoError(
+                "WebAuthnChallengeNotFoundException", "No WebAuthn registration in progress."
+            )
+        credential = body.get("Credential")
+        if not isinstance(credential, dict):
+            raise _invalid("Credential must be a RegistrationResponseJSON document")
+        try:
+            passkey = verify_registration(
+                credential,
+                challenge=pending[0],
+                rp_id=rp_id,
+                origins=(f"https://{rp_id}", *pool.allowed_origins),
+                require_user_verification=pool.user_verification == "required",
+                user_handle=user.sub.encode(),
+            )
+        except WebAuthnError as exc:
+            raise CognitoError(
+                "WebAuthnClientMismatchException",
+                "The credential does not verify.",
+                reason=f"WebAuthn registration: {exc}",
+            ) from None
+        if any(p.credential_id == passkey.credential_id for p in user.passkeys):
+            raise CognitoError(
+                "WebAuthnCredentialNotSupportedException", "Credential already registered."
+            )
+        user.passkeys.append(passkey)
+        return {}
+
+    # ---- auth flows -----------------------------------------------------------------------
+
+    def _flow_user_srp(self, ctx: _Ctx) -> dict[str, Any]:
+        username = _param(ctx.params, "USERNAME")
+        self._check_secret_hash(ctx.client, [username], ctx.params.get("SECRET_HASH"))
+        return self._srp_challenge(ctx, username, _param(ctx.params, "SRP_A"))
+
+    @staticmethod
+    def _srp_start(srp_a_hex: str, verifier: int) -> tuple[int, bytes]:
+        """The server half of SRP: returns (B, the HKDF key both sides derive)."""
+        try:
+            big_a = int(srp_a_hex, 16)
+        except ValueError:
+            raise _invalid("SRP_A is not a hexadecimal number") from None
+        if big_a % _N == 0:
+            raise _invalid("SRP_A is 0 modulo N", reason="client sent A = 0 mod N")
+        while True:
+            small_b = secrets.randbits(256)
+            big_b = (_K * verifier + pow(_G, small_b, _N)) % _N
+            u = _to_int(_sha256(_pad(big_a), _pad(big_b)))
+            if big_b != 0 and u != 0:
+                break
+        shared_s = pow(big_a * pow(verifier, u, _N) % _N, small_b, _N)
+        return big_b, _srp_hkdf(shared_s, u)
+
+    def _srp_challenge(
+        self, ctx: _Ctx, username: str, srp_a_hex: str, *, custom: bool = False
+    ) -> dict[str, Any]:
+        """PASSWORD_VERIFIER for ``username`` (USER_SRP_AUTH, CUSTOM_AUTH with SRP_A, or
+        USER_AUTH's PASSWORD_SRP)."""
+        user = self._find_user(ctx.pool, username)
+        if user is None:
+            if not self.prevent_user_existence_errors:
+                raise CognitoError("UserNotFoundException", "User does not exist.")
+            # Cognito answers unknown users with a plausible challenge that can never verify.
+            user_id = username
+            seed = hmac.new(self._fake_key, f"{ctx.pool.pool_id}\0{username}".encode(), "sha256")
+            salt = _to_int(seed.digest()[:16])
+            verifier = pow(_G, _to_int(seed.digest()), _N)
+        else:
+            if not user.enabled:
+                raise _not_authorized("User is disabled.")
+            user_id, salt, verifier = user.username, user.salt, user.verifier
+
+        big_b, hkdf_key = self._srp_start(srp_a_hex, verifier)
+        secret_block = base64.b64encode(secrets.token_bytes(192)).decode()
+        session = self._new_session(
+            ctx,
+            username=user_id,
+            challenge="PASSWORD_VERIFIER",
+            state={
+                "secret_block": secret_block,
+                "hkdf": hkdf_key,
+                "known_user": user is not None,
+                "custom": custom,
+            },
+        )
+        self._srp_blocks[secret_block] = session.session_id
+        return {
+            "ChallengeName": "PASSWORD_VERIFIER",
+            "Session": session.session_id,
+            "ChallengeParameters": {
+                "SALT": format(salt, "x"),
+                "SRP_B": format(big_b, "x"),
+                "SECRET_BLOCK": secret_block,
+                "USERNAME": user_id,
+                "USER_ID_FOR_SRP": user_id,
+            },
+        }
+
+    def _flow_password(self, ctx: _Ctx) -> dict[str, Any]:
+        username = _param(ctx.params, "USERNAME")
+        password = _param(ctx.params, "PASSWORD")
+        self._check_secret_hash(ctx.client, [username], ctx.params.get("SECRET_HASH"))
+        user = self._find_user(ctx.pool, username)
+        if user is None:
+            if not self.prevent_user_existence_errors:
+                raise CognitoError("UserNotFoundException", "User does not exist.")
+            raise _not_authorized(_BAD_CREDENTIALS, reason=f"no user {username!r}")
+        if not user.enabled:
+            raise _not_authorized("User is disabled.")
+        if not _same(password, user.password):
+            raise _not_authorized(_BAD_CREDENTIALS, reason=f"wrong password for {user.username}")
+        return self._next_step(ctx, user)
+
+    def _flow_refresh(self, ctx: _Ctx) -> dict[str, Any]:
+        token = _param(ctx.params, "REFRESH_TOKEN")
+        origin_jti = self._refresh_tokens.get(token)
+        login = self._logins.get(origin_jti) if origin_jti else None
+        if login is None or login.client_id != ctx.client.client_id:
+            raise _not_authorized("Invalid Refresh Token", reason="unknown or foreign token")
+        user = ctx.pool.users.get(login.username)
+        if user is None:
+            raise _not_authorized("Invalid Refresh Token", reason="user no longer exists")
+        # Cognito hashes the internal username here; accept it or the sub.
+        names = [user.username, user.sub]
+        self._check_secret_hash(ctx.client, names, ctx.params.get("SECRET_HASH"))
+        if login.revoked:
+            raise _not_authorized("Refresh Token has been revoked")
+        if self.clock() > login.refresh_expires_at:
+            raise _not_authorized("Refresh Token has expired")
+        if not user.enabled:
+            raise _not_authorized("User is disabled.")
+        if login.device_key is not None:
+            # With device tracking the tokens are linked to one device (AWS blog "Tracking and
+            # remembering devices"): refresh needs its DEVICE_KEY, a device confirmed with
+            # ConfirmDevice, and fails once the device is forgotten.
+            device = user.devices.get(login.device_key)
+            presented = ctx.params.get("DEVICE_KEY") or ""
+            if device is None or not device.confirmed or not _same(presented, device.key):
+                reason = (
+                    "device forgotten"
+                    if device is None
+                    else "device not confirmed"
+                    if not device.confirmed
+                    else "DEVICE_KEY missing or not the token's device"
+                )
+                raise _not_authorized("Invalid Refresh Token", reason=reason)
+        return {
+            "ChallengeParameters": {},
+            "AuthenticationResult": self._mint_tokens(ctx.pool, ctx.client, user, login),
+        }
+
+    # ---- what follows a first factor ------------------------------------------------------
+
+    @staticmethod
+    def _check_status(user: _User) -> None:
+        if user.status == "UNCONFIRMED":
+            raise CognitoError("UserNotConfirmedException", "User is not confirmed.")
+        if user.status == "RESET_REQUIRED":
+            raise CognitoError(
+                "PasswordResetRequiredException", "Password reset required for the user"
+            )
+
+    def _next_step(self, ctx: _Ctx, user: _User) -> dict[str, Any]:
+        """What follows a verified password: a further challenge, or tokens.
+
+        Order: account status, NEW_PASSWORD_REQUIRED, device SRP for a remembered device
+        (which replaces MFA), MFA (MFA_SETUP, SELECT_MFA_TYPE, SMS_MFA, EMAIL_OTP,
+        SOFTWARE_TOKEN_MFA), then tokens.
+        """
+        self._check_status(user)
+        if user.status == "FORCE_CHANGE_PASSWORD":
+            session = self._new_session(
+                ctx, username=user.username, challenge="NEW_PASSWORD_REQUIRED"
+            )
+            hidden = {"email_verified", "phone_number_verified"}
+            visible = {k: v for k, v in user.attributes.items() if k not in hidden}
+            missing = [
+                f"userAttributes.{name}"
+                for name in ctx.pool.required_attributes
+                if not user.attributes.get(name)
+            ]
+            return {
+                "ChallengeName": "NEW_PASSWORD_REQUIRED",
+                "Session": session.session_id,
+                "ChallengeParameters": {
+                    "USER_ID_FOR_SRP": user.username,
+                    "requiredAttributes": json.dumps(missing),
+                    "userAttributes": json.dumps(visible),
+                },
+            }
+        device = self._remembered_device(ctx, user)
+        if device is not None:
+            session = self._new_session(
+                ctx,
+                username=user.username,
+                challenge="DEVICE_SRP_AUTH",
+                state={"device_key": device.key},
+            )
+            key = (ctx.client.client_id, user.username, device.key)
+            self._device_srp_pending[key] = session.session_id
+            return {
+                "ChallengeName": "DEVICE_SRP_AUTH",
+                "Session": session.session_id,
+                "ChallengeParameters": {},
+            }
+        mfa = self._mfa_step(ctx, user)
+        if mfa is not None:
+            return mfa
+        return self._issue(ctx, user)
+
+    def _remembered_device(self, ctx: _Ctx, user: _User) -> _Device | None:
+        tracking = ctx.pool.device_tracking
+        if tracking is None or not ctx.device_key:
+            return None
+        device = user.devices.get(ctx.device_key)
+        # Docs: with ChallengeRequiredOnNewDevice false, remembering a device does not replace
+        # MFA; the double then skips device SRP altogether (the docs do not say more).
+        if device is None or not device.confirmed or not device.remembered:
+            return None
+        return device if tracking.challenge_required_on_new_device else None
+
+    def _mfa_step(self, ctx: _Ctx, user: _User) -> dict[str, Any] | None:
+        pool = ctx.pool
+        if pool.mfa_mode == "OFF":
+            return None
+        enabled = [m for m in user.mfa if m in pool.mfa_factors]
+        if not enabled and pool.mfa_mode == "ON":
+            # Required MFA and none set up: a verified phone or email the pool accepts as a
+            # factor is used as is (as Cognito does); otherwise the user must set up TOTP.
+            if "SMS_MFA" in pool.mfa_factors and self._verified(user, "phone_number"):
+                enabled = ["SMS_MFA"]
+            elif "EMAIL_OTP" in pool.mfa_factors and self._verified(user, "email"):
+                enabled = ["EMAIL_OTP"]
+            elif "SOFTWARE_TOKEN_MFA" in pool.mfa_factors:
+                # Only TOTP can be set up through MFA_SETUP in the double.
+                session = self._new_session(
+                    ctx, username=user.username, challenge="MFA_SETUP", state={"stage": "new"}
+                )
+                return {
+                    "ChallengeName": "MFA_SETUP",
+                    "Session": session.session_id,
+                    "ChallengeParameters": {"MFAS_CAN_SETUP": '["SOFTWARE_TOKEN_MFA"]'},
+                }
+            else:
+                raise _not_authorized(
+                    "User has no MFA method and none can be set up.",
+                    reason="pool MFA is ON but no factor is usable for this user",
+                )
+        if not enabled:
+            return None
+        if user.preferred_mfa in enabled:
+            chosen = user.preferred_mfa
+        elif len(enabled) == 1:
+            chosen = enabled[0]
+        else:
+            session = self._new_session(
+                ctx,
+                username=user.username,
+                challenge="SELECT_MFA_TYPE",
+                state={"choices": enabled},
+            )
+            return {
+                "ChallengeName": "SELECT_MFA_TYPE",
+                "Session": session.session_id,
+                "ChallengeParameters": {"MFAS_CAN_CHOOSE": json.dumps(enabled)},
+            }
+        return self._mfa_challenge(ctx, user, chosen)
+
+    def _mfa_challenge(
+        self, ctx: _Ctx, user: _User, kind: str, *, first_factor: bool = False
+    ) -> dict[str, Any]:
+        """Send (or, for TOTP, expect) a code: SMS_MFA, EMAIL_OTP, SOFTWARE_TOKEN_MFA, SMS_OTP."""
+        state: dict[str, Any] = {"attempts": 0, "first_factor": first_factor}
+        parameters: dict[str, str] = {}
+        if kind == "SOFTWARE_TOKEN_MFA":
+            if user.totp_device_name:
+                parameters["FRIENDLY_DEVICE_NAME"] = user.totp_device_name
+        else:
+            channel = "EMAIL" if kind == "EMAIL_OTP" else "SMS"
+            state["code"] = self._send_code(ctx.pool, user, channel)
+            parameters = self._delivery_parameters(user, channel)
+        session = self._new_session(ctx, username=user.username, challenge=kind, state=state)
+        return {
+            "ChallengeName": kind,
+            "Session": session.session_id,
+            "ChallengeParameters": parameters,
+        }
+
+    @staticmethod
+    def _verified(user: _User, attribute: str) -> bool:
+        return bool(user.attributes.get(attribute)) and (
+            user.attributes.get(f"{attribute}_verified") == "true"
+        )
+
+    def _send_code(self, pool: _Pool, user: _User, channel: str) -> str:
+        """ "Deliver" a fresh code: ``last_code`` reads it, nothing leaves the process."""
+        code = new_code()
+        self._sent[(pool.pool_id, user.username, channel)] = code
+        return code
+
+    @staticmethod
+    def _delivery_parameters(user: _User, channel: str) -> dict[str, str]:
+        if channel == "EMAIL":
+            destination = mask_email(user.attributes.get("email", ""))
+        else:
+            destination = mask_phone(user.attributes.get("phone_number", ""))
+        return {
+            "CODE_DELIVERY_DELIVERY_MEDIUM": channel,
+            "CODE_DELIVERY_DESTINATION": destination,
+        }
+
+    def _issue(self, ctx: _Ctx, user: _User) -> dict[str, Any]:
+        """Tokens for a completed sign-in, plus NewDeviceMetadata when a new device is tracked."""
+        tracking = ctx.pool.device_tracking
+        device_key: str | None = None
+        new_device: dict[str, str] | None = None
+        if tracking is not None:
+            known = user.devices.get(ctx.device_key) if ctx.device_key else None
+            now = self.clock()
+            if known is None:
+                known = _Device(
+                    key=f"{self.region}_{uuid.uuid4()}",
+                    group_key=user.device_group_key,
+                    created=now,
+                )
+                user.devices[known.key] = known
+                new_device = {"DeviceKey": known.key, "DeviceGroupKey": known.group_key}
+            known.last_authenticated = now
+            known.last_ip = self._client_ip(ctx.body)
+            device_key = known.key
+        login = self._new_login(ctx, user, device_key)
+        result = self._mint_tokens(ctx.pool, ctx.client, user, login, with_refresh=True)
+        if new_device is not None:
+            result["NewDeviceMetadata"] = new_device
+        return {"ChallengeParameters": {}, "AuthenticationResult": result}
+
+    @staticmethod
+    def _client_ip(body: Mapping[str, Any]) -> str | None:
+        for name in ("ContextData", "UserContextData"):
+            context = body.get(name)
+            if isinstance(context, dict) and isinstance(context.get("IpAddress"), str):
+                return str(context["IpAddress"])
+        return None
+
+    # ---- challenge sessions ---------------------------------------------------------------
+
+    def _new_session(
+        self,
+        ctx: _Ctx,
+        *,
+        username: str,
+        challenge: str,
+        state: dict[str, Any] | None = None,
+    ) -> _AuthSession:
+        full_state = {"device_key": ctx.device_key, **(state or {})}
+        session = _AuthSession(
+            session_id=secrets.token_urlsafe(192),
+            pool_id=ctx.pool.pool_id,
+            client_id=ctx.client.client_id,
+            username=username,
+            challenge=challenge,
+            expires_at=self.clock() + self.session_ttl,
+            state=full_state,
+        )
+        self._sessions[session.session_id] = session
+        return session
+
+    def _live_session(self, ctx: _Ctx, session_id: str | None, challenge: str) -> _AuthSession:
+        """The live session for this client and challenge (not yet marked used)."""
+        session = self._sessions.get(session_id) if session_id else None
+        if session is None:
+            raise _not_authorized(_INVALID_SESSION, reason="unknown session")
+        if session.consumed:
+            raise _not_authorized(
+                "Invalid session for the user, session can only be used once.",
+                reason="session replayed",
+            )
+        if self.clock() > session.expires_at:
+            raise _not_authorized(
+                "Invalid session for the user, session is expired.", reason="session expired"
+            )
+        if session.client_id != ctx.client.client_id or session.challenge != challenge:
+            raise _not_authorized(
+                _INVALID_SESSION,
+                reason=f"session is for {session.challenge} on client {session.client_id}",
+            )
+        if session.state.get("device_key"):
+            ctx.device_key = session.state["device_key"]
+        return session
+
+    def _claim_session(self, ctx: _Ctx, session_id: str | None, challenge: str) -> _AuthSession:
+        """Return the live session for this client and challenge, marking it used."""
+        session = self._live_session(ctx, session_id, challenge)
+        session.consumed = True
+        return session
+
+    def _session_user(
+        self, ctx: _Ctx, challenge: str, *, consume: bool = True
+    ) -> tuple[_AuthSession, _User]:
+        """The challenge's session (``Session`` required) and its user, who must be the one
+        named by the response's USERNAME (a session from user A never signs in user B)."""
+        username = _param(ctx.params, "USERNAME")
+        session = self._live_session(ctx, _required_str(ctx.body, "Session"), challenge)
+        self._check_secret_hash(
+            ctx.client, [username, session.username], ctx.params.get("SECRET_HASH")
+        )
+        user = ctx.pool.users.get(session.username)
+        if user is None or self._find_user(ctx.pool, username) is not user:
+            raise _not_authorized(
+                _INVALID_SESSION,
+                reason=f"USERNAME {username!r} is not the session's user {session.username!r}",
+            )
+        if not user.enabled:
+            raise _not_authorized("User is disabled.")
+        if consume:
+            session.consumed = True
+        return session, user
+
+    @staticmethod
+    def _wrong_answer(session: _AuthSession, reason: str) -> CognitoError:
+        """Count a wrong code: the same session may try again until _CODE_ATTEMPTS."""
+        session.state["attempts"] = session.state.get("attempts", 0) + 1
+        if session.state["attempts"] >= _CODE_ATTEMPTS:
+            session.consumed = True
+            return _not_authorized(_INVALID_SESSION, reason=f"{reason}; too many attempts")
+        return _code_mismatch(reason)
+
+    # ---- SRP challenges -------------------------------------------------------------------
+
+    def _verify_claim(
+        self, session: _AuthSession, *, prefix: bytes, timestamp: str, signature: str
+    ) -> bool:
+        """Check TIMESTAMP and the HMAC claim over prefix | SECRET_BLOCK | TIMESTAMP."""
+        moment = _parse_timestamp(timestamp)
+        if moment is None:
+            raise _invalid("TIMESTAMP format should be EEE MMM d HH:mm:ss z yyyy in english.")
+        if abs(self.clock() - moment.timestamp()) > self.timestamp_skew:
+            raise _not_authorized(_BAD_CREDENTIALS, reason=f"stale TIMESTAMP {timestamp!r}")
+        # Verify against the canonical TIMESTAMP, as Cognito does: "Jul 05" cannot verify.
+        message = (
+            prefix
+            + base64.b64decode(session.state["secret_block"])
+            + format_timestamp(moment).encode()
+        )
+        expected = hmac.new(session.state["hkdf"], message, hashlib.sha256).digest()
+        try:
+            claimed = base64.b64decode(signature, validate=True)
+        except binascii.Error:
+            claimed = b""
+        return hmac.compare_digest(claimed, expected)
+
+    def _challenge_password_verifier(self, ctx: _Ctx) -> dict[str, Any]:
+        username = _param(ctx.params, "USERNAME")
+        secret_block = _param(ctx.params, "PASSWORD_CLAIM_SECRET_BLOCK")
+        signature = _param(ctx.params, "PASSWORD_CLAIM_SIGNATURE")
+        timestamp = _param(ctx.params, "TIMESTAMP")
+        self._check_secret_hash(ctx.client, [username], ctx.params.get("SECRET_HASH"))
+
+        session_id = ctx.body.get("Session") or self._srp_blocks.get(secret_block)
+        session = self._claim_session(ctx, session_id, "PASSWORD_VERIFIER")
+        if not _same(secret_block, session.state["secret_block"]):
+            raise _not_authorized(_BAD_CREDENTIALS, reason="SECRET_BLOCK is not this session's")
+        if username != session.username:
+            raise _not_authorized(
+                _BAD_CREDENTIALS,
+                reason=f"USERNAME {username!r} is not USER_ID_FOR_SRP {session.username!r}",
+            )
+        prefix = ctx.pool.name.encode() + session.username.encode()
+        valid = self._verify_claim(session, prefix=prefix, timestamp=timestamp, signature=signature)
+        if not valid or not session.state["known_user"]:
+            reason = "unknown user" if not session.state["known_user"] else "bad SRP signature"
+            raise _not_authorized(_BAD_CREDENTIALS, reason=reason)
+
+        user = ctx.pool.users.get(session.username)
+        if user is None:
+            raise _not_authorized(_BAD_CREDENTIALS, reason="user deleted mid-login")
+        if not user.enabled:
+            raise _not_authorized("User is disabled.")
+        if session.state.get("custom"):
+            self._check_status(user)
+            history = [
+                {"challengeName": "SRP_A", "challengeResult": True, "challengeMetadata": ""},
+                {
+                    "challengeName": "PASSWORD_VERIFIER",
+                    "challengeResult": True,
+                    "challengeMetadata": "",
+                },
+            ]
+            return self._custom_step(ctx, user, history)
+        return self._next_step(ctx, user)
+
+    def _challenge_device_srp_auth(self, ctx: _Ctx) -> dict[str, Any]:
+        username = _param(ctx.params, "USERNAME")
+        device_key = _param(ctx.params, "DEVICE_KEY")
+        srp_a = _param(ctx.params, "SRP_A")
+        user = self._find_user(ctx.pool, username)
+        names = [username] + ([user.username] if user else [])
+        self._check_secret_hash(ctx.client, names, ctx.params.get("SECRET_HASH"))
+        if user is None:
+            raise _not_authorized(_INVALID_SESSION, reason=f"no user {username!r}")
+        # pycognito answers without Session; the pending session the password step opened for
+        # exactly this client, user and device stands in for it (like SECRET_BLOCK does).
+        pending_key = (ctx.client.client_id, user.username, device_key)
+        session_id = ctx.body.get("Session") or self._device_srp_pending.get(pending_key)
+        session = self._claim_session(ctx, session_id, "DEVICE_SRP_AUTH")
+        self._device_srp_pending.pop(pending_key, None)
+        if session.username != user.username or session.state.get("device_key") != device_key:
+            raise _not_authorized(
+                _INVALID_SESSION, reason="DEVICE_SRP_AUTH session is for another user or device"
+            )
+        device = user.devices.get(device_key)
+        if device is None or device.verifier is None or device.salt is None:
+            raise CognitoError("ResourceNotFoundException", "Device does not exist.")
+        big_b, hkdf_key = self._srp_start(srp_a, device.verifier)
+        secret_block = base64.b64encode(secrets.token_bytes(192)).decode()
+        verifier_session = self._new_session(
+            ctx,
+            username=user.username,
+            challenge="DEVICE_PASSWORD_VERIFIER",
+            state={"secret_block": secret_block, "hkdf": hkdf_key, "device_key": device_key},
+        )
+        self._srp_blocks[secret_block] = verifier_session.session_id
+        return {
+            "ChallengeName": "DEVICE_PASSWORD_VERIFIER",
+            "Session": verifier_session.session_id,
+            "ChallengeParameters": {
+                "SRP_B": format(big_b, "x"),
+                "SALT": device.salt.hex(),
+                "SECRET_BLOCK": secret_block,
+                "USERNAME": user.username,
+                "DEVICE_KEY": device_key,
+            },
+        }
+
+    def _challenge_device_password_verifier(self, ctx: _Ctx) -> dict[str, Any]:
+        username = _param(ctx.params, "USERNAME")
+        secret_block = _param(ctx.params, "PASSWORD_CLAIM_SECRET_BLOCK")
+        signature = _param(ctx.params, "PASSWORD_CLAIM_SIGNATURE")
+        timestamp = _param(ctx.params, "TIMESTAMP")
+        device_key = _param(ctx.params, "DEVICE_KEY")
+        session_id = ctx.body.get("Session") or self._srp_blocks.get(secret_block)
+        session = self._claim_session(ctx, session_id, "DEVICE_PASSWORD_VERIFIER")
+        self._check_secret_hash(
+            ctx.client, [username, session.username], ctx.params.get("SECRET_HASH")
+        )
+        user = ctx.pool.users.get(session.username)
+        if (
+            user is None
+            or self._find_user(ctx.pool, username) is not user
+            or not _same(secret_block, session.state["secret_block"])
+            or device_key != session.state["device_key"]
+        ):
+            raise _not_authorized(_BAD_CREDENTIALS, reason="session, user or device mismatch")
+        device = user.devices.get(device_key)
+        if device is None or not device.confirmed:
+            raise _not_authorized(_BAD_CREDENTIALS, reason="device forgotten mid-login")
+        prefix = (device.group_key + device.key).encode()
+        if not self._verify_claim(session, prefix=prefix, timestamp=timestamp, signature=signature):
+            raise _not_authorized(_BAD_CREDENTIALS, reason="bad device SRP signature")
+        if not user.enabled:
+            raise _not_authorized("User is disabled.")
+        ctx.device_key = device_key
+        return self._issue(ctx, user)
+
+    # ---- NEW_PASSWORD_REQUIRED --------------------------------------------------------------
+
+    def _challenge_new_password(self, ctx: _Ctx) -> dict[str, Any]:
+        new_password = _param(ctx.params, "NEW_PASSWORD")
+        session, user = self._session_user(ctx, "NEW_PASSWORD_REQUIRED", consume=False)
+        # Checked before the session is used: a rejected answer leaves the user able to retry.
+        self._check_password_policy(new_password)
+        given = {
+            key.removeprefix("userAttributes."): value
+            for key, value in ctx.params.items()
+            if key.startswith("userAttributes.")
+        }
+        missing = [
+            name
+            for name in ctx.pool.required_attributes
+            if not (given.get(name) or user.attributes.get(name))
+        ]
+        if missing:
+            raise _invalid(f"Invalid attributes given, {', '.join(missing)} is missing")
+        session.consumed = True
+        user.attributes.update(given)
+        self._store_password(ctx.pool, user, new_password)
+        user.status = "CONFIRMED"
+        return self._next_step(ctx, user)
+
+    # ---- MFA challenges -------------------------------------------------------------------
+
+    def _answer_code(self, ctx: _Ctx, challenge: str, response_key: str) -> dict[str, Any]:
+        code = _param(ctx.params, response_key)
+        session, user = self._session_user(ctx, challenge, consume=False)
+        if challenge == "SOFTWARE_TOKEN_MFA":
+            step = (
+                totp_matching_step(user.totp_secret, code, self.clock())
+                if user.totp_secret
+                else None
+            )
+            if step is None:
+                raise self._wrong_answer(session, "wrong TOTP code")
+            if step <= user.totp_last_step:
+                raise self._wrong_answer(session, "TOTP code already used")
+            user.totp_last_step = step
+        elif not _same(code, session.state["code"]):
+            raise self._wrong_answer(session, f"wrong {challenge} code")
+        session.consumed = True
+        if session.state.get("first_factor"):
+            self._check_status(user)
+        return self._issue(ctx, user)
+
+    def _challenge_sms_mfa(self, ctx: _Ctx) -> dict[str, Any]:
+        return self._answer_code(ctx, "SMS_MFA", "SMS_MFA_CODE")
+
+    def _challenge_email_otp(self, ctx: _Ctx) -> dict[str, Any]:
+        # Both the EMAIL_OTP second factor and USER_AUTH's EMAIL_OTP first factor.
+        return self._answer_code(ctx, "EMAIL_OTP", "EMAIL_OTP_CODE")
+
+    def _challenge_sms_otp(self, ctx: _Ctx) -> dict[str, Any]:
+        return self._answer_code(ctx, "SMS_OTP", "SMS_OTP_CODE")
+
+    def _challenge_software_token_mfa(self, ctx: _Ctx) -> dict[str, Any]:
+        return self._answer_code(ctx, "SOFTWARE_TOKEN_MFA", "SOFTWARE_TOKEN_MFA_CODE")
+
+    def _challenge_select_mfa_type(self, ctx: _Ctx) -> dict[str, Any]:
+        answer = _param(ctx.params, "ANSWER")
+        session, user = self._session_user(ctx, "SELECT_MFA_TYPE", consume=False)
+        if answer not in session.state["choices"]:
+            raise _invalid(f"{answer} is not one of MFAS_CAN_CHOOSE")
+        session.consumed = True
+        return self._mfa_challenge(ctx, user, answer)
+
+    def _challenge_mfa_setup(self, ctx: _Ctx) -> dict[str, Any]:
+        session, user = self._session_user(ctx, "MFA_SETUP", consume=False)
+        if session.state.get("stage") != "verified":
+            raise _not_authorized(
+                _INVALID_SESSION, reason="MFA_SETUP answered before VerifySoftwareToken"
+            )
+        session.consumed = True
+        user.totp_secret = session.state["secret"]
+        user.totp_device_name = session.state.get("device_name")
+        user.totp_last_step = max(user.totp_last_step, session.state["step"])
+        if "SOFTWARE_TOKEN_MFA" not in user.mfa:
+            user.mfa = [m for m in _MFA_TYPES if m in {*user.mfa, "SOFTWARE_TOKEN_MFA"}]
+        user.preferred_mfa = user.preferred_mfa or "SOFTWARE_TOKEN_MFA"
+        return self._issue(ctx, user)
+
+    # ---- CUSTOM_AUTH --------------------------------------------------------------------------
+
+    def _flow_custom(self, ctx: _Ctx) -> dict[str, Any]:
+        username = _param(ctx.params, "USERNAME")
+        self._check_secret_hash(ctx.client, [username], ctx.params.get("SECRET_HASH"))
+        if ctx.pool.custom_auth is None:
+            raise _not_authorized("Custom auth lambda trigger is not configured for the user pool.")
+        if ctx.params.get("CHALLENGE_NAME") == "SRP_A":
+            return self._srp_challenge(ctx, username, _param(ctx.params, "SRP_A"), custom=True)
+        user = self._find_user(ctx.pool, username)
+        if user is None:
+            if not self.prevent_user_existence_errors:
+                raise CognitoError("UserNotFoundException", "User does not exist.")
+            raise _not_authorized(_BAD_CREDENTIALS, reason=f"no user {username!r}")
+        if not user.enabled:
+            raise _not_authorized("User is disabled.")
+        return self._custom_step(ctx, user, [])
+
+    def _custom_step(self, ctx: _Ctx, user: _User, history: list[dict[str, Any]]) -> dict[str, Any]:
+        """Ask the handler (Define/Create Auth Challenge stand-in) what comes next."""
+        handler = ctx.pool.custom_auth
+        if handler is None:
+            raise _not_authorized("Custom auth lambda trigger is not configured for the user pool.")
+        decision = handler(user.username, [dict(h) for h in history])
+        if decision.get("fail"):
+            raise _not_authorized(_BAD_CREDENTIALS, reason="custom auth handler failed sign-in")
+        if decision.get("issue_tokens"):
+            self._check_status(user)
+            return self._issue(ctx, user)
+        parameters = decision.get("challenge_parameters", {})
+        answer = decision.get("answer")
+        if (
+            not isinstance(answer, str)
+            or not isinstance(parameters, Mapping)
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in parameters.items())
+        ):
+            raise CognitoError(
+                "InvalidLambdaResponseException",
+                "Invalid lambda response",
+                reason=f"custom auth handler returned {decision!r}",
+            )
+        session = self._new_session(
+            ctx,
+            username=user.username,
+            challenge="CUSTOM_CHALLENGE",
+            state={"answer": answer, "history": history},
+        )
+        return {
+            "ChallengeName": "CUSTOM_CHALLENGE",
+            "Session": session.session_id,
+            "ChallengeParameters": {**parameters, "USERNAME": user.username},
+        }
+
+    def _challenge_custom(self, ctx: _Ctx) -> dict[str, Any]:
+        answer = _param(ctx.params, "ANSWER")
+        session, user = self._session_user(ctx, "CUSTOM_CHALLENGE")
+        result = _same(answer, session.state["answer"])
+        history = [
+            *session.state["history"],
+            {
+                "challengeName": "CUSTOM_CHALLENGE",
+                "challengeResult": result,
+                "challengeMetadata": "",
+            },
+        ]
+        return self._custom_step(ctx, user, history)
+
+    # ---- USER_AUTH (choice-based sign-in) ---------------------------------------------------
+
+    def _user_auth_choices(self, pool: _Pool, user: _User | None) -> list[str]:
+        """AvailableChallenges for this user. An unknown user is offered the password
+        challenges only (the double's choice; Cognito's exact behaviour is undocumented)."""
+        allowed = pool.first_factors
+        choices = ["PASSWORD", "PASSWORD_SRP"] if "PASSWORD" in allowed else []
+        if user is not None:
+            if "EMAIL_OTP" in allowed and self._verified(user, "email"):
+                choices.append("EMAIL_OTP")
+            if "SMS_OTP" in allowed and self._verified(user, "phone_number"):
+                choices.append("SMS_OTP")
+            if "WEB_AUTHN" in allowed and user.passkeys:
+                choices.append("WEB_AUTHN")
+        return choices
+
+    def _flow_user_auth(self, ctx: _Ctx) -> dict[str, Any]:
+        username = _param(ctx.params, "USERNAME")
+        self._check_secret_hash(ctx.client, [username], ctx.params.get("SECRET_HASH"))
+        user = self._find_user(ctx.pool, username)
+        if user is None and not self.prevent_user_existence_errors:
+            raise CognitoError("UserNotFoundException", "User does not exist.")
+        if user is not None and not user.enabled:
+            raise _not_authorized("User is disabled.")
+        choices = self._user_auth_choices(ctx.pool, user)
+        preferred = ctx.params.get("PREFERRED_CHALLENGE")
+        if preferred is not None and preferred not in _USER_AUTH_CHALLENGES:
+            raise _invalid(f"PREFERRED_CHALLENGE must be one of {list(_USER_AUTH_CHALLENGES)}")
+        if preferred in choices:
+            return self._first_factor(ctx, user, username, preferred)
+        # No (usable) preference: let the user choose.
+        session = self._new_session(
+            ctx,
+            username=user.username if user else username,
+            challenge="SELECT_CHALLENGE",
+            state={"choices": choices, "known_user": user is not None},
+        )
+        return {
+            "ChallengeName": "SELECT_CHALLENGE",
+            "Session": session.session_id,
+            "ChallengeParameters": {},
+            "AvailableChallenges": choices,
+        }
+
+    def _challenge_select_challenge(self, ctx: _Ctx) -> dict[str, Any]:
+        username = _param(ctx.params, "USERNAME")
+        answer = _param(ctx.params, "ANSWER")
+        session = self._live_session(ctx, _required_str(ctx.body, "Session"), "SELECT_CHALLENGE")
+        user = ctx.pool.users.get(session.username) if session.state["known_user"] else None
+        self._check_secret_hash(
+            ctx.client, [username, session.username], ctx.params.get("SECRET_HASH")
+        )
+        same_user = (
+            self._find_user(ctx.pool, username) is user
+            if user is not None
+            else username == session.username
+        )
+        if not same_user:
+            raise _not_authorized(_INVALID_SESSION, reason="USERNAME is not the session's user")
+        if answer not in session.state["choices"]:
+            raise _invalid(f"{answer} is not one of the AvailableChallenges")
+        session.consumed = True
+        return self._first_factor(ctx, user, username, answer)
+
+    def _first_factor(
+        self, ctx: _Ctx, user: _User | None, username: str, factor: str
+    ) -> dict[str, Any]:
+        if factor == "PASSWORD_SRP":
+            return self._srp_challenge(ctx, username, _param(ctx.params, "SRP_A"))
+        if factor == "PASSWORD":
+            password = _param(ctx.params, "PASSWORD")
+            if user is None or not _same(password, user.password):
+                raise _not_authorized(_BAD_CREDENTIALS, reason="wrong password (USER_AUTH)")
+            return self._next_step(ctx, user)
+        if user is None:  # not offered to unknown users; kept as a guard
+            raise _not_authorized(_BAD_CREDENTIALS, reason=f"no user {username!r}")
+        if factor in ("EMAIL_OTP", "SMS_OTP"):
+            return self._mfa_challenge(ctx, user, factor, first_factor=True)
+        # WEB_AUTHN
+        rp_id = ctx.pool.relying_party_id or user.passkeys[0].rp_id
+        challenge = secrets.token_bytes(32)
+        options = {
+            "challenge": b64url(challenge),
+            "timeout": int(self.session_ttl * 1000),
+            "rpId": rp_id,
+            "allowCredentials": [
+                {"type": "public-key", "id": b64url(p.credential_id)}
+                for p in user.passkeys
+                if p.rp_id == rp_id
+            ],
+            "userVerification": ctx.pool.user_verification,
+        }
+        session = self._new_session(
+            ctx,
+            username=user.username,
+            challenge="WEB_AUTHN",
+            state={"challenge": challenge, "rp_id": rp_id},
+        )
+        return {
+            "ChallengeName": "WEB_AUTHN",
+            "Session": session.session_id,
+            "ChallengeParameters": {"CREDENTIAL_REQUEST_OPTIONS": json.dumps(options)},
+        }
+
+    def _challenge_web_authn(self, ctx: _Ctx) -> dict[str, Any]:
+        credential = _param(ctx.params, "CREDENTIAL")
+        # One assertion per challenge: a failed one is not a typo, so the session is spent.
+        session, user = self._session_user(ctx, "WEB_AUTHN")
+        rp_id = session.state["rp_id"]
+        try:
+            passkey, count = verify_assertion(
+                credential,
+                challenge=session.state["challenge"],
+                rp_id=rp_id,
+                origins=(f"https://{rp_id}", *ctx.pool.allowed_origins),
+                passkeys=user.passkeys,
+                require_user_verification=ctx.pool.user_verification == "required",
+            )
+        except WebAuthnError as exc:
+            raise _not_authorized(_BAD_CREDENTIALS, reason=f"WebAuthn: {exc}") from None
+        passkey.sign_count = count
+        self._check_status(user)
+        return self._issue(ctx, user)
+
+    @staticmethod
+    def _check_password_policy(password: str) -> None:
+        """Cognito's default policy: 8+ characters with upper, lower, digit and symbol."""
+        problems = [
+            (len(password) >= 8, "Password not long enough"),
+            (any(c.isupper() for c in password), "Password must have uppercase characters"),
+            (any(c.islower() for c in password), "Password must have lowercase characters"),
+            (any(c.isdigit() for c in password), "Password must have numeric characters"),
+            (any(not c.isalnum() for c in password), "Password must have symbol characters"),
+        ]
+        for ok, message in problems:
+            if not ok:
+                raise CognitoError(
+                    "InvalidPasswordException", f"Password does not conform to policy: {message}"
+                )
+
+    # ---- tokens ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _new_signing_key() -> _SigningKey:
+        private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        der = private_key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        kid = base64.b64encode(hashlib.sha256(der).digest()).decode()
+        jwk = RSAAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
+        public = {"alg": "RS256", "e": jwk["e"], "kid": kid, "kty": "RSA", "n": jwk["n"]}
+        return _SigningKey(private_key, kid, {**public, "use": "sig"})
+
+    def _new_login(self, ctx: _Ctx, user: _User, device_key: str | None = None) -> _Login:
+        login = _Login(
+            origin_jti=str(uuid.uuid4()),
+            pool_id=ctx.pool.pool_id,
+            client_id=ctx.client.client_id,
+            username=user.username,
+            auth_time=int(self.clock()),
+            refresh_token=secrets.token_urlsafe(384),
+            refresh_expires_at=self.clock() + self.refresh_token_ttl,
+            device_key=device_key,
+        )
+        self._logins[login.origin_jti] = login
+        self._refresh_tokens[login.refresh_token] = login.origin_jti
+        return login
+
+    def _mint_tokens(
+        self,
+        pool: _Pool,
+        client: _AppClient,
+        user: _User,
+        login: _Login,
+        *,
+        with_refresh: bool = False,
+    ) -> dict[str, Any]:
+        now = int(self.clock())
+        common: dict[str, Any] = {"sub": user.sub}
+        if user.groups:
+            common["cognito:groups"] = list(user.groups)
+        common |= {
+            "iss": self.issuer(pool.pool_id),
+            "origin_jti": login.origin_jti,
+            "event_id": str(uuid.uuid4()),
+            "auth_time": login.auth_time,
+            "iat": now,
+            "exp": now + self.token_ttl,
+        }
+        attribute_claims: dict[str, Any] = {
+            name: (value == "true") if name in _BOOLEAN_CLAIMS else value
+            for name, value in user.attributes.items()
+        }
+        id_claims = {
+            **common,
+            **attribute_claims,
+            "cognito:username": user.username,
+            "aud": client.client_id,
+            "token_use": "id",
+            "jti": str(uuid.uuid4()),
+        }
+        access_claims = {
+            **common,
+            "client_id": client.client_id,
+            "token_use": "access",
+            "scope": _ACCESS_SCOPE,
+            "jti": str(uuid.uuid4()),
+            "username": user.username,
+        }
+        if login.device_key is not None:
+            access_claims["device_key"] = login.device_key
+        result: dict[str, Any] = {
+            "AccessToken": self._sign(pool, access_claims),
+            "ExpiresIn": self.token_ttl,
+            "TokenType": "Bearer",
+            "IdToken": self._sign(pool, id_claims),
+        }
+        if with_refresh:
+            result["RefreshToken"] = login.refresh_token
+        return result
+
+    @staticmethod
+    def _sign(pool: _Pool, claims: dict[str, Any]) -> str:
+        # Cognito's JOSE header carries only kid and alg.
+        return jwt.encode(
+            claims,
+            pool.key.private_key,
+            algorithm="RS256",
+            headers={"kid": pool.key.kid, "typ": None},
+        )
+
+    def _verify_access_token(self, token: str) -> tuple[_Pool, _User, _Login]:
+        try:
+            unverified = jwt.decode(token, options={"verify_signature": False})
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.PyJWTError:
+            raise _not_authorized("Invalid Access Token", reason="not a JWT") from None
+        issuer = unverified.get("iss")
+        pool = next((p for p in self._pools.values() if self.issuer(p.pool_id) == issuer), None)
+        if pool is None or kid != pool.key.kid:
+            raise _not_authorized("Invalid Access Token", reason=f"unknown issuer/kid {issuer}")
+        try:
+            claims = jwt.decode(
+                token,
+                pool.key.private_key.public_key(),
+                algorithms=["RS256"],
+                issuer=issuer,
+                options={
+                    "require": ["exp", "iat", "sub", "token_use", "origin_jti", "username"],
+                    "verify_exp": False,  # checked below against the double's clock
+                    "verify_iat": False,
+                },
+            )
+        except jwt.PyJWTError as exc:
+            raise _not_authorized("Invalid Access Token", reason=str(exc)) from None
+        if self.clock() >= claims["exp"]:
+            raise _not_authorized("Access Token has expired")
+        if claims["token_use"] != "access":  # noqa: S105 - a claim value, not a secret
+            raise _not_authorized("Invalid Access Token", reason="not an access token")
+        login = self._logins.get(claims["origin_jti"])
+        if login is None or login.revoked:
+            raise _not_authorized("Access Token has been revoked")
+        user = pool.users.get(claims["username"])
+        if user is None or user.sub != claims["sub"]:
+            raise CognitoError("UserNotFoundException", "User does not exist.")
+        if not user.enabled:
+            raise _not_authorized("User is disabled.")
+        return pool, user, login
+
+    def _revoke_user(self, pool: _Pool, user: _User) -> None:
+        for login in self._logins.values():
+            if login.pool_id == pool.pool_id and login.username == user.username:
+                login.revoked = True
+
+
+@contextmanager
+def running_double(**options: Any) -> Iterator[CognitoDouble]:
+    """Start a ``CognitoDouble`` (options as its constructor) and stop it on exit.
+
+    As a pytest fixture::
+
+        @pytest.fixture
+        def cognito() -> Iterator[CognitoDouble]:
+            with running_double() as double:
+                yield double
+    """
+    double = CognitoDouble(**options)
+    try:
+        yield double
+    finally:
+        double.stop()
