@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, Route
 
+from proxy.auth import qr
 from proxy.auth.pages import Branding, Pages, static_dir
 from tests.e2e.helpers import (
     AXE_BLOCKING,
@@ -107,6 +108,9 @@ async def test_axe_finds_a_planted_violation(new_context: Any, site: Site) -> No
 # --- every template, including the states a flow rarely reaches ---------------------------
 
 ORIGIN = "http://gate.test"
+TOTP_URI = qr.otpauth_uri(
+    issuer="Example Corp", account="erin", secret="JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+)
 FIELDS_CODE = [
     {
         "name": "code",
@@ -150,6 +154,79 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "fields": FIELDS_CODE + FIELDS_NEW_PASSWORD,
         "cancel_url": "/_auth/login",
     },
+    "choice.html": BASE
+    | {
+        "heading": "Two-step verification",
+        "message": "How should we send your code?",
+        "error": "Choose one.",
+        "options": [
+            {"value": "SMS_MFA", "label": "Text message"},
+            {"value": "EMAIL_OTP", "label": "Email"},
+        ],
+        "cancel_url": "/_auth/login",
+    },
+    "mfa_setup.html": BASE
+    | {
+        "heading": "Set up your authenticator app",
+        "message": "Scan the QR code, then enter the code the app shows.",
+        "error": "That code is incorrect.",
+        "qr_code": qr.svg_data_uri(TOTP_URI),
+        "secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+        "fields": FIELDS_CODE,
+        "cancel_url": "/_auth/login",
+    },
+    "custom_challenge.html": BASE
+    | {
+        "heading": "One more step",
+        "error": "That answer was not accepted.",
+        "challenge_type": "captcha",
+        "parameters": {"type": "captcha", "question": "What is 3 + 4?", "hint": "a number"},
+        "question": "What is 3 + 4?",
+        "fields": [{"name": "answer", "label": "Answer", "autocomplete": "off"}],
+        "cancel_url": "/_auth/login",
+    },
+    "select_challenge.html": BASE
+    | {
+        "heading": "How do you want to sign in?",
+        "error": "Choose one.",
+        "password_option": "PASSWORD_SRP",
+        "options": [
+            {"value": "EMAIL_OTP", "label": "Email me a code"},
+            {"value": "WEB_AUTHN", "label": "Use a passkey"},
+        ],
+        "cancel_url": "/_auth/login",
+    },
+    "webauthn.html": BASE
+    | {
+        "heading": "Sign in with a passkey",
+        "error": "The passkey was not accepted.",
+        "options_json": '{"challenge": "AAAA", "rpId": "gate.test"}',
+        "cancel_url": "/_auth/login",
+    },
+    "forgot.html": BASE
+    | {
+        "username": "erin",
+        "error": "Enter your username.",
+        "notice": "Start here.",
+        "login_url": "/_auth/login",
+    },
+    "forgot_confirm.html": BASE
+    | {
+        "message": "We sent a code to e***@e***.",
+        "fields": FIELDS_CODE + FIELDS_NEW_PASSWORD,
+        "error": "That code is incorrect.",
+        "notice": "A new code is on its way.",
+        "login_url": "/_auth/login",
+    },
+    "confirm_signup.html": BASE
+    | {
+        "message": "Enter the code we sent to e***@e***.",
+        "fields": FIELDS_CODE,
+        "error": "That code is incorrect.",
+        "notice": "A new code is on its way.",
+        "login_url": "/_auth/login",
+    },
+    "remember_device.html": BASE | {"return_to": "/"},
 }
 
 
