@@ -272,6 +272,7 @@ async def test_template_in_its_fullest_state_has_no_serious_violations(
         await page.emulate_media(color_scheme=scheme)
         await page.goto(f"{ORIGIN}/page")
         violations = await axe_violations(page)
-        await shot(page, f"axe-template-{name.removesuffix('.html')}-{lang}-{scheme}")
+        if lang == "en":
+            await shot(page, f"axe-template-{name.removesuffix('.html')}")
         blocking = [v for v in violations if v["impact"] in AXE_BLOCKING]
         assert blocking == [], f"{lang}/{scheme}:\n{axe_report(blocking)}"
