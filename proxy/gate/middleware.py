@@ -3,8 +3,8 @@
 Decisions: a live session is forwarded with identity headers; otherwise a browser navigation is
 sent to the login page (and back afterwards); a top-level form POST is sent there too, told that
 the form was not sent, and returned to the page that held the form; anything else (XHR, JSON,
-other non-GET) gets a 401 JSON body. A store or
-Cognito outage fails closed with 503 and keeps the cookie: a blip must not sign anyone out.
+other non-GET) gets a 401 JSON body. A store or Cognito outage fails closed with 503 and keeps
+the cookie: a blip must not sign anyone out.
 """
 
 from __future__ import annotations
