@@ -21,9 +21,7 @@ from tests.e2e.helpers import (
     AXE_BLOCKING,
     Site,
     assert_accessible,
-    axe_report,
     axe_violations,
-    shot,
     sign_in,
 )
 from tests.support.stack import proxy_settings, running_proxy
@@ -135,7 +133,7 @@ FIELDS_NEW_PASSWORD = [
     },
 ]
 BASE = {"action": "/_auth/x", "csrf_token": "t"}
-# Each template with its fullest state: notice, error, hint, cancel link.
+# Each template in its fullest state: notice, error, hint, cancel link, footer links.
 SAMPLES: dict[str, dict[str, Any]] = {
     "login.html": BASE
     | {
@@ -249,14 +247,19 @@ async def test_template_in_its_fullest_state_has_no_serious_violations(
         ),
         static_url="/_auth/static",
     )
+    html = pages.render_html(
+        name,
+        lang="en",
+        lang_links=[("en", "English", "?lang=en"), ("ja", "日本語", "?lang=ja")],
+        **({"status": 200} | SAMPLES[name]),
+    )
     context = await new_context(bypass_csp=True)
     page = await context.new_page()
-    current = {"html": ""}
 
     async def serve(route: Route) -> None:
         path = route.request.url.removeprefix(ORIGIN).split("?")[0]
         if path == "/page":
-            await route.fulfill(body=current["html"], content_type="text/html; charset=utf-8")
+            await route.fulfill(body=html, content_type="text/html; charset=utf-8")
         elif path == "/_auth/static/brand.css":
             await route.fulfill(body=pages.brand_css(), content_type="text/css")
         elif path.startswith("/_auth/static/"):
@@ -265,14 +268,6 @@ async def test_template_in_its_fullest_state_has_no_serious_violations(
             await route.fulfill(status=404)
 
     await page.route(f"{ORIGIN}/**", serve)
-    links = [("en", "English", "?lang=en"), ("ja", "日本語", "?lang=ja")]
-    for lang, scheme in (("en", "light"), ("ja", "dark")):
-        ctx = {"status": 200} | SAMPLES[name]
-        current["html"] = pages.render_html(name, lang=lang, lang_links=links, **ctx)
-        await page.emulate_media(color_scheme=scheme)
-        await page.goto(f"{ORIGIN}/page")
-        violations = await axe_violations(page)
-        if lang == "en":
-            await shot(page, f"axe-template-{name.removesuffix('.html')}")
-        blocking = [v for v in violations if v["impact"] in AXE_BLOCKING]
-        assert blocking == [], f"{lang}/{scheme}:\n{axe_report(blocking)}"
+    await page.goto(f"{ORIGIN}/page")
+    # Light and dark; Japanese pages are checked live (test_page_has_..., the challenge tests).
+    await assert_accessible(page, f"template-{name.removesuffix('.html')}")
