@@ -3,6 +3,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# axe-core for the browser accessibility tests, pinned by tests/e2e/package-lock.json.
+E2E_JS := tests/e2e/node_modules/.installed
 
 .PHONY: demo test lint bench venv clean
 
@@ -14,10 +16,14 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+$(E2E_JS): tests/e2e/package.json tests/e2e/package-lock.json
+	npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error
+	touch $(E2E_JS)
+
 demo: $(STAMP)
 	$(BIN)/cognito-gate demo
 
-test: $(STAMP)
+test: $(STAMP) $(E2E_JS)
 	$(BIN)/ruff check proxy tests bench
 	$(BIN)/ruff format --check proxy tests bench
 	$(BIN)/mypy

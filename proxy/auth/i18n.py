@@ -39,6 +39,13 @@ _EN: dict[str, str] = {
     "notice.session_expired": "Your session has expired. Please sign in again.",
     "notice.signed_out": "You have been signed out.",
     "notice.password_changed": "Your password has been changed. Please sign in.",
+    "notice.expired_post": (
+        "Your session expired, so the form you submitted was not sent. "
+        "Sign in, then submit it again."
+    ),
+    "notice.post_lost": (
+        "You were not signed in, so the form was not sent. Sign in, then submit it again."
+    ),
     # Logout
     "logout.title": "Sign out",
     "logout.heading": "Sign out of {product}?",
@@ -203,6 +210,14 @@ _JA: dict[str, str] = {
     "notice.session_expired": "セッションの有効期限が切れました。もう一度サインインしてください。",
     "notice.signed_out": "サインアウトしました。",
     "notice.password_changed": "パスワードを変更しました。サインインしてください。",
+    "notice.expired_post": (
+        "セッションの有効期限が切れたため、フォームは送信されませんでした。"
+        "サインインしてから、もう一度送信してください。"
+    ),
+    "notice.post_lost": (
+        "サインインしていなかったため、フォームは送信されませんでした。"
+        "サインインしてから、もう一度送信してください。"
+    ),
     "logout.title": "サインアウト",
     "logout.heading": "{product} からサインアウトしますか?",
     "logout.signed_in_as": "{user} としてサインインしています。",

@@ -240,6 +240,8 @@ class AuthRoutes:
             "signed_out": "notice.signed_out",
             "password_changed": "notice.password_changed",
             "confirmed": "notice.confirmed",
+            "expired_post": "notice.expired_post",
+            "post_lost": "notice.post_lost",
         }.get(request.query.get("notice", ""))
         lang = self._lang(request)
         response = self._login_form(

@@ -4,10 +4,11 @@ Decisions: the raw path is made canonical once (400 when it cannot be, see gate/
 policy (gate/policy.py) picks the upstream and the first matching rule; a public rule forwards
 without looking at the session; a live session that the rule admits is forwarded with identity
 headers, one it does not admit gets 403; without a session a browser navigation is sent to the
-login page and anything else (XHR, JSON, non-GET) gets a 401 JSON body, unless the rule says
-``401`` or ``allow``. The upstream receives exactly the canonical path that was authorised.
-A store or Cognito outage fails closed with 503 and keeps the cookie: a blip must not sign
-anyone out.
+login page (and back afterwards); a top-level form POST is sent there too, told that the form
+was not sent, and returned to the page that held the form; anything else (XHR, JSON, other
+non-GET) gets a 401 JSON body, unless the rule says ``401`` or ``allow``. The upstream receives
+exactly the canonical path that was authorised. A store or Cognito outage fails closed with 503
+and keeps the cookie: a blip must not sign anyone out.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import logging
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
@@ -55,6 +56,34 @@ def wants_login_page(request: web.Request) -> bool:
     ):
         return False
     return "text/html" in request.headers.get("Accept", "")
+
+
+def is_form_navigation(request: web.Request) -> bool:
+    """A top-level HTML form POST: the user pressed a button and expects a page back.
+
+    Only Fetch metadata (sent by every current browser) says so reliably; without it the
+    request is treated as an API call, as before."""
+    return (
+        request.method == "POST"
+        and request.headers.get("Sec-Fetch-Mode") == "navigate"
+        and request.headers.get("Sec-Fetch-Dest") == "document"
+        and not request.headers.get("X-Requested-With")
+    )
+
+
+def referring_path(request: web.Request) -> str | None:
+    """The path (and query) of the same-host page a request came from, if the browser said.
+
+    Only a hint for the login page's ``rd``, which validates it again."""
+    referer = request.headers.get("Referer", "")
+    try:
+        parts = urlsplit(referer)
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or parts.netloc.lower() != request.host.lower():
+        return None
+    path = parts.path or "/"
+    return f"{path}?{parts.query}" if parts.query else path
 
 
 class Gate:
@@ -232,6 +261,8 @@ class Gate:
         return response
 
     def _unauthenticated(self, request: web.Request) -> web.Response:
+        if is_form_navigation(request):
+            return self._form_not_sent(request)
         if not wants_login_page(request):
             return self._unauthorized()
         target = f"{self._login_path}?rd={quote(request.raw_path, safe='')}"
@@ -241,6 +272,17 @@ class Gate:
             status=302, headers={"Location": target, "Cache-Control": "no-store"}
         )
         return response
+
+    def _form_not_sent(self, request: web.Request) -> web.Response:
+        """A form posted without a live session cannot be kept (its body may be large or
+        secret, and replaying it after sign-in would be a CSRF gadget): send the user to sign
+        in, say that the form was not sent, and come back to the page that held the form."""
+        had_session = self._identity.cookie_name in request.cookies
+        target = f"{self._login_path}?notice={'expired_post' if had_session else 'post_lost'}"
+        back = referring_path(request)
+        if back is not None:
+            target += f"&rd={quote(back, safe='')}"
+        return web.Response(status=303, headers={"Location": target, "Cache-Control": "no-store"})
 
     async def check(self, request: web.Request) -> web.StreamResponse:
         """nginx ``auth_request`` / Traefik forwardAuth: 200 with identity headers, or 401.

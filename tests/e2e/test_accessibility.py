@@ -1,0 +1,273 @@
+"""axe-core, run inside Chromium on every built-in page, in light and dark colour schemes: no
+violation of impact "serious" or "critical" (WCAG 2.x A/AA rules and axe's best practices).
+
+axe is injected as a script tag, which the pages' CSP (``script-src 'self'``) rightly forbids,
+so only these contexts bypass CSP. axe-core comes from the npm registry, pinned by
+``tests/e2e/package-lock.json`` and installed by ``make test`` (``npm ci --prefix tests/e2e``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Page, Route
+
+from proxy.auth import qr
+from proxy.auth.pages import Branding, Pages, static_dir
+from tests.e2e.helpers import (
+    AXE_BLOCKING,
+    Site,
+    assert_accessible,
+    axe_violations,
+    sign_in,
+)
+from tests.support.stack import proxy_settings, running_proxy
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+async def _login_error(page: Page, site: Site) -> None:
+    await page.goto(site.url("/_auth/login"))
+    await sign_in(page, password="wrong-password")
+    await page.get_by_role("alert").wait_for()
+
+
+async def _login_notice_ja(page: Page, site: Site) -> None:
+    await page.goto(site.url("/_auth/login?lang=ja&notice=expired_post"))
+
+
+async def _logout(page: Page, site: Site) -> None:
+    await page.goto(site.url("/_auth/login"))
+    await sign_in(page)
+    await page.wait_for_url(site.url("/"))
+    await page.goto(site.url("/_auth/logout"))
+
+
+async def _error_403(page: Page, site: Site) -> None:
+    # A tampered CSRF token: the 403 error page.
+    await page.goto(site.url("/_auth/login"))
+    await page.locator("input[name=csrf]").evaluate("e => { e.value = 'tampered'; }")
+    await sign_in(page)
+    await page.wait_for_load_state()
+    assert await page.inner_text("h1") == "Forbidden"
+
+
+async def _error_503(page: Page, site: Site) -> None:
+    # The same deployment with its session store unreachable: the 503 page.
+    settings = proxy_settings(
+        upstream_url=site.upstream.url,
+        pool_id=site.pool_id,
+        client_id="unused",
+        endpoint_url=site.double.url,
+        jwks_url=site.double.jwks_url(site.pool_id),
+        session={"store_url": "redis://127.0.0.1:9/0", "store_timeout": 0.5},  # nothing there
+    )
+    async with running_proxy(settings) as base:
+        await page.goto(f"{base}/_auth/login")
+        await page.wait_for_load_state()
+    assert await page.inner_text("h1") == "Service unavailable"
+
+
+PAGES: dict[str, Callable[[Page, Site], Awaitable[None]]] = {
+    "login-error": _login_error,
+    "login-notice-ja": _login_notice_ja,
+    "logout": _logout,
+    "error-403": _error_403,
+    "error-503": _error_503,
+}
+
+
+@pytest.mark.parametrize("name", list(PAGES))
+async def test_page_has_no_serious_accessibility_violations(
+    new_context: Any, site: Site, name: str
+) -> None:
+    context = await new_context(bypass_csp=True)
+    page = await context.new_page()
+    await PAGES[name](page, site)
+    await assert_accessible(page, name)
+
+
+async def test_axe_finds_a_planted_violation(new_context: Any, site: Site) -> None:
+    """The check itself works: an unlabeled field and unreadable text are reported."""
+    context = await new_context(bypass_csp=True)
+    page = await context.new_page()
+    await page.goto(site.url("/_auth/login"))
+    await page.evaluate(
+        "() => { document.querySelector('label[for=username]').remove();"
+        " document.querySelector('h1').style.color = '#eee'; }"
+    )
+    ids = {v["id"] for v in await axe_violations(page) if v["impact"] in AXE_BLOCKING}
+    assert {"label", "color-contrast"} <= ids, ids
+
+
+# --- every template, including the states a flow rarely reaches ---------------------------
+
+ORIGIN = "http://gate.test"
+TOTP_URI = qr.otpauth_uri(
+    issuer="Example Corp", account="erin", secret="JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+)
+FIELDS_CODE = [
+    {
+        "name": "code",
+        "label": "Verification code",
+        "autocomplete": "one-time-code",
+        "inputmode": "numeric",
+        "hint": "6 digits",
+    }
+]
+FIELDS_NEW_PASSWORD = [
+    {
+        "name": "new_password",
+        "label": "New password",
+        "type": "password",
+        "autocomplete": "new-password",
+    },
+    {
+        "name": "confirm_password",
+        "label": "Confirm new password",
+        "type": "password",
+        "autocomplete": "new-password",
+    },
+]
+BASE = {"action": "/_auth/x", "csrf_token": "t"}
+# Each template in its fullest state: notice, error, hint, cancel link, footer links.
+SAMPLES: dict[str, dict[str, Any]] = {
+    "login.html": BASE
+    | {
+        "username": "erin",
+        "error": "Incorrect username or password.",
+        "notice": "Your session has expired.",
+        "forgot_url": "/_auth/forgot",
+    },
+    "logout.html": BASE | {"user": "erin@example.com"},
+    "error.html": {"status": 403, "retry_url": "/"},
+    "challenge.html": BASE
+    | {
+        "heading": "Two-step verification",
+        "message": "Enter the code.",
+        "error": "That code is incorrect.",
+        "fields": FIELDS_CODE + FIELDS_NEW_PASSWORD,
+        "cancel_url": "/_auth/login",
+    },
+    "choice.html": BASE
+    | {
+        "heading": "Two-step verification",
+        "message": "How should we send your code?",
+        "error": "Choose one.",
+        "options": [
+            {"value": "SMS_MFA", "label": "Text message"},
+            {"value": "EMAIL_OTP", "label": "Email"},
+        ],
+        "cancel_url": "/_auth/login",
+    },
+    "mfa_setup.html": BASE
+    | {
+        "heading": "Set up your authenticator app",
+        "message": "Scan the QR code, then enter the code the app shows.",
+        "error": "That code is incorrect.",
+        "qr_code": qr.svg_data_uri(TOTP_URI),
+        "secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+        "fields": FIELDS_CODE,
+        "cancel_url": "/_auth/login",
+    },
+    "custom_challenge.html": BASE
+    | {
+        "heading": "One more step",
+        "error": "That answer was not accepted.",
+        "challenge_type": "captcha",
+        "parameters": {"type": "captcha", "question": "What is 3 + 4?", "hint": "a number"},
+        "question": "What is 3 + 4?",
+        "fields": [{"name": "answer", "label": "Answer", "autocomplete": "off"}],
+        "cancel_url": "/_auth/login",
+    },
+    "select_challenge.html": BASE
+    | {
+        "heading": "How do you want to sign in?",
+        "error": "Choose one.",
+        "password_option": "PASSWORD_SRP",
+        "options": [
+            {"value": "EMAIL_OTP", "label": "Email me a code"},
+            {"value": "WEB_AUTHN", "label": "Use a passkey"},
+        ],
+        "cancel_url": "/_auth/login",
+    },
+    "webauthn.html": BASE
+    | {
+        "heading": "Sign in with a passkey",
+        "error": "The passkey was not accepted.",
+        "options_json": '{"challenge": "AAAA", "rpId": "gate.test"}',
+        "cancel_url": "/_auth/login",
+    },
+    "forgot.html": BASE
+    | {
+        "username": "erin",
+        "error": "Enter your username.",
+        "notice": "Start here.",
+        "login_url": "/_auth/login",
+    },
+    "forgot_confirm.html": BASE
+    | {
+        "message": "We sent a code to e***@e***.",
+        "fields": FIELDS_CODE + FIELDS_NEW_PASSWORD,
+        "error": "That code is incorrect.",
+        "notice": "A new code is on its way.",
+        "login_url": "/_auth/login",
+    },
+    "confirm_signup.html": BASE
+    | {
+        "message": "Enter the code we sent to e***@e***.",
+        "fields": FIELDS_CODE,
+        "error": "That code is incorrect.",
+        "notice": "A new code is on its way.",
+        "login_url": "/_auth/login",
+    },
+    "remember_device.html": BASE | {"return_to": "/"},
+}
+
+
+def _templates() -> set[str]:
+    folder = Path(__file__).parents[2] / "proxy" / "templates"
+    return {p.name for p in folder.glob("*.html") if not p.name.startswith(("_", "base"))}
+
+
+async def test_every_template_has_an_accessibility_sample() -> None:
+    assert _templates() == set(SAMPLES)
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+async def test_template_in_its_fullest_state_has_no_serious_violations(
+    new_context: Any, name: str
+) -> None:
+    pages = Pages(
+        branding=Branding(
+            product_name="Example Corp", footer_links=(("Help", "https://example.com/help"),)
+        ),
+        static_url="/_auth/static",
+    )
+    html = pages.render_html(
+        name,
+        lang="en",
+        lang_links=[("en", "English", "?lang=en"), ("ja", "日本語", "?lang=ja")],
+        **({"status": 200} | SAMPLES[name]),
+    )
+    context = await new_context(bypass_csp=True)
+    page = await context.new_page()
+
+    async def serve(route: Route) -> None:
+        path = route.request.url.removeprefix(ORIGIN).split("?")[0]
+        if path == "/page":
+            await route.fulfill(body=html, content_type="text/html; charset=utf-8")
+        elif path == "/_auth/static/brand.css":
+            await route.fulfill(body=pages.brand_css(), content_type="text/css")
+        elif path.startswith("/_auth/static/"):
+            await route.fulfill(path=str(static_dir() / path.rsplit("/", 1)[1]))
+        else:
+            await route.fulfill(status=404)
+
+    await page.route(f"{ORIGIN}/**", serve)
+    await page.goto(f"{ORIGIN}/page")
+    # Light and dark; Japanese pages are checked live (test_page_has_..., the challenge tests).
+    await assert_accessible(page, f"template-{name.removesuffix('.html')}")
