@@ -136,3 +136,22 @@ def client_address(request: web.Request) -> ClientAddress:
         forwarded_host=headers.getall("X-Forwarded-Host", []),
         trusted=trusted,
     )
+
+
+def original_request(request: web.Request) -> tuple[str, str] | None:
+    """(method, URI) of the request an auth_request/forwardAuth proxy is asking about.
+
+    Believed only from a trusted peer (``proxy.trusted_cidrs``): nginx's ``X-Original-URI`` /
+    ``X-Original-Method``, or Traefik's ``X-Forwarded-Uri`` / ``X-Forwarded-Method``. From anyone
+    else these headers are ignored, so a client cannot pick the rule its request is judged by.
+    """
+    trusted: tuple[IPNetwork, ...] = request.app.get(TRUSTED_PROXIES, ())
+    peer = _ip(request.remote) if request.remote else None
+    if peer is None or not trusted or not _trusted(peer, trusted):
+        return None
+    headers = request.headers
+    uri = headers.get("X-Original-URI") or headers.get("X-Forwarded-Uri")
+    if not uri:
+        return None
+    method = headers.get("X-Original-Method") or headers.get("X-Forwarded-Method") or "GET"
+    return method.upper(), uri

@@ -16,20 +16,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
 from proxy.cognito.tokens import JwksUnavailable, TokenError
 from proxy.forward import Forwarder
-from proxy.forwarded import client_address
+from proxy.forwarded import client_address, original_request
 from proxy.gate.bearer import BearerAuth, bearer_token
 from proxy.gate.headers import HeaderPlan, without_cookies
 from proxy.gate.identity import Identity, RefreshUnavailable
 from proxy.gate.outgoing import Outgoing
 from proxy.gate.paths import BadPath, canonical_path, split_target
-from proxy.gate.policy import Access, Policy, Route, Unauthenticated, prefix_matches
+from proxy.gate.policy import Access, Policy, Route, Rule, Unauthenticated, prefix_matches
 from proxy.gate.websocket import SessionGuard, is_websocket
 from proxy.observe import REQUEST_ID_HEADER, REQUEST_ID_KEY, SESSION_KEY, USER_KEY
 from proxy.sessions.store import StoreUnavailable
@@ -284,11 +284,35 @@ class Gate:
             target += f"&rd={quote(back, safe='')}"
         return web.Response(status=303, headers={"Location": target, "Cache-Control": "no-store"})
 
+    def _original_rule(self, request: web.Request) -> Rule | Literal[False] | None:
+        """The rule for the request a trusted auth proxy asks about; False when its path is
+        unusable or ours; None when no trusted proxy named one (then: signed in or not)."""
+        original = original_request(request)
+        if original is None:
+            return None
+        method, uri = original
+        try:
+            raw_path, _ = split_target(uri)
+            path = canonical_path(raw_path)
+        except BadPath:
+            return False
+        route = self._policy.select(client_address(request).host, path)
+        if route is None or prefix_matches(self._reserved_prefix, path):
+            return False
+        return route.rule_for(method, path)
+
     async def check(self, request: web.Request) -> web.StreamResponse:
         """nginx ``auth_request`` / Traefik forwardAuth: 200 with identity headers, or 401.
 
         Only 200, 401, 403 and 500: auth_request treats anything else as an error anyway.
+        When a trusted proxy names the original request, its path's rule decides: a public
+        rule answers 200 without a session, a rule that does not admit the user 403.
         """
+        rule = self._original_rule(request)
+        if rule is False:
+            return web.Response(status=403, headers={"Cache-Control": "no-store"})
+        if rule is not None and rule.public:
+            return web.Response(status=200, headers={"Cache-Control": "no-store"})
         bearer = await self._bearer_claims(request)
         if isinstance(bearer, web.Response):
             status = 500 if bearer.status == 503 else 401
@@ -307,6 +331,8 @@ class Gate:
             claims = session.claims
             access_token = session.access_token
         self._note(request, claims.get("sub"))
+        if rule is not None and rule.access(claims) is Access.FORBIDDEN:
+            return web.Response(status=403, headers={"Cache-Control": "no-store"})
         response = web.Response(status=200, headers={"Cache-Control": "no-store"})
         if self._check_access_token and access_token:
             # For an upstream that calls Cognito (or other APIs) as the user; opt-in.

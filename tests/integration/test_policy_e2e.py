@@ -482,3 +482,38 @@ def _admin_flow(pool: dict[str, Any]) -> dict[str, Any]:
         "issuer": pool["issuer"],
         "auth_flow": "ADMIN_USER_PASSWORD_AUTH",
     }
+
+
+# -- /_auth/check applies the rules of the original request (nginx auth_request, forwardAuth) -
+
+
+async def test_check_judges_the_original_uri_from_a_trusted_proxy(
+    pool: dict[str, Any], upstream: Upstream
+) -> None:
+    async with gate(pool, upstream, proxy={"trusted_cidrs": ["127.0.0.0/8"]}) as browser:
+        assert (await browser.login("dave", PASSWORD)).status == 303  # staff, not admins
+
+        async def check(uri: str, header: str = "X-Original-URI") -> int:
+            return (await browser.get("/_auth/check", headers={header: uri})).status
+
+        assert await check("/reports/2026") == 200
+        assert await check("/admin/users") == 403
+        assert await check("/admin/users", "X-Forwarded-Uri") == 403  # Traefik's spelling
+        assert await check("/a/%2e%2e/%2e%2e/admin") == 403  # cannot be made safe: refused
+        assert await check("/_auth/userinfo") == 403  # our own prefix is never an app route
+        browser.http.cookie_jar.clear()
+        assert await check("/health") == 200  # public: no session needed
+        assert await check("/reports/2026") == 401
+
+
+async def test_check_ignores_original_uri_headers_from_untrusted_peers(
+    pool: dict[str, Any], upstream: Upstream
+) -> None:
+    async with gate(pool, upstream) as browser:  # no trusted proxies configured
+        await browser.login("dave", PASSWORD)
+        headers = {"X-Original-URI": "/admin/users"}
+        assert (await browser.get("/_auth/check", headers=headers)).status == 200
+        browser.http.cookie_jar.clear()
+        assert (
+            await browser.get("/_auth/check", headers={"X-Original-URI": "/health"})
+        ).status == 401
