@@ -119,6 +119,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
             logo_url=settings.ui.logo_url,
             primary_color=settings.ui.primary_color,
             extra_css_url=settings.ui.extra_css_url,
+            footer_links=tuple(settings.ui.footer_links.items()),
         ),
         static_url=f"{prefix}/static",
         templates_dir=settings.ui.templates_dir,

@@ -339,6 +339,16 @@ class UiSettings(_Section):
     logo_url: str | None = None
     primary_color: str = "#2563eb"
     extra_css_url: str | None = None
+    # Footer links, label → URL, in order (e.g. {"Privacy": "https://example.com/privacy"}).
+    footer_links: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("footer_links")
+    @classmethod
+    def _check_links(cls, value: dict[str, str]) -> dict[str, str]:
+        for label, url in value.items():
+            if not url.startswith(("https://", "http://", "/", "mailto:")) or url.startswith("//"):
+                raise ValueError(f"link {label!r} needs an http(s)://, /path or mailto: URL")
+        return value
 
     @field_validator("templates_dir")
     @classmethod

@@ -170,3 +170,21 @@ def test_security_limits_from_env_and_their_names_in_errors(clean_env: pytest.Mo
     with pytest.raises(ConfigError) as err:
         load_settings()
     assert "GATE_REGULATION_USER_MAX_FAILURES" in str(err.value)
+
+
+def test_footer_links_are_settings_and_unsafe_urls_are_refused(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    _env(
+        clean_env,
+        GATE_UI_FOOTER_LINKS='{"Privacy": "https://example.com/privacy", "Help": "/help"}',
+    )
+    s = load_settings()
+    assert list(s.ui.footer_links.items()) == [
+        ("Privacy", "https://example.com/privacy"),
+        ("Help", "/help"),
+    ]
+    _env(clean_env, GATE_UI_FOOTER_LINKS='{"Evil": "javascript:alert(1)"}')
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert "GATE_UI_FOOTER_LINKS" in str(err.value)
