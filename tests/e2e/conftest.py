@@ -63,6 +63,9 @@ async def site(double: CognitoDouble, redis_process: RedisProcess) -> AsyncItera
             jwks_url=double.jwks_url(pool_id),
             issuer=double.issuer(pool_id),
             store_url=redis_process.url,
+            # Tests end sessions by deleting them from Redis behind the proxy's back: no
+            # in-process cache may keep serving them.
+            session={"store_url": redis_process.url, "cache_ttl": 0},
         )
         async with running_proxy(settings) as base:
             yield Site(base, upstream, double, pool_id, redis_process.url)

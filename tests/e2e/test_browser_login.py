@@ -185,16 +185,17 @@ async def test_keyboard_only_sign_in_in_a_sensible_tab_order(page: Page, site: S
     assert await focused() == "password"
     await page.keyboard.type(PASSWORD)
     order = []
-    for _ in range(3):
+    for _ in range(4):
         await page.keyboard.press("Tab")
         order.append(await focused())
         if order[-1] == "Sign in":
             outline = "() => getComputedStyle(document.activeElement).outlineStyle"
             assert await page.evaluate(outline) == "solid"  # keyboard focus is visible
-    # The reveal toggle, the button, and only then the way out to "forgot password".
-    assert order == ["Show password", "Sign in", "Forgot your password?"]
-    await page.keyboard.press("Shift+Tab")
-    await page.keyboard.press("Shift+Tab")
+    # The reveal toggle, "keep me signed in", the button, and only then the way out to
+    # "forgot password".
+    assert order == ["Show password", "remember", "Sign in", "Forgot your password?"]
+    for _ in range(3):
+        await page.keyboard.press("Shift+Tab")
     await page.keyboard.press("Enter")  # on the toggle: shows the password...
     assert await page.get_attribute("#password", "type") == "text"
     assert await focused() == "password"  # ...and puts the cursor back in it
