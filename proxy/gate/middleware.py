@@ -25,6 +25,7 @@ from proxy.cognito.tokens import JwksUnavailable, TokenError
 from proxy.forward import Forwarder
 from proxy.forwarded import client_address, original_request
 from proxy.gate.bearer import BearerAuth, bearer_token
+from proxy.gate.cookies import cookie_value
 from proxy.gate.headers import HeaderPlan, without_cookies
 from proxy.gate.identity import Identity, RefreshUnavailable
 from proxy.gate.outgoing import Outgoing
@@ -155,7 +156,7 @@ class Gate:
         """Who this request is, for the access log: the user's sub and a session fingerprint."""
         if sub is not None:
             request[USER_KEY] = str(sub)
-        cookie = request.cookies.get(self._identity.cookie_name)
+        cookie = cookie_value(request, self._identity.cookie_name)
         if cookie:
             request[SESSION_KEY] = self._identity.sessions.fingerprint(cookie)
 
@@ -214,8 +215,9 @@ class Gate:
         if rule.access(session.claims) is Access.FORBIDDEN:
             return self._status(request, 403, "forbidden")
         add_headers = [*cookie, *self._outgoing.headers(session, route.name)]
-        session_cookie = request.cookies.get(self._identity.cookie_name)
-        if session_cookie and is_websocket(request):
+        if is_websocket(request) and (
+            session_cookie := cookie_value(request, self._identity.cookie_name)
+        ):
             # Open as long as the session lives, not a moment longer.
             async with self._guard.watch(session_cookie) as ended:
                 return await forward(add_headers=add_headers, ws_stop=ended)
