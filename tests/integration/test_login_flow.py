@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 
 from tests.support.cognito_double import CognitoDouble, running_double
-from tests.support.stack import Browser, Upstream, proxy_settings, recording_upstream, running_proxy
+from tests.support.stack import (
+    Browser,
+    Upstream,
+    cognito_kwargs,
+    proxy_settings,
+    recording_upstream,
+    running_proxy,
+)
 
 PASSWORD = "Correct-horse-9!"
 
@@ -38,14 +45,7 @@ def _pool(double: CognitoDouble, *, secret: bool) -> dict[str, Any]:
         },
         groups=["admins", "staff"],
     )
-    return {
-        "pool_id": pool_id,
-        "client_id": client_id,
-        "client_secret": client_secret,
-        "endpoint_url": double.url,
-        "jwks_url": double.jwks_url(pool_id),
-        "issuer": double.issuer(pool_id),
-    }
+    return cognito_kwargs(double, pool_id, client_id, client_secret)
 
 
 @pytest.fixture

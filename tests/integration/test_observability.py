@@ -14,7 +14,14 @@ from aiohttp import web
 from proxy.demo import free_port
 from proxy.observe import JsonFormatter, Metrics, metrics_app
 from tests.support.cognito_double import CognitoDouble, running_double
-from tests.support.stack import Browser, Upstream, proxy_settings, recording_upstream, running_proxy
+from tests.support.stack import (
+    Browser,
+    Upstream,
+    cognito_kwargs,
+    proxy_settings,
+    recording_upstream,
+    running_proxy,
+)
 
 PASSWORD = "Observe-pass-1!"
 
@@ -30,14 +37,7 @@ def pool(double: CognitoDouble) -> dict[str, Any]:
     pool_id = double.create_pool()
     client_id, secret = double.create_client(pool_id, secret=True)
     double.add_user(pool_id, "erin", PASSWORD, attributes={"email": "erin@example.com"})
-    return {
-        "pool_id": pool_id,
-        "client_id": client_id,
-        "client_secret": secret,
-        "endpoint_url": double.url,
-        "jwks_url": double.jwks_url(pool_id),
-        "issuer": double.issuer(pool_id),
-    }
+    return cognito_kwargs(double, pool_id, client_id, secret)
 
 
 @pytest.fixture

@@ -18,7 +18,14 @@ from joserfc.errors import BadSignatureError, InvalidClaimError
 from joserfc.jwk import ECKey, KeySet
 
 from tests.support.cognito_double import CognitoDouble, running_double
-from tests.support.stack import Browser, Upstream, proxy_settings, recording_upstream, running_proxy
+from tests.support.stack import (
+    Browser,
+    Upstream,
+    cognito_kwargs,
+    proxy_settings,
+    recording_upstream,
+    running_proxy,
+)
 
 PASSWORD = "Correct-horse-9!"
 HOSTILE_NAME = "山田 太郎\r\nX-Injected: yes\x00"
@@ -51,14 +58,7 @@ def pool(double: CognitoDouble) -> dict[str, Any]:
     }
     for name, (attributes, groups) in users.items():
         double.add_user(pool_id, name, PASSWORD, attributes=attributes, groups=groups)
-    return {
-        "pool_id": pool_id,
-        "client_id": client_id,
-        "client_secret": client_secret,
-        "endpoint_url": double.url,
-        "jwks_url": double.jwks_url(pool_id),
-        "issuer": double.issuer(pool_id),
-    }
+    return cognito_kwargs(double, pool_id, client_id, client_secret)
 
 
 @pytest.fixture

@@ -19,7 +19,14 @@ from tests.support.redis_topologies import (
     secured_redis,
     sentinel_group,
 )
-from tests.support.stack import Browser, Upstream, proxy_settings, recording_upstream, running_proxy
+from tests.support.stack import (
+    Browser,
+    Upstream,
+    cognito_kwargs,
+    proxy_settings,
+    recording_upstream,
+    running_proxy,
+)
 from tests.support.tls import make_tls_files
 
 PASSWORD = "Ha-pass-1!"
@@ -37,14 +44,7 @@ def pool(double: CognitoDouble) -> dict[str, Any]:
     client_id, secret = double.create_client(pool_id, secret=True)
     for name in ("gus", "hal", "ida"):
         double.add_user(pool_id, name, PASSWORD)
-    return {
-        "pool_id": pool_id,
-        "client_id": client_id,
-        "client_secret": secret,
-        "endpoint_url": double.url,
-        "jwks_url": double.jwks_url(pool_id),
-        "issuer": double.issuer(pool_id),
-    }
+    return cognito_kwargs(double, pool_id, client_id, secret)
 
 
 @pytest.fixture

@@ -18,7 +18,14 @@ from proxy.cognito import errors
 from proxy.cognito.client import CognitoClient, Tokens
 from tests.support.cognito_double import CognitoDouble, running_double
 from tests.support.redis_server import RedisProcess, start_redis_server
-from tests.support.stack import Browser, Upstream, proxy_settings, recording_upstream, running_proxy
+from tests.support.stack import (
+    Browser,
+    Upstream,
+    cognito_kwargs,
+    proxy_settings,
+    recording_upstream,
+    running_proxy,
+)
 
 PASSWORD = "Lifecycle-pass-1!"
 TOKEN_TTL = 4
@@ -41,14 +48,7 @@ def pool(double: CognitoDouble) -> dict[str, Any]:
     pool_id = double.create_pool()
     client_id, secret = double.create_client(pool_id, secret=True)
     double.add_user(pool_id, "dave", PASSWORD, attributes={"email": "dave@example.com"})
-    return {
-        "pool_id": pool_id,
-        "client_id": client_id,
-        "client_secret": secret,
-        "endpoint_url": double.url,
-        "jwks_url": double.jwks_url(pool_id),
-        "issuer": double.issuer(pool_id),
-    }
+    return cognito_kwargs(double, pool_id, client_id, secret)
 
 
 @pytest.fixture

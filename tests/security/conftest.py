@@ -17,7 +17,14 @@ from typing import Any
 import pytest
 
 from tests.support.cognito_double import CognitoDouble, running_double
-from tests.support.stack import Browser, Upstream, proxy_settings, recording_upstream, running_proxy
+from tests.support.stack import (
+    Browser,
+    Upstream,
+    cognito_kwargs,
+    proxy_settings,
+    recording_upstream,
+    running_proxy,
+)
 
 PASSWORD = "Correct-horse-9!"
 USER = "carol"
@@ -34,14 +41,7 @@ def pool_settings(double: CognitoDouble, *, secret: bool = True) -> dict[str, An
     pool_id = double.create_pool()
     client_id, client_secret = double.create_client(pool_id, secret=secret)
     double.add_user(pool_id, USER, PASSWORD, attributes={"email": EMAIL, "email_verified": "true"})
-    return {
-        "pool_id": pool_id,
-        "client_id": client_id,
-        "client_secret": client_secret,
-        "endpoint_url": double.url,
-        "jwks_url": double.jwks_url(pool_id),
-        "issuer": double.issuer(pool_id),
-    }
+    return cognito_kwargs(double, pool_id, client_id, client_secret)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 
 from proxy.devtools.cognito_double import CognitoDouble
-from tests.support.stack import Browser, proxy_settings, running_proxy
+from tests.support.stack import Browser, cognito_kwargs, proxy_settings, running_proxy
 
 
 class Doc(HTMLParser):
@@ -118,14 +118,7 @@ def totp(secret: str, at: float | None = None, *, step: int = 30, digits: int = 
 def pool_kwargs(
     double: CognitoDouble, pool_id: str, client_id: str, secret: str | None
 ) -> dict[str, Any]:
-    return {
-        "pool_id": pool_id,
-        "client_id": client_id,
-        "client_secret": secret,
-        "endpoint_url": double.url,
-        "jwks_url": double.jwks_url(pool_id),
-        "issuer": double.issuer(pool_id),
-    }
+    return cognito_kwargs(double, pool_id, client_id, secret)
 
 
 @asynccontextmanager

@@ -71,6 +71,20 @@ async def running_proxy(settings: Settings, metrics: Metrics | None = None) -> A
         await runner.cleanup()
 
 
+def cognito_kwargs(
+    double: Any, pool_id: str, client_id: str, client_secret: str | None
+) -> dict[str, Any]:
+    """The `proxy_settings` keywords that point the proxy at one pool of a Cognito double."""
+    return {
+        "pool_id": pool_id,
+        "client_id": client_id,
+        "client_secret": client_secret,
+        "endpoint_url": double.url,
+        "jwks_url": double.jwks_url(pool_id),
+        "issuer": double.issuer(pool_id),
+    }
+
+
 def proxy_settings(
     *,
     upstream_url: str,
