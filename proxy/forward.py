@@ -20,6 +20,8 @@ from aiohttp import WSMsgType, web
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from proxy.aiohttp_internals import WholeBodyResponse
+
 __all__ = ["Forwarder", "UpstreamConfig"]
 
 log = logging.getLogger("proxy.forward")
@@ -107,14 +109,6 @@ class UpstreamConfig:
     read_timeout: float = 60.0  # waiting for response headers / between body chunks
     max_connections: int = 512
     ws_max_message: int = 4 * 1024 * 1024
-
-
-class _WholeBodyResponse(web.StreamResponse):
-    """For bodies that already arrived in full: aiohttp then coalesces headers and
-    body into one socket write (the class attribute is what its own Response uses).
-    Never used for streams, where headers must go out before the first chunk."""
-
-    _send_headers_immediately = False
 
 
 class _WSMessage(Protocol):
@@ -440,7 +434,7 @@ class Forwarder:
         try:
             if content.is_eof():
                 # Typical small response: the body came with the headers.
-                resp = self._response(request, up, _WholeBodyResponse)
+                resp = self._response(request, up, WholeBodyResponse)
                 await resp.prepare(request)
                 await resp.write_eof(content.read_nowait())
             else:
@@ -479,7 +473,7 @@ class Forwarder:
         headers: CIMultiDict[str],
         stop: asyncio.Event | None = None,
     ) -> web.StreamResponse:
-        if not web.WebSocketResponse().can_prepare(request):
+        if not web.WebSocketResponse().can_prepare(_handshake_view(request, None)):
             return self._error_page(400)
         offered = [
             p
@@ -519,7 +513,7 @@ class Forwarder:
             decode_text=False,
         )
         try:
-            await client.prepare(request)
+            await client.prepare(_handshake_view(request, upstream.protocol))
             self._sockets.add(client)
             await _relay(client, upstream, stop)
         finally:
@@ -527,6 +521,22 @@ class Forwarder:
             if not upstream.closed:
                 await upstream.close(code=1001)
         return client
+
+
+def _handshake_view(request: web.Request, protocol: str | None) -> web.Request:
+    """The request as aiohttp's handshake should see it: offering exactly the subprotocol the
+    upstream chose, or none. The negotiation already happened with the upstream; left to
+    aiohttp, an offer the upstream declined logs a warning per connection ("Client protocols
+    ... don't overlap"), and an offer spread over several headers loses the upstream's choice
+    (aiohttp reads only the first)."""
+    offered = request.headers.getall("Sec-WebSocket-Protocol", _EMPTY)
+    if not offered or (protocol is not None and offered == [protocol]):
+        return request
+    headers = CIMultiDict(request.headers)
+    headers.popall("Sec-WebSocket-Protocol")
+    if protocol is not None:
+        headers["Sec-WebSocket-Protocol"] = protocol
+    return request.clone(headers=headers)
 
 
 def _close_code(code: int | None, default: int = 1000) -> int:

@@ -23,11 +23,20 @@ import logging
 from typing import Any
 
 from aiohttp import web
-from aiohttp.http_exceptions import BadHttpMessage, HttpProcessingError, LineTooLong
 from aiohttp.typedefs import Handler
-from aiohttp.web_protocol import RequestHandler
-from aiohttp.web_request import BaseRequest
 
+from proxy.aiohttp_internals import (
+    BadHttpMessage,
+    HttpProcessingError,
+    LineTooLong,
+    WrappingAppRunner,
+    connection_count,
+    detach_from_manager,
+    handler_manager,
+    new_protocol,
+    server_arguments,
+    set_server_header,
+)
 from proxy.settings import ServerSettings
 
 log = logging.getLogger("proxy.server")
@@ -63,23 +72,23 @@ def _too_large(exc: BaseException) -> bool:
     )
 
 
-class GateRequestHandler(RequestHandler):
+class GateRequestHandler(web.RequestHandler):
     """aiohttp's connection protocol with the limits above."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        manager = self._manager
+        manager = handler_manager(self)
         if isinstance(manager, GateServer) and manager.at_capacity():
             assert isinstance(transport, asyncio.Transport)
             transport.write(_BUSY)
             transport.close()
-            self._manager = None  # never registered: connection_lost has nothing to undo
+            detach_from_manager(self)  # never registered: connection_lost has nothing to undo
             manager.refused += 1
             return
         super().connection_made(transport)
 
     def handle_error(
         self,
-        request: BaseRequest,
+        request: web.BaseRequest,
         status: int = 500,
         exc: BaseException | None = None,
         message: str | None = None,
@@ -99,24 +108,19 @@ class GateServer(web.Server):
     """aiohttp's Server making :class:`GateRequestHandler` protocols, counting connections."""
 
     def __init__(self, made: web.Server, *, max_connections: int) -> None:
-        super().__init__(
-            made.request_handler,
-            request_factory=made.request_factory,
-            handler_cancellation=made.handler_cancellation,
-            loop=made._loop,
-            **made._kwargs,
-        )
+        handler, kwargs = server_arguments(made)
+        super().__init__(handler, **kwargs)
         self.max_connections = max_connections
         self.refused = 0
 
     def at_capacity(self) -> bool:
-        return len(self._connections) >= self.max_connections
+        return connection_count(self) >= self.max_connections
 
-    def __call__(self) -> RequestHandler:
-        return GateRequestHandler(self, loop=self._loop, **self._kwargs)
+    def __call__(self) -> web.RequestHandler:
+        return new_protocol(self, GateRequestHandler)
 
 
-class GateRunner(web.AppRunner):
+class GateRunner(WrappingAppRunner):
     """An AppRunner whose server applies :class:`ServerSettings`."""
 
     def __init__(self, app: web.Application, limits: ServerSettings, **kwargs: Any) -> None:
@@ -130,9 +134,10 @@ class GateRunner(web.AppRunner):
             **kwargs,
         )
         self._max_connections = limits.max_connections
+        set_server_header(limits.header)
 
-    async def _make_server(self) -> web.Server:
-        return GateServer(await super()._make_server(), max_connections=self._max_connections)
+    def wrap_server(self, made: web.Server) -> web.Server:
+        return GateServer(made, max_connections=self._max_connections)
 
 
 async def start(app: web.Application, limits: ServerSettings, host: str, port: int) -> GateRunner:

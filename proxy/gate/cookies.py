@@ -14,7 +14,8 @@ what ``request.cookies.get(name)`` would:
 from __future__ import annotations
 
 from aiohttp import hdrs, web
-from aiohttp._cookie_helpers import parse_cookie_header
+
+from proxy.aiohttp_internals import parse_cookie_header
 
 
 def cookie_value(request: web.Request, name: str) -> str | None:
