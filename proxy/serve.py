@@ -32,6 +32,7 @@ from proxy.settings import Settings, parse_listen
 
 log = logging.getLogger("proxy.serve")
 
+EXIT_CANNOT_LISTEN = 2  # like a bad setting: restarting will not help
 _FINAL_GRACE = 5.0  # after the drain: closing handshakes of WebSockets, last bytes
 _POLL = 0.05
 
@@ -54,23 +55,27 @@ async def serve(settings: Settings, *, worker: int | None = None) -> None:
     )
     await runner.setup()
     host, port = settings.listen_address
-    await web.TCPSite(runner, host, port, reuse_port=reuse_port).start()
-    freeze_startup_objects()
     metrics_runner: web.AppRunner | None = None
-    if settings.metrics.listen != "off":
-        metrics_host, metrics_port = parse_listen(settings.metrics.listen)
-        # Each worker has its own counters: worker i serves them on the metrics port + i.
-        metrics_port += worker or 0
-        metrics_runner = web.AppRunner(metrics_app(metrics), access_log=None, handle_signals=False)
-        await metrics_runner.setup()
-        await web.TCPSite(metrics_runner, metrics_host, metrics_port).start()
-    log.info(
-        "listening on %s:%d%s",
-        host,
-        port,
-        f" (worker {worker}, pid {os.getpid()})" if worker is not None else "",
-    )
     try:
+        site = web.TCPSite(runner, host, port, reuse_port=reuse_port)
+        await _listen(site, "GATE_LISTEN", settings.listen)
+        freeze_startup_objects()
+        if settings.metrics.listen != "off":
+            metrics_host, metrics_port = parse_listen(settings.metrics.listen)
+            # Each worker has its own counters: worker i serves them on the metrics port + i.
+            metrics_port += worker or 0
+            metrics_runner = web.AppRunner(
+                metrics_app(metrics), access_log=None, handle_signals=False
+            )
+            await metrics_runner.setup()
+            site = web.TCPSite(metrics_runner, metrics_host, metrics_port)
+            await _listen(site, "GATE_METRICS_LISTEN", f"{metrics_host}:{metrics_port}")
+        log.info(
+            "listening on %s:%d%s",
+            host,
+            port,
+            f" (worker {worker}, pid {os.getpid()})" if worker is not None else "",
+        )
         await stop.wait()
         await drain(app, settings.drain_seconds)
     finally:
@@ -108,10 +113,28 @@ async def drain(app: web.Application, seconds: float) -> None:
     await app[FORWARDER_KEY].close_websockets(1001)
 
 
+class ListenError(Exception):
+    """A listener could not be opened; the message names the setting and the address."""
+
+
+async def _listen(site: web.TCPSite, setting: str, address: str) -> None:
+    try:
+        await site.start()
+    except OSError as exc:
+        # e.g. two replicas on one host with the default metrics port: one line, no traceback.
+        # asyncio rewords strerror ("error while attempting to bind on address ...").
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ListenError(f"{setting}: cannot listen on {address}: {reason}") from None
+
+
 def run(settings: Settings, config: Path | None, worker: int | None = None) -> int:
     if settings.workers > 1 and worker is None:
         return supervise(settings.workers, config)
-    asyncio.run(serve(settings, worker=worker))
+    try:
+        asyncio.run(serve(settings, worker=worker))
+    except ListenError as exc:
+        print(f"cognito-gate: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_LISTEN
     return 0
 
 
@@ -148,4 +171,6 @@ def supervise(count: int, config: Path | None) -> int:
     codes = [p.returncode for p in procs]
     if not failed and any(code not in clean for code in codes):
         log.error("worker exit codes: %s", codes)
+    if EXIT_CANNOT_LISTEN in codes:
+        return EXIT_CANNOT_LISTEN  # a worker said which address (one line on stderr)
     return 1 if failed or any(code not in clean for code in codes) else 0
