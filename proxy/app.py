@@ -191,6 +191,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
             signer=signer,
             assertion_header=settings.assertion.header,
             audience=settings.assertion.audience,
+            pass_method_override=settings.headers.pass_method_override,
         ),
         own_cookies=frozenset({settings.cookie.session_cookie, settings.cookie.flow_cookie}),
         bearer=bearer,

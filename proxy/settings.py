@@ -273,6 +273,9 @@ class HeadersSettings(_Section):
     # Raw tokens, on request. The names become reserved: a client's own value is always dropped.
     pass_access_token: bool = False  # X-Forwarded-Access-Token: <access token>
     pass_id_token_as_authorization: bool = False  # Authorization: Bearer <id token>
+    # X-HTTP-Method-Override & co. reach the app (whose framework may run a POST as the method
+    # named); the rules then judge every method named as well. Off: stripped, in every spelling.
+    pass_method_override: bool = False
 
     @field_validator("extra")
     @classmethod
@@ -385,6 +388,9 @@ class ServerSettings(_Section):
     body_timeout: float = Field(15.0, gt=0, description="reading one of our own form posts")
     max_header_size: int = Field(8190, ge=1024, description="one header line, or the URL")
     max_headers: int = Field(100, ge=16)
+    # The Server header of the proxy's own answers: a product name, never a version by default
+    # (aiohttp's "Python/3.11 aiohttp/3.14.5" told every scanner which CVEs to try).
+    header: str = Field("cognito-gate", pattern=r"^[!-~]+(?: [!-~]+)*$", max_length=100)
 
 
 class MetricsSettings(_Section):

@@ -51,6 +51,7 @@ __all__ = [
     "PRESETS",
     "HeaderPlan",
     "build_plan",
+    "canonical_name",
     "header_value",
 ]
 
@@ -121,7 +122,8 @@ _SAFE_ITEM = _SAFE.replace(",", "")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
-def _canonical(name: str) -> str:
+def canonical_name(name: str) -> str:
+    """A header name as servers may read it: lower case, ``_`` and ``.`` as ``-``."""
     # lower() + replace() measured ~4x faster than one str.translate with a table.
     return name.lower().replace("_", "-").replace(".", "-")
 
@@ -152,12 +154,12 @@ class HeaderPlan:
 
     def is_reserved(self, header_name: str) -> bool:
         """True for any spelling of a reserved name (case, ``_``/``.``/``-`` ignored)."""
-        name = _canonical(header_name)
+        name = canonical_name(header_name)
         return name in self.reserved or name.startswith(_RESERVED_PREFIX)
 
     def reserving(self, *names: str) -> HeaderPlan:
         """This plan with ``names`` reserved too, e.g. ``Authorization`` when the gate sets it."""
-        return replace(self, reserved=self.reserved | {_canonical(n) for n in names})
+        return replace(self, reserved=self.reserved | {canonical_name(n) for n in names})
 
     def _warn_oversize(self, header: str, length: int) -> None:
         if header not in self._warned:
@@ -180,14 +182,14 @@ def build_plan(preset: str = DEFAULT_PRESET, extra: Mapping[str, str] | None = N
     if preset not in PRESETS:
         known = ", ".join(sorted(PRESETS))
         raise ValueError(f"unknown headers preset {preset!r} (known: {known})")
-    entries = {_canonical(h): (h, c) for h, c in PRESETS[preset].items()}
-    reserved = {_canonical(h) for names in PRESETS.values() for h in names}
-    reserved.update(_canonical(h) for h in _ALSO_RESERVED)
+    entries = {canonical_name(h): (h, c) for h, c in PRESETS[preset].items()}
+    reserved = {canonical_name(h) for names in PRESETS.values() for h in names}
+    reserved.update(canonical_name(h) for h in _ALSO_RESERVED)
     seen: dict[str, str] = {}
     for header, claim in (extra or {}).items():
         if not isinstance(header, str) or not _TOKEN.fullmatch(header):
             raise ValueError(f"invalid header name {header!r}: must be an RFC 7230 token")
-        key = _canonical(header)
+        key = canonical_name(header)
         if key in _FORBIDDEN:
             raise ValueError(f"header {header!r} cannot carry identity: it is needed as sent")
         if key in seen:

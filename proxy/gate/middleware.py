@@ -28,9 +28,17 @@ from proxy.gate.bearer import BearerAuth, bearer_token
 from proxy.gate.cookies import cookie_value
 from proxy.gate.headers import HeaderPlan, without_cookies
 from proxy.gate.identity import Identity, RefreshUnavailable
-from proxy.gate.outgoing import Outgoing
+from proxy.gate.outgoing import BadOverride, Outgoing, override_methods
 from proxy.gate.paths import BadPath, canonical_path, split_target
-from proxy.gate.policy import Access, Policy, Route, Rule, Unauthenticated, prefix_matches
+from proxy.gate.policy import (
+    Access,
+    AllRules,
+    Policy,
+    Route,
+    Rule,
+    Unauthenticated,
+    prefix_matches,
+)
 from proxy.gate.websocket import SessionGuard, is_websocket
 from proxy.observe import REQUEST_ID_HEADER, REQUEST_ID_KEY, SESSION_KEY, USER_KEY
 from proxy.sessions.store import StoreUnavailable
@@ -172,7 +180,12 @@ class Gate:
         if route is None or prefix_matches(self._reserved_prefix, path):
             # e.g. "//_auth/x": the router did not see our prefix, the canonical path is ours.
             return self._status(request, 404, "not_found")
-        rule = route.rule_for(request.method, path)
+        try:
+            methods = self._outgoing.judged_methods(request.method, request.headers)
+        except BadOverride as exc:
+            log.info("refused method override: %s", exc)
+            return self._status(request, 400, "bad_request")
+        rule = route.rule_for_all(methods, path)
         cookie, drop_header = self._app_cookies(request)
         rid = request.get(REQUEST_ID_KEY)
         if rid is not None:
@@ -286,9 +299,12 @@ class Gate:
             target += f"&rd={quote(back, safe='')}"
         return web.Response(status=303, headers={"Location": target, "Cache-Control": "no-store"})
 
-    def _original_rule(self, request: web.Request) -> Rule | Literal[False] | None:
+    def _original_rule(self, request: web.Request) -> Rule | AllRules | Literal[False] | None:
         """The rule for the request a trusted auth proxy asks about; False when its path is
-        unusable or ours; None when no trusted proxy named one (then: signed in or not)."""
+        unusable or ours; None when no trusted proxy named one (then: signed in or not).
+
+        The auth proxy passes the client's headers on to the app itself, override headers
+        included: the rule of every method they name must admit the request too."""
         original = original_request(request)
         if original is None:
             return None
@@ -296,12 +312,13 @@ class Gate:
         try:
             raw_path, _ = split_target(uri)
             path = canonical_path(raw_path)
-        except BadPath:
+            methods = override_methods(request.headers) | {method}
+        except (BadPath, BadOverride):
             return False
         route = self._policy.select(client_address(request).host, path)
         if route is None or prefix_matches(self._reserved_prefix, path):
             return False
-        return route.rule_for(method, path)
+        return route.rule_for_all(methods, path)
 
     async def check(self, request: web.Request) -> web.StreamResponse:
         """nginx ``auth_request`` / Traefik forwardAuth: 200 with identity headers, or 401.

@@ -4,20 +4,31 @@ Identity headers (the preset plus ``headers.extra``), the raw tokens when asked 
 (``X-Forwarded-Access-Token``; ``Authorization: Bearer <id token>``), and the signed assertion.
 Each name the gate may set is reserved in every spelling, so a client's copy is dropped on every
 route, public ones included, before ours are appended; so are the URL- and address-overriding
-headers in ``CLIENT_FORBIDDEN``.
+headers in ``CLIENT_FORBIDDEN`` and, unless ``headers.pass_method_override`` lets them through,
+the method-override headers (``METHOD_OVERRIDE``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from multidict import CIMultiDictProxy
+
 from proxy.gate.assertion import AssertionSigner
-from proxy.gate.headers import HeaderPlan
+from proxy.gate.headers import HeaderPlan, canonical_name
 from proxy.sessions.session import Session
 
-__all__ = ["ACCESS_TOKEN_HEADER", "CLIENT_FORBIDDEN", "Outgoing"]
+__all__ = [
+    "ACCESS_TOKEN_HEADER",
+    "CLIENT_FORBIDDEN",
+    "METHOD_OVERRIDE",
+    "BadOverride",
+    "Outgoing",
+    "override_methods",
+]
 
 ACCESS_TOKEN_HEADER = "X-Forwarded-Access-Token"  # noqa: S105 (a header name)
 
@@ -39,6 +50,33 @@ CLIENT_FORBIDDEN = (
     "X-Rewrite-URL",
 )
 
+# Headers with which Express (method-override), ASP.NET Core, Laravel, Symfony, OData servers and
+# others run a POST as the method they name: a rule limiting DELETE would judge a POST the app
+# then treats as DELETE. Stripped by default, in every spelling, like X-Original-URL.
+METHOD_OVERRIDE = ("X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override")
+_OVERRIDE_NAMES = frozenset(canonical_name(n) for n in METHOD_OVERRIDE)
+_METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+class BadOverride(ValueError):
+    """A method-override header whose value is not a method: the request gets 400."""
+
+
+def override_methods(headers: CIMultiDictProxy[str]) -> frozenset[str]:
+    """Every method the request's override headers name (any spelling, every copy, every
+    comma-separated item, upper-cased: frameworks differ on which one they take, so a rule
+    must admit all of them). Raises :class:`BadOverride` for a value that is not a method."""
+    found: set[str] = set()
+    for name, value in headers.items():
+        if canonical_name(name) not in _OVERRIDE_NAMES:
+            continue
+        for item in value.split(","):
+            method = item.strip().upper()
+            if not _METHOD.fullmatch(method):
+                raise BadOverride(f"{name} does not name a method")
+            found.add(method)
+    return frozenset(found)
+
 
 @dataclass(frozen=True)
 class Outgoing:
@@ -48,6 +86,7 @@ class Outgoing:
     signer: AssertionSigner | None = None
     assertion_header: str = "X-Gate-Assertion"
     audience: str | None = None  # None: the upstream's name
+    pass_method_override: bool = False
 
     @classmethod
     def build(
@@ -59,8 +98,11 @@ class Outgoing:
         signer: AssertionSigner | None = None,
         assertion_header: str = "X-Gate-Assertion",
         audience: str | None = None,
+        pass_method_override: bool = False,
     ) -> Outgoing:
         names = [ACCESS_TOKEN_HEADER, assertion_header, *CLIENT_FORBIDDEN]
+        if not pass_method_override:
+            names.extend(METHOD_OVERRIDE)
         if id_token_as_authorization:
             names.append("Authorization")  # replaced, never merged with the client's
         return cls(
@@ -70,7 +112,15 @@ class Outgoing:
             signer=signer,
             assertion_header=assertion_header,
             audience=audience,
+            pass_method_override=pass_method_override,
         )
+
+    def judged_methods(self, method: str, headers: CIMultiDictProxy[str]) -> frozenset[str]:
+        """The methods the rules must admit: the request's own and, when override headers reach
+        the app, every method they name (see :func:`override_methods`)."""
+        if not self.pass_method_override:
+            return frozenset((method,))
+        return override_methods(headers) | {method}
 
     def is_reserved(self, header_name: str) -> bool:
         return self.plan.is_reserved(header_name)

@@ -1,11 +1,15 @@
 """Who may reach what: upstream selection and per-path rules, over the canonical path only.
 
-Selection. ``upstreams`` entries with a ``host`` equal to the request's host (exact, case
--insensitive, port ignored) are tried first, then entries without a host, then the default
-``upstream``; among the candidates the longest matching ``prefix`` wins.
+Selection. ``upstreams`` entries with a ``host`` equal to the request's host are tried first,
+then entries without a host, then the default ``upstream``; among the candidates the longest
+matching ``prefix`` wins. Hosts are compared in one canonical form (:func:`canonical_host`): lower
+case, port dropped, and a trailing dot dropped — ``admin.example.com.`` is the same name to DNS and
+to every virtual-host server, so it must select the same upstream (and its rules).
 
 Rules. Each upstream has an ordered list; the FIRST rule whose path, methods and case flag match
-decides. No matching rule means: sign-in required, any signed-in user may pass.
+decides. No matching rule means: sign-in required, any signed-in user may pass. A request the app
+may run as several methods (method-override headers it receives, see gate/outgoing.py) is judged
+by the rule of each: :meth:`Route.rule_for_all` admits it only where every one of them would.
 
 Path matching (always on :func:`proxy.gate.paths.canonical_path`, never on the query):
 
@@ -27,14 +31,23 @@ API client gets 401), ``401`` (always 401), ``allow`` (forwarded without identit
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 from proxy.settings import RouteSettings, RuleSettings, Settings, UpstreamSettings
 
-__all__ = ["Access", "Policy", "Route", "Rule", "Unauthenticated", "prefix_matches"]
+__all__ = [
+    "Access",
+    "AllRules",
+    "Policy",
+    "Route",
+    "Rule",
+    "Unauthenticated",
+    "canonical_host",
+    "prefix_matches",
+]
 
 
 class Unauthenticated(Enum):
@@ -110,6 +123,34 @@ class Rule:
 DEFAULT_RULE = Rule(path="/")
 
 
+@dataclass(frozen=True)
+class AllRules:
+    """Several rules that must all admit a request: the strictest answer of each question."""
+
+    rules: tuple[Rule, ...]
+
+    @property
+    def public(self) -> bool:
+        return all(rule.public for rule in self.rules)
+
+    @property
+    def unauthenticated(self) -> Unauthenticated:
+        # A public rule lets anonymous requests through, like "allow"; the others refuse them.
+        refusals = {r.unauthenticated for r in self.rules if not r.public}
+        refusals.discard(Unauthenticated.ALLOW)
+        if not refusals:
+            return Unauthenticated.ALLOW
+        if Unauthenticated.UNAUTHORIZED in refusals:
+            return Unauthenticated.UNAUTHORIZED
+        return Unauthenticated.LOGIN
+
+    def access(self, claims: Mapping[str, Any]) -> Access:
+        for rule in self.rules:
+            if rule.access(claims) is Access.FORBIDDEN:
+                return Access.FORBIDDEN
+        return Access.ALLOW
+
+
 def verified_email_domain(claims: Mapping[str, Any]) -> str | None:
     """The domain of ``email`` when ``email_verified`` is true (bool or the string "true")."""
     verified = claims.get("email_verified")
@@ -141,6 +182,13 @@ class Route:
                 return rule
         return DEFAULT_RULE
 
+    def rule_for_all(self, methods: Collection[str], path: str) -> Rule | AllRules:
+        """The rule for ``path`` under each of ``methods``, all of which must admit a request."""
+        if len(methods) == 1:
+            return self.rule_for(next(iter(methods)), path)
+        rules = tuple(dict.fromkeys(self.rule_for(m, path) for m in sorted(methods)))
+        return rules[0] if len(rules) == 1 else AllRules(rules)
+
     def upstream_path(self, path: str) -> str:
         """The path the upstream receives: ``path``, minus the prefix with ``strip_prefix``."""
         if not self.strip_prefix or self.prefix == "/":
@@ -168,7 +216,7 @@ class Policy:
 
     def select(self, host: str | None, path: str) -> Route | None:
         """The route for this host and canonical path, or None when nothing claims it."""
-        name = _host_name(host)
+        name = canonical_host(host)
         for route in self.routes:
             if route.host is not None and route.host != name:
                 continue
@@ -182,15 +230,21 @@ def _route(settings: RouteSettings) -> Route:
         name=settings.name,
         upstream=settings,
         prefix=settings.prefix,
-        host=settings.host,
+        host=canonical_host(settings.host),
         strip_prefix=settings.strip_prefix,
         rules=tuple(Rule.from_settings(r) for r in settings.rules),
     )
 
 
-def _host_name(host: str | None) -> str | None:
+def canonical_host(host: str | None) -> str | None:
+    """``Admin.Example.COM.:8443`` → ``admin.example.com``; IPv6 literals keep their brackets.
+
+    One trailing dot goes (the absolute form of the same DNS name); anything else that is not a
+    plain name stays as sent and so matches no host-bound upstream.
+    """
     if not host:
         return None
     if host.startswith("["):
         return host[: host.find("]") + 1].lower()
-    return host.rsplit(":", 1)[0].lower()
+    name = host.rsplit(":", 1)[0].lower()
+    return name[:-1] if name.endswith(".") else name

@@ -62,8 +62,13 @@ class Stack:
 
 
 @asynccontextmanager
-async def stack_for(double: CognitoDouble, **sections: Any) -> AsyncIterator[Stack]:
+async def stack_for(
+    double: CognitoDouble, rules: list[dict[str, Any]] | None = None, **sections: Any
+) -> AsyncIterator[Stack]:
+    """The stack with these settings ``sections``; ``rules`` are the default upstream's."""
     async with recording_upstream() as upstream:
+        if rules is not None:
+            sections["upstream"] = {"url": upstream.url, "rules": rules}
         kw = pool_settings(double) | {"upstream_url": upstream.url} | sections
         async with running_proxy(proxy_settings(**kw)) as base:
             browser = Browser(base)

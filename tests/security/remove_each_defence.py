@@ -277,6 +277,109 @@ MUTANTS = [
             ("security/test_forms_and_pages.py", "test_redirect_after_a_real_sign_in_stays_home"),
         ),
     ),
+    # -- issue 13: found from outside -------------------------------------------------------
+    Mutant(
+        "method_override_stripped",
+        "proxy/gate/outgoing.py",
+        "            names.extend(METHOD_OVERRIDE)\n",
+        "            pass\n",
+        (
+            (
+                "security/test_method_override.py",
+                "test_override_headers_never_reach_the_app_by_default",
+            ),
+        ),
+    ),
+    Mutant(
+        "method_override_judged",
+        "proxy/gate/outgoing.py",
+        "        return override_methods(headers) | {method}",
+        "        return frozenset((method,))",
+        (
+            (
+                "security/test_method_override.py",
+                "test_a_passed_override_is_judged_as_the_method_it_names",
+            ),
+        ),
+    ),
+    Mutant(
+        "check_judges_override",
+        "proxy/gate/middleware.py",
+        "            methods = override_methods(request.headers) | {method}",
+        "            methods = frozenset((method,))",
+        (
+            (
+                "security/test_method_override.py",
+                "test_check_judges_the_override_headers_the_auth_proxy_passes_on",
+            ),
+        ),
+    ),
+    Mutant(
+        "host_trailing_dot",
+        "proxy/gate/policy.py",
+        '    return name[:-1] if name.endswith(".") else name',
+        "    return name",
+        (
+            ("security/test_hosts.py", "test_every_spelling_of_a_bound_host_gets_its_rules"),
+            ("security/test_hosts.py", "test_check_normalises_a_trusted_forwarded_host"),
+        ),
+    ),
+    Mutant(
+        "server_header",
+        "proxy/server.py",
+        "        set_server_header(limits.header)\n",
+        "",
+        (
+            (
+                "security/test_fingerprint.py",
+                "test_our_answers_name_the_product_without_a_version",
+            ),
+            ("security/test_fingerprint.py", "test_the_server_header_is_a_setting"),
+        ),
+    ),
+    Mutant(
+        "rules_see_the_query",
+        "proxy/gate/middleware.py",
+        "        rule = route.rule_for_all(methods, path)\n",
+        "        rule = route.rule_for_all(methods, path + query)\n",
+        (
+            (
+                "security/test_peer_advisories.py",
+                "test_a_public_pattern_is_never_matched_against_the_query",
+            ),
+        ),
+    ),
+    Mutant(
+        "forwarded_uri_from_anyone",
+        "proxy/forwarded.py",
+        "    if peer is None or not trusted or not _trusted(peer, trusted):\n        return None",
+        "    if peer is None:\n        return None",
+        (
+            (
+                "security/test_peer_advisories.py",
+                "test_forwarded_uri_headers_are_believed_from_nobody_by_default",
+            ),
+        ),
+    ),
+    Mutant(
+        "raw_fragment_refused",
+        "proxy/gate/paths.py",
+        '_REFUSED_RAW = frozenset("#\\\\;")',
+        '_REFUSED_RAW = frozenset("\\\\;")',
+        (("security/test_peer_advisories.py", "test_a_fragment_cannot_widen_a_match"),),
+    ),
+    Mutant(
+        "identity_header_spellings",
+        "proxy/gate/headers.py",
+        "        name = canonical_name(header_name)\n",
+        "        name = header_name.lower()\n",
+        (
+            (
+                "security/test_peer_advisories.py",
+                "test_no_spelling_of_an_identity_header_reaches_the_app",
+            ),
+        ),
+    ),
 ]
 
 
