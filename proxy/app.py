@@ -25,9 +25,9 @@ from proxy.forwarded import TRUSTED_PROXIES, parse_networks
 from proxy.gate.assertion import AssertionSigner, load_or_generate_key
 from proxy.gate.bearer import BearerAuth
 from proxy.gate.cache import SessionCache
+from proxy.gate.decision import Gate
 from proxy.gate.headers import build_plan
 from proxy.gate.identity import Identity
-from proxy.gate.middleware import Gate
 from proxy.gate.outgoing import Outgoing
 from proxy.gate.policy import Policy
 from proxy.observe import Health, Metrics, RequestObserver, upstream_timing

@@ -304,7 +304,7 @@ MUTANTS = [
     ),
     Mutant(
         "check_judges_override",
-        "proxy/gate/middleware.py",
+        "proxy/gate/decision.py",
         "            methods = override_methods(request.headers) | {method}",
         "            methods = frozenset((method,))",
         (
@@ -339,7 +339,7 @@ MUTANTS = [
     ),
     Mutant(
         "rules_see_the_query",
-        "proxy/gate/middleware.py",
+        "proxy/gate/decision.py",
         "        rule = route.rule_for_all(methods, path)\n",
         "        rule = route.rule_for_all(methods, path + query)\n",
         (
