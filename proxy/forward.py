@@ -21,6 +21,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from proxy.aiohttp_internals import WholeBodyResponse
+from proxy.upgrade import connection_tokens, is_websocket_upgrade
 
 __all__ = ["Forwarder", "UpstreamConfig"]
 
@@ -86,11 +87,6 @@ def _default_error_page(status: int) -> web.Response:
         content_type="text/html",
         headers={"Cache-Control": "no-store"},
     )
-
-
-def _connection_tokens(values: list[str]) -> frozenset[str]:
-    """Lower-cased header names listed in Connection header(s)."""
-    return frozenset(t for v in values for tok in v.split(",") if (t := tok.strip().lower()))
 
 
 def _exc_summary(exc: BaseException) -> str:
@@ -349,7 +345,7 @@ class Forwarder:
         up_headers: CIMultiDictProxy[str] = up.headers
         conn = up_headers.getall("Connection", _EMPTY)
         if conn:
-            drop = drop | _connection_tokens(conn)
+            drop = drop | connection_tokens(conn)
         public: str | None = None
         for name, value in up_headers.items():
             lname = name.lower()
@@ -395,9 +391,9 @@ class Forwarder:
         url = self._target(request, path_qs)
         if url is None:
             return self._error_page(400)
-        tokens = _connection_tokens(request.headers.getall("Connection", _EMPTY))
+        tokens = connection_tokens(request.headers.getall("Connection", _EMPTY))
         fwd = (forwarded_proto, forwarded_host)
-        if "upgrade" in tokens and request.headers.get("Upgrade", "").lower() == "websocket":
+        if is_websocket_upgrade(request.headers):
             headers = self._request_headers(
                 request, _WS_REQUEST_DROP, add_headers, drop_header, client_ip, tokens, *fwd
             )

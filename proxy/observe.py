@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from proxy.settings import LogSettings
+from proxy.upgrade import is_websocket_upgrade
 
 access_log = logging.getLogger("proxy.access")
 audit_log = logging.getLogger("proxy.audit")
@@ -215,10 +216,6 @@ def upstream_timing(request: web.Request, sent_at: float, headers_at: float) -> 
     request[_UPSTREAM_KEY] = (sent_at, headers_at)
 
 
-def is_websocket(request: web.Request) -> bool:
-    return request.headers.get("Upgrade", "").lower() == "websocket"
-
-
 class RequestObserver:
     """aiohttp middleware: request id, one access log line and the request metrics.
 
@@ -239,7 +236,7 @@ class RequestObserver:
     def route_class(self, request: web.Request) -> str:
         path = request.path
         if not path.startswith(self._prefix):
-            return "websocket" if is_websocket(request) else "proxy"
+            return "websocket" if is_websocket_upgrade(request.headers) else "proxy"
         name = path[len(self._prefix) :].split("/", 1)[0]
         if name in ("login", "logout", "challenge", "check", "userinfo", "healthz", "readyz"):
             return name

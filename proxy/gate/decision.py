@@ -39,9 +39,10 @@ from proxy.gate.policy import (
     Unauthenticated,
     prefix_matches,
 )
-from proxy.gate.websocket import SessionGuard, is_websocket
+from proxy.gate.websocket import SessionGuard
 from proxy.observe import REQUEST_ID_HEADER, REQUEST_ID_KEY, SESSION_KEY, USER_KEY
 from proxy.sessions.store import StoreUnavailable
+from proxy.upgrade import is_websocket_upgrade
 
 log = logging.getLogger("proxy.gate")
 
@@ -228,7 +229,7 @@ class Gate:
         if rule.access(session.claims) is Access.FORBIDDEN:
             return self._status(request, 403, "forbidden")
         add_headers = [*cookie, *self._outgoing.headers(session, route.name)]
-        if is_websocket(request) and (
+        if is_websocket_upgrade(request.headers) and (
             session_cookie := cookie_value(request, self._identity.cookie_name)
         ):
             # Open as long as the session lives, not a moment longer.

@@ -14,16 +14,10 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from aiohttp import web
-
 from proxy.gate.identity import Identity, RefreshUnavailable
 from proxy.sessions.store import StoreUnavailable
 
 log = logging.getLogger("proxy.gate")
-
-
-def is_websocket(request: web.Request) -> bool:
-    return request.headers.get("Upgrade", "").lower() == "websocket"
 
 
 class SessionGuard:

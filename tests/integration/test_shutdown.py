@@ -183,13 +183,20 @@ async def test_sigterm_fails_readiness_finishes_in_flight_requests_closes_websoc
                 await sock.send_str("hello")
                 assert (await sock.receive()).data == "hello"
                 slow = asyncio.ensure_future(browser.get("/slow"))
-                await asyncio.sleep(0.3)  # the slow request is now in flight
+                # Plain HTTP too (no Connection: upgrade): the drain must wait for it.
+                not_ws = asyncio.ensure_future(
+                    browser.get("/slow", headers={"Upgrade": "websocket"})
+                )
+                await asyncio.sleep(0.3)  # the slow requests are now in flight
 
                 started = time.monotonic()
                 served.proc.send_signal(signal.SIGTERM)
                 await asyncio.sleep(0.2)
                 assert await readyz(served.base) == 503  # the Service stops routing here
                 answer = await slow
+                assert answer.status == 200
+                assert await answer.text() == "finally"
+                answer = await not_ws
                 assert answer.status == 200
                 assert await answer.text() == "finally"
                 closing = await asyncio.wait_for(sock.receive(), 10)
@@ -202,7 +209,7 @@ async def test_sigterm_fails_readiness_finishes_in_flight_requests_closes_websoc
             finally:
                 await browser.close()
     text = served.log.read_text()
-    assert "draining" in text
+    assert "draining: readiness now fails; 2 request(s) in flight" in text
     assert PASSWORD not in text
 
 

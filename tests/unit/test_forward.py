@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from multidict import CIMultiDict
 
 from proxy.forward import Forwarder, UpstreamConfig
+from proxy.upgrade import connection_tokens
 
 # --------------------------------------------------------------------------- helpers
 
@@ -316,7 +317,7 @@ def test_request_header_filter_properties(
     req = make_mocked_request("GET", "/", headers=CIMultiDict(raw))
     from proxy import forward as mod
 
-    tokens = mod._connection_tokens(req.headers.getall("Connection", []))
+    tokens = connection_tokens(req.headers.getall("Connection", []))
     added = [("X-Forwarded-User", "alice")]
     out = fwd._request_headers(
         req,
