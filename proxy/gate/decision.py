@@ -1,4 +1,4 @@
-"""What happens on every proxied request: session → identity → decision → forward.
+"""What happens on every proxied request: route → caller (gate/identify.py) → decision → forward.
 
 Decisions: the raw path is made canonical once (400 when it cannot be, see gate/paths.py); the
 policy (gate/policy.py) picks the upstream and the first matching rule; a public rule forwards
@@ -16,18 +16,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from functools import partial
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
-from proxy.cognito.tokens import JwksUnavailable, TokenError
 from proxy.forward import Forwarder
 from proxy.forwarded import client_address, original_request
-from proxy.gate.bearer import BearerAuth, bearer_token
+from proxy.gate.bearer import BearerAuth
 from proxy.gate.cookies import cookie_value
 from proxy.gate.headers import HeaderPlan, without_cookies
-from proxy.gate.identity import Identity, RefreshUnavailable
+from proxy.gate.identify import Identify, InvalidToken, Unidentified
+from proxy.gate.identity import Identity
 from proxy.gate.outgoing import BadOverride, Outgoing, override_methods
 from proxy.gate.paths import BadPath, canonical_path, split_target
 from proxy.gate.policy import (
@@ -41,7 +41,6 @@ from proxy.gate.policy import (
 )
 from proxy.gate.websocket import SessionGuard
 from proxy.observe import REQUEST_ID_HEADER, REQUEST_ID_KEY, SESSION_KEY, USER_KEY
-from proxy.sessions.store import StoreUnavailable
 from proxy.upgrade import is_websocket_upgrade
 
 log = logging.getLogger("proxy.gate")
@@ -53,6 +52,7 @@ _TOKEN_CLAIMS = frozenset(
     {"at_hash", "origin_jti", "jti", "event_id", "token_use", "aud", "iss", "auth_time"}
 )
 RETRY_AFTER = "5"
+_BEARER_CHALLENGE = 'Bearer error="invalid_token"'
 
 
 def wants_login_page(request: web.Request) -> bool:
@@ -124,7 +124,7 @@ class Gate:
         self._forwarders = {"default": forwarder, **(forwarders or {})}
         self._outgoing = outgoing or Outgoing.build(headers)
         self._own_cookies = own_cookies
-        self._bearer = bearer
+        self._identify = Identify(identity, bearer)
         self._check_access_token = check_access_token
         self._guard = SessionGuard(identity, interval=ws_recheck_interval)
         # X-Request-Id is ours to set (see observe.RequestObserver): a client's is dropped.
@@ -134,32 +134,6 @@ class Gate:
             return name.lower() == "x-request-id" or reserved(name)
 
         self._drop_header = drop_header
-
-    async def _bearer_claims(self, request: web.Request) -> dict[str, Any] | web.Response | None:
-        """Claims of a verified bearer token, a 401/503 answer for a bad one, None without one.
-
-        With a bearer token the cookie is not looked at: one request, one identity.
-        """
-        if self._bearer is None:
-            return None
-        token = bearer_token(request)
-        if token is None:
-            return None
-        try:
-            return await self._bearer.claims(token)
-        except JwksUnavailable:
-            return web.json_response(
-                {"error": "unavailable"}, status=503, headers={"Retry-After": RETRY_AFTER}
-            )
-        except TokenError as exc:
-            return web.json_response(
-                {"error": "invalid_token", "reason": type(exc).__name__},
-                status=401,
-                headers={
-                    "WWW-Authenticate": 'Bearer error="invalid_token"',
-                    "Cache-Control": "no-store",
-                },
-            )
 
     def _note(self, request: web.Request, sub: str | None) -> None:
         """Who this request is, for the access log: the user's sub and a session fingerprint."""
@@ -203,31 +177,25 @@ class Gate:
         if rule.public:
             # No session lookup: public routes cost no store round-trip.
             return await forward(add_headers=cookie)
-        bearer = await self._bearer_claims(request)
-        if isinstance(bearer, web.Response):
-            return bearer
-        session_cookie = None
-        if bearer is not None:
-            # An API client's verified token: its identity alone, never merged with a cookie.
-            self._note(request, bearer.get("sub"))
-            if rule.access(bearer) is Access.FORBIDDEN:
-                return self._status(request, 403, "forbidden")
-            token = bearer_token(request) or ""
-            extra = self._outgoing.claims_headers(bearer, route.name, cache_key=token)
-            return await forward(add_headers=[*cookie, *extra])
         try:
-            session = await self._identity.resolve(request)
-        except (StoreUnavailable, RefreshUnavailable):
-            return self._unavailable(request)
-        if session is None:
+            caller = await self._identify(request)
+        except Unidentified as exc:
+            return self._refused(request, exc)
+        if caller is None:
             if rule.unauthenticated is Unauthenticated.ALLOW:
                 return await forward(add_headers=cookie)
             if rule.unauthenticated is Unauthenticated.UNAUTHORIZED:
                 return self._unauthorized()
             return self._unauthenticated(request)
-        self._note(request, session.claims.get("sub"))
-        if rule.access(session.claims) is Access.FORBIDDEN:
+        self._note(request, caller.claims.get("sub"))
+        if rule.access(caller.claims) is Access.FORBIDDEN:
             return self._status(request, 403, "forbidden")
+        session = caller.session
+        if session is None:
+            # An API client's verified token: its identity alone, never merged with a cookie.
+            token = caller.token or ""
+            extra = self._outgoing.claims_headers(caller.claims, route.name, cache_key=token)
+            return await forward(add_headers=[*cookie, *extra])
         add_headers = [*cookie, *self._outgoing.headers(session, route.name)]
         if is_websocket_upgrade(request.headers) and (
             session_cookie := cookie_value(request, self._identity.cookie_name)
@@ -268,12 +236,27 @@ class Gate:
     def _drop_reserved_and_cookie(self, name: str) -> bool:
         return self._drop_header(name) or name.lower() == "cookie"
 
-    def _unavailable(self, request: web.Request) -> web.Response:
-        if wants_login_page(request):
+    def _refused(
+        self, request: web.Request, failure: Unidentified, *, page: bool = True
+    ) -> web.Response:
+        """The one answer to a caller that cannot be identified (proxied path and userinfo;
+        check has its own four statuses): 401 for a bad token, 503 for an outage, with a page
+        instead of JSON for a browser navigation when ``page``."""
+        if isinstance(failure, InvalidToken):
+            return web.json_response(
+                {"error": "invalid_token", "reason": failure.reason},
+                status=401,
+                headers={
+                    "WWW-Authenticate": 'Bearer error="invalid_token"',
+                    "Cache-Control": "no-store",
+                },
+            )
+        if page and wants_login_page(request):
             response = self._error_page(request, 503, "error.unavailable")
         else:
             response = web.json_response({"error": "unavailable"}, status=503)
         response.headers["Retry-After"] = RETRY_AFTER
+        response.headers["Cache-Control"] = "no-store"
         return response
 
     def _unauthenticated(self, request: web.Request) -> web.Response:
@@ -333,58 +316,45 @@ class Gate:
             return web.Response(status=403, headers={"Cache-Control": "no-store"})
         if rule is not None and rule.public:
             return web.Response(status=200, headers={"Cache-Control": "no-store"})
-        bearer = await self._bearer_claims(request)
-        if isinstance(bearer, web.Response):
-            status = 500 if bearer.status == 503 else 401
-            return web.Response(status=status, headers=_check_challenge(bearer))
-        if bearer is not None:
-            claims = bearer
-            access_token = bearer_token(request) if self._bearer_is_access() else None
-        else:
-            try:
-                session = await self._identity.resolve(request)
-            except (StoreUnavailable, RefreshUnavailable):
-                # auth_request maps anything but 2xx/401/403 to a 500: fail closed, visibly.
-                return web.Response(status=500, text="session store unavailable")
-            if session is None:
-                return web.Response(status=401, headers={"Cache-Control": "no-store"})
-            claims = session.claims
-            access_token = session.access_token
-        self._note(request, claims.get("sub"))
-        if rule is not None and rule.access(claims) is Access.FORBIDDEN:
+        try:
+            caller = await self._identify(request)
+        except Unidentified as exc:
+            return _check_refused(exc)
+        if caller is None:
+            return web.Response(status=401, headers={"Cache-Control": "no-store"})
+        self._note(request, caller.claims.get("sub"))
+        if rule is not None and rule.access(caller.claims) is Access.FORBIDDEN:
             return web.Response(status=403, headers={"Cache-Control": "no-store"})
         response = web.Response(status=200, headers={"Cache-Control": "no-store"})
+        access_token = caller.access_token
         if self._check_access_token and access_token:
             # For an upstream that calls Cognito (or other APIs) as the user; opt-in.
             response.headers["X-Auth-Request-Access-Token"] = access_token
-        for name, value in self._check_headers.identity_headers(claims):
+        for name, value in self._check_headers.identity_headers(caller.claims):
             response.headers[name] = value
         return response
 
-    def _bearer_is_access(self) -> bool:
-        return self._bearer is not None and self._bearer.token_use == "access"  # noqa: S105
-
     async def userinfo(self, request: web.Request) -> web.StreamResponse:
         """The signed-in user's claims as JSON; never tokens."""
-        bearer = await self._bearer_claims(request)
-        if isinstance(bearer, web.Response):
-            return bearer
-        if bearer is not None:
-            source = bearer
-        else:
-            try:
-                session = await self._identity.resolve(request)
-            except (StoreUnavailable, RefreshUnavailable):
-                return web.json_response({"error": "unavailable"}, status=503)
-            if session is None:
-                return web.json_response({"error": "unauthenticated"}, status=401)
-            source = session.claims
-        claims: dict[str, Any] = {k: v for k, v in source.items() if k not in _TOKEN_CLAIMS}
+        try:
+            caller = await self._identify(request)
+        except Unidentified as exc:
+            return self._refused(request, exc, page=False)
+        if caller is None:
+            return self._unauthorized()
+        claims = {k: v for k, v in caller.claims.items() if k not in _TOKEN_CLAIMS}
         return web.json_response(claims, headers={"Cache-Control": "no-store"})
 
 
-def _check_challenge(answer: web.Response) -> dict[str, str]:
-    headers = {"Cache-Control": "no-store"}
-    if "WWW-Authenticate" in answer.headers:
-        headers["WWW-Authenticate"] = answer.headers["WWW-Authenticate"]
-    return headers
+def _check_refused(failure: Unidentified) -> web.Response:
+    """auth_request knows only 200, 401, 403 and 500: a bad token is a 401 (with the bearer
+    challenge), an outage a 500 (it maps anything else to a 500 anyway: fail closed, visibly)."""
+    if isinstance(failure, InvalidToken):
+        return web.Response(
+            status=401,
+            headers={
+                "WWW-Authenticate": 'Bearer error="invalid_token"',
+                "Cache-Control": "no-store",
+            },
+        )
+    return web.Response(status=500, text="unavailable", headers={"Cache-Control": "no-store"})

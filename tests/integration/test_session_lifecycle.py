@@ -153,6 +153,13 @@ async def test_store_outage_fails_closed_keeps_the_cookie_and_recovers(
             assert "Set-Cookie" not in page.headers
             api = await browser.get("/api", headers={"Accept": "application/json"})
             assert api.status == 503
+            assert api.headers["Retry-After"]
+            # The same identify() step, so the same outage answer (JSON: userinfo is an API).
+            info = await browser.get("/_auth/userinfo")
+            assert info.status == 503
+            assert info.headers["Retry-After"]
+            assert info.headers["Cache-Control"] == "no-store"
+            assert await info.json() == {"error": "unavailable"}
             assert (await browser.get("/_auth/check")).status == 500  # what nginx expects
             assert (await browser.get("/_auth/readyz")).status == 503
             assert (await browser.get("/_auth/healthz")).status == 200
