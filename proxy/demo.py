@@ -24,6 +24,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import SecretStr
 
+from proxy import eventloop
 from proxy.auth.qr import otpauth_uri
 from proxy.settings import (
     AuthFlow,
@@ -530,7 +531,7 @@ def run_demo(listen: str = "127.0.0.1:8080", cognito: str = "double") -> None:
                 await upstream.cleanup()
 
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(main())
+            eventloop.run(main(), settings[0].server.event_loop)
     finally:
         local.stop()
 
@@ -564,7 +565,7 @@ def run_moto_demo(listen: str = "127.0.0.1:8080") -> None:
                 await upstream.cleanup()
 
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(main())
+            eventloop.run(main(), settings.server.event_loop)
     finally:
         cognito.stop()
 

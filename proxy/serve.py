@@ -25,6 +25,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from proxy import eventloop
 from proxy.app import FORWARDER_KEY, HEALTH_KEY, OBSERVER_KEY, build_app
 from proxy.observe import Metrics, metrics_app
 from proxy.server import GateRunner
@@ -71,10 +72,11 @@ async def serve(settings: Settings, *, worker: int | None = None) -> None:
             site = web.TCPSite(metrics_runner, metrics_host, metrics_port)
             await _listen(site, "GATE_METRICS_LISTEN", f"{metrics_host}:{metrics_port}")
         log.info(
-            "listening on %s:%d%s",
+            "listening on %s:%d%s (event loop %s)",
             host,
             port,
             f" (worker {worker}, pid {os.getpid()})" if worker is not None else "",
+            eventloop.resolve(settings.server.event_loop),
         )
         await stop.wait()
         await drain(app, settings.drain_seconds)
@@ -131,7 +133,7 @@ def run(settings: Settings, config: Path | None, worker: int | None = None) -> i
     if settings.workers > 1 and worker is None:
         return supervise(settings.workers, config)
     try:
-        asyncio.run(serve(settings, worker=worker))
+        eventloop.run(serve(settings, worker=worker), settings.server.event_loop)
     except ListenError as exc:
         print(f"cognito-gate: {exc}", file=sys.stderr)
         return EXIT_CANNOT_LISTEN

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -78,8 +78,9 @@ class GateRequestHandler(web.RequestHandler):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         manager = handler_manager(self)
         if isinstance(manager, GateServer) and manager.at_capacity():
-            assert isinstance(transport, asyncio.Transport)
-            transport.write(_BUSY)
+            # A stream transport (uvloop's is not an asyncio.Transport subclass, hence a cast).
+            stream = cast(asyncio.Transport, transport)
+            stream.write(_BUSY)
             transport.close()
             detach_from_manager(self)  # never registered: connection_lost has nothing to undo
             manager.refused += 1

@@ -33,6 +33,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from proxy.eventloop import resolve as resolve_event_loop
+
 AuthFlow = Literal[
     "USER_SRP_AUTH", "ADMIN_USER_PASSWORD_AUTH", "USER_PASSWORD_AUTH", "CUSTOM_AUTH", "USER_AUTH"
 ]
@@ -391,6 +393,14 @@ class ServerSettings(_Section):
     # The Server header of the proxy's own answers: a product name, never a version by default
     # (aiohttp's "Python/3.11 aiohttp/3.14.5" told every scanner which CVEs to try).
     header: str = Field("cognito-gate", pattern=r"^[!-~]+(?: [!-~]+)*$", max_length=100)
+    # auto: uvloop where it installs (about 1.3x the requests per second), else asyncio's loop.
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
+
+    @field_validator("event_loop")
+    @classmethod
+    def _check_event_loop(cls, value: str) -> str:
+        resolve_event_loop(value)  # uvloop asked for but missing: say so at check-config
+        return value
 
 
 class MetricsSettings(_Section):

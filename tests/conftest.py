@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
+
+from proxy.eventloop import choice_from_env, loop_factory, resolve
 
 # Fixtures shared across test packages (e.g. `redis_server`: a private redis-server per test).
 pytest_plugins = ["tests.support.redis_server"]
@@ -26,3 +29,12 @@ def no_gate_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("GATE_"):
             monkeypatch.delenv(key)
+
+
+# The test stack runs on the loop `serve` would pick (GATE_SERVER_EVENT_LOOP, default auto:
+# uvloop where it installs), read before `no_gate_env` clears the GATE_* variables.
+_LOOP_CHOICE = choice_from_env()
+
+
+def pytest_asyncio_loop_factories(config: Any, item: Any) -> dict[str, Any]:
+    return {resolve(_LOOP_CHOICE): loop_factory(_LOOP_CHOICE)}
