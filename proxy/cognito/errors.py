@@ -27,6 +27,15 @@ class BadCredentials(CognitoError):
     """Wrong password, unknown user, disabled user: shown to the user as one generic message."""
 
 
+class PasswordAttemptsExceeded(BadCredentials):
+    """Cognito's own lockout ("Password attempts exceeded", after five wrong passwords).
+
+    A bad credential for everything that follows: it counts toward the proxy's ban (so a burst
+    of guesses on one account stops at the proxy instead of costing the pool's shared quota)
+    and reads like a wrong password (a distinct answer would tell that the account exists).
+    """
+
+
 class SessionExpired(CognitoError):
     """Cognito's challenge Session ran out (3 minutes by default): the login starts again."""
 
@@ -114,8 +123,7 @@ def from_response(error: dict[str, Any]) -> CognitoError:
         return TooManyRequests(code, message)
     lowered = message.lower()
     if code == "NotAuthorizedException" and "attempts exceeded" in lowered:
-        # "Password attempts exceeded": Cognito's own lockout is throttling, not a bad password.
-        return TooManyRequests(code, message)
+        return PasswordAttemptsExceeded(code, message)
     if code == "NotAuthorizedException" and "session" in lowered and "expired" in lowered:
         # "Invalid session for the user, session is expired." is not a wrong password. Other
         # session refusals (too many wrong codes, a replayed session) stay BadCredentials.

@@ -31,6 +31,27 @@ Beyond passwords it models every challenge Cognito has, each as strictly:
   (assertions verified for real: see ``webauthn.py``); passkey registration via the API.
 * SignUp / ConfirmSignUp / ResendConfirmationCode, ForgotPassword / ConfirmForgotPassword.
 
+And Cognito as it changed in 2025-2026:
+
+* Refresh-token rotation per app client (``RefreshTokenRotation``: Feature, RetryGracePeriodSeconds
+  0-60): GetTokensFromRefreshToken (ClientSecret, not SECRET_HASH; DeviceKey for device-bound
+  sessions) returns a new refresh token only with rotation on, and the old one then works only
+  within the grace period (RefreshTokenReuseException after it). With rotation on
+  REFRESH_TOKEN_AUTH is not an allowed flow of the client.
+* Up to two client secrets per app client (AddUserPoolClientSecret / DeleteUserPoolClientSecret,
+  and ``add_client_secret`` / ``delete_client_secret`` for tests): either one is accepted.
+* Cognito's own lockout: after five wrong passwords a user is locked out for 2^(n-5) seconds (at
+  most 15 minutes) and every attempt meanwhile answers "Password attempts exceeded".
+* Threat protection (``set_threat_protection``, ``set_risk``, ``add_compromised_password``): a
+  risky sign-in is blocked ("Unable to login because of security reasons.") or gets an MFA
+  challenge even when the user's MFA is optional and off; a compromised password on the plain
+  password flows sets the user to RESET_REQUIRED. The end user's IP is the ContextData one on the
+  Admin API, and on the public API the UserContextData one only when the client has a secret and
+  EnablePropagateAdditionalUserContextData is on (otherwise Cognito sees the caller's address).
+* Issuers: ``issuer_style`` "local", "aws" or "multi_region"
+  (``https://issuer-cognito-idp.<region>.amazonaws.com/<pool>``); access tokens minted under
+  any style stay valid when the style changes (a pool moving to the multi-Region issuer).
+
 Every challenge session is bound to client, user and challenge, and expires. Where Cognito's
 documentation is silent the double makes a plausible choice and says so in a comment.
 
@@ -224,6 +245,17 @@ def _invalid(message: str, reason: str = "") -> CognitoError:
 
 
 _BAD_CREDENTIALS = "Incorrect username or password."
+_BLOCKED = "Unable to login because of security reasons."
+_ATTEMPTS_EXCEEDED = "Password attempts exceeded"
+# Cognito's lockout (developer guide, "User pool authentication flows"): after five failures a
+# lockout of 2^(n-5) s, at most about 15 minutes; reset by a successful sign-in after a lockout
+# or by 15 minutes without any attempt.
+_LOCKOUT_FREE_FAILURES = 5
+_LOCKOUT_MAX = 900.0
+_LOCKOUT_RESET = 900.0
+_MAX_CLIENT_SECRETS = 2
+_RISK_LEVELS = ("low", "medium", "high")
+_RISK_ACTIONS = frozenset({"BLOCK", "MFA_IF_CONFIGURED", "MFA_REQUIRED", "NO_ACTION"})
 _TARGET_PREFIX = "AWSCognitoIdentityProviderService."
 _JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
 _ACCESS_SCOPE = "aws.cognito.signin.user.admin"
@@ -326,12 +358,28 @@ class _User:
     devices: dict[str, _Device] = field(default_factory=dict)
     passkeys: list[Passkey] = field(default_factory=list)
     codes: dict[str, _PendingCode] = field(default_factory=dict)  # "forgot" / "signup"
+    failed_attempts: int = 0  # wrong passwords since the last reset (not "exceeded" answers)
+    locked_until: float = 0.0
+    last_attempt: float = 0.0
 
 
 @dataclass
 class _DeviceTracking:
     challenge_required_on_new_device: bool
     remembered: Literal["always", "user_opt_in"]
+
+
+@dataclass
+class _ThreatProtection:
+    """The pool's threat protection (Plus plan) in ENFORCED mode; AUDIT only records."""
+
+    enforced: bool
+    actions: dict[str, str]  # risk level -> BLOCK / MFA_IF_CONFIGURED / MFA_REQUIRED / NO_ACTION
+    block_compromised: bool
+    risks: dict[str, str] = field(default_factory=dict)  # "user:<name>" / "ip:<addr>" -> level
+    compromised: set[str] = field(default_factory=set)  # sha256 of known-leaked passwords
+    # (username, risk level, action taken, ip seen): what Cognito's event history would show.
+    events: list[tuple[str, str, str, str | None]] = field(default_factory=list)
 
 
 # handler(username, session_history) -> decision; see ``captcha_challenge``.
@@ -355,6 +403,7 @@ class _Pool:
     relying_party_id: str | None = None
     allowed_origins: tuple[str, ...] = ()
     user_verification: str = "preferred"
+    threat_protection: _ThreatProtection | None = None
 
     @property
     def name(self) -> str:
@@ -363,11 +412,26 @@ class _Pool:
 
 
 @dataclass
+class _ClientSecret:
+    secret_id: str  # "<client id>--<epoch milliseconds>", as ClientSecretDescriptorType says
+    value: str
+    created: float
+
+
+@dataclass
 class _AppClient:
     client_id: str
     pool_id: str
-    secret: str | None
+    secrets: list[_ClientSecret]  # at most two, any of them valid (secret rotation)
     flows: frozenset[str]
+    rotation: bool = False  # RefreshTokenRotation.Feature == ENABLED
+    grace_seconds: int = 0  # RefreshTokenRotation.RetryGracePeriodSeconds
+    propagate_user_context: bool = False  # EnablePropagateAdditionalUserContextData
+
+    @property
+    def secret(self) -> str | None:
+        """The oldest secret (the one CreateUserPoolClient returned), None for public clients."""
+        return self.secrets[0].value if self.secrets else None
 
 
 @dataclass
@@ -383,6 +447,15 @@ class _Login:
     refresh_expires_at: float
     revoked: bool = False
     device_key: str | None = None  # the tracked device this sign-in used or registered
+
+
+@dataclass
+class _RefreshToken:
+    """One refresh token of a login; rotation gives a login a chain of them."""
+
+    origin_jti: str
+    # Set when rotation replaced this token: it is still accepted until then (grace period).
+    valid_until: float | None = None
 
 
 @dataclass
@@ -509,7 +582,7 @@ class CognitoDouble:
         self,
         *,
         region: str = "us-east-1",
-        issuer_style: Literal["local", "aws"] = "local",
+        issuer_style: Literal["local", "aws", "multi_region"] = "local",
         session_ttl: float = 180.0,
         token_ttl: int = 3600,
         refresh_token_ttl: float = 30 * 86400.0,
@@ -542,7 +615,10 @@ class CognitoDouble:
         self._sessions: dict[str, _AuthSession] = {}
         self._srp_blocks: dict[str, str] = {}  # SECRET_BLOCK -> session id
         self._logins: dict[str, _Login] = {}  # origin_jti -> login
-        self._refresh_tokens: dict[str, str] = {}  # refresh token -> origin_jti
+        self._refresh_tokens: dict[str, _RefreshToken] = {}
+        # The TCP peer of the request being handled: the address Cognito sees when the public
+        # API's UserContextData is not honoured.
+        self._peer: str | None = None
         self._fake_key = secrets.token_bytes(32)  # stable fake salts for unknown users
         self._sent: dict[tuple[str, str, str], str] = {}  # (pool, user, channel) -> last code
         # (client, username, device key) -> the DEVICE_SRP_AUTH session a password step opened,
@@ -576,6 +652,9 @@ class CognitoDouble:
             "AdminForgetDevice": self._op_admin_forget_device,
             "StartWebAuthnRegistration": self._op_start_webauthn_registration,
             "CompleteWebAuthnRegistration": self._op_complete_webauthn_registration,
+            "GetTokensFromRefreshToken": self._op_get_tokens_from_refresh_token,
+            "AddUserPoolClientSecret": self._op_add_user_pool_client_secret,
+            "DeleteUserPoolClientSecret": self._op_delete_user_pool_client_secret,
         }
         self._iam_operations = frozenset(
             {
@@ -584,6 +663,8 @@ class CognitoDouble:
                 "AdminUserGlobalSignOut",
                 "AdminSetUserMFAPreference",
                 "AdminForgetDevice",
+                "AddUserPoolClientSecret",
+                "DeleteUserPoolClientSecret",
             }
         )
         self._auth_flows: dict[str, _Step] = {
@@ -702,12 +783,22 @@ class CognitoDouble:
         return pool_id
 
     def create_client(
-        self, pool_id: str, *, secret: bool = False, flows: set[str] | None = None
+        self,
+        pool_id: str,
+        *,
+        secret: bool = False,
+        flows: set[str] | None = None,
+        refresh_token_rotation: bool = False,
+        retry_grace_period_seconds: int = 0,
+        propagate_user_context: bool = False,
     ) -> tuple[str, str | None]:
         """Create an app client; ``flows`` takes ExplicitAuthFlows names with or without ALLOW_.
 
         Default flows: USER_SRP_AUTH, USER_PASSWORD_AUTH, ADMIN_USER_PASSWORD_AUTH. Refresh is
-        always allowed, as in Cognito. Returns ``(client_id, client_secret or None)``.
+        always allowed, as in Cognito, except that with ``refresh_token_rotation`` the client
+        cannot have ALLOW_REFRESH_TOKEN_AUTH (see ``set_refresh_token_rotation``).
+        ``propagate_user_context`` is EnablePropagateAdditionalUserContextData.
+        Returns ``(client_id, client_secret or None)``.
         """
         allowed = set(_DEFAULT_CLIENT_FLOWS)
         if flows is not None:
@@ -722,13 +813,179 @@ class CognitoDouble:
         client = _AppClient(
             client_id=_random_string(string.ascii_lowercase + string.digits, 26),
             pool_id=pool_id,
-            secret=_random_string(string.ascii_lowercase + string.digits, 52) if secret else None,
+            secrets=[],
             flows=frozenset(allowed),
+            propagate_user_context=propagate_user_context,
         )
+        if secret:
+            client.secrets.append(self._new_client_secret(client, None))
         with self._lock:
             self._pool_or_value_error(pool_id)
             self._clients[client.client_id] = client
+        self.set_refresh_token_rotation(
+            client.client_id, refresh_token_rotation, retry_grace_period_seconds
+        )
         return client.client_id, client.secret
+
+    def set_refresh_token_rotation(
+        self, client_id: str, enabled: bool, retry_grace_period_seconds: int = 0
+    ) -> None:
+        """Like UpdateUserPoolClient's RefreshTokenRotation (Feature, RetryGracePeriodSeconds).
+
+        Cognito documents rotation as incompatible with REFRESH_TOKEN_AUTH ("you must disable
+        this authentication flow in your app client"), so turning it on takes
+        ALLOW_REFRESH_TOKEN_AUTH off the client, and turning it off puts it back.
+        """
+        if not 0 <= retry_grace_period_seconds <= 60:
+            raise ValueError("RetryGracePeriodSeconds must be between 0 and 60")
+        with self._lock:
+            client = self._clients.get(client_id)
+            if client is None:
+                raise ValueError(f"no app client {client_id}")
+            client.rotation = enabled
+            client.grace_seconds = retry_grace_period_seconds
+            refresh = {"ALLOW_REFRESH_TOKEN_AUTH"}
+            client.flows = client.flows - refresh if enabled else client.flows | refresh
+
+    def add_client_secret(self, client_id: str, value: str | None = None) -> tuple[str, str]:
+        """Like AddUserPoolClientSecret: returns ``(ClientSecretId, secret value)``."""
+        with self._lock:
+            client = self._clients.get(client_id)
+            if client is None:
+                raise ValueError(f"no app client {client_id}")
+            try:
+                added = self._add_client_secret(client, value)
+            except CognitoError as exc:
+                raise ValueError(exc.message) from None
+            return added.secret_id, added.value
+
+    def delete_client_secret(self, client_id: str, secret_id: str) -> None:
+        """Like DeleteUserPoolClientSecret (the last secret cannot be deleted)."""
+        with self._lock:
+            client = self._clients.get(client_id)
+            if client is None:
+                raise ValueError(f"no app client {client_id}")
+            try:
+                self._delete_client_secret(client, secret_id)
+            except CognitoError as exc:
+                raise ValueError(exc.message) from None
+
+    def client_secrets(self, client_id: str) -> list[tuple[str, str]]:
+        """``(ClientSecretId, value)`` of each secret of the client, oldest first."""
+        with self._lock:
+            client = self._clients.get(client_id)
+            if client is None:
+                raise ValueError(f"no app client {client_id}")
+            return [(s.secret_id, s.value) for s in client.secrets]
+
+    def _new_client_secret(self, client: _AppClient, value: str | None) -> _ClientSecret:
+        now = self.clock()
+        millis = int(now * 1000)
+        taken = {s.secret_id for s in client.secrets}
+        while f"{client.client_id}--{millis}" in taken:  # two secrets within a millisecond
+            millis += 1
+        return _ClientSecret(
+            secret_id=f"{client.client_id}--{millis}",
+            value=value or _random_string(string.ascii_lowercase + string.digits, 52),
+            created=now,
+        )
+
+    def _add_client_secret(self, client: _AppClient, value: str | None) -> _ClientSecret:
+        if value is not None and not re.fullmatch(r"[\w+]{24,64}", value):
+            raise _invalid("ClientSecret must be 24 to 64 characters of [\\w+]")
+        if not client.secrets:
+            raise _invalid(f"App client {client.client_id} is not a confidential client")
+        if len(client.secrets) >= _MAX_CLIENT_SECRETS:
+            raise CognitoError(
+                "LimitExceededException",
+                f"App client {client.client_id} already has {_MAX_CLIENT_SECRETS} secrets",
+            )
+        added = self._new_client_secret(client, value)
+        client.secrets.append(added)
+        return added
+
+    @staticmethod
+    def _delete_client_secret(client: _AppClient, secret_id: str) -> None:
+        match = [s for s in client.secrets if s.secret_id == secret_id]
+        if not match:
+            raise CognitoError("ResourceNotFoundException", f"Client secret {secret_id} not found")
+        if len(client.secrets) == 1:
+            raise _invalid("The last client secret of an app client cannot be deleted")
+        client.secrets.remove(match[0])
+
+    def set_threat_protection(
+        self,
+        pool_id: str,
+        *,
+        mode: Literal["ENFORCED", "AUDIT", "OFF"] = "ENFORCED",
+        low: str = "NO_ACTION",
+        medium: str = "MFA_IF_CONFIGURED",
+        high: str = "BLOCK",
+        block_compromised_credentials: bool = True,
+    ) -> None:
+        """Like SetRiskConfiguration + UserPoolAddOns: the action per adaptive-authentication
+        risk level (BLOCK, MFA_IF_CONFIGURED, MFA_REQUIRED, NO_ACTION) and whether a compromised
+        password blocks sign-in. AUDIT records ``risk_events`` and acts on nothing."""
+        actions = {"low": low, "medium": medium, "high": high}
+        if not set(actions.values()) <= _RISK_ACTIONS:
+            raise ValueError(f"risk actions must be among {sorted(_RISK_ACTIONS)}")
+        if mode not in ("ENFORCED", "AUDIT", "OFF"):
+            raise ValueError("mode must be ENFORCED, AUDIT or OFF")
+        with self._lock:
+            pool = self._pool_or_value_error(pool_id)
+            if mode == "OFF":
+                pool.threat_protection = None
+                return
+            old = pool.threat_protection
+            pool.threat_protection = _ThreatProtection(
+                enforced=mode == "ENFORCED",
+                actions=actions,
+                block_compromised=block_compromised_credentials,
+                risks=dict(old.risks) if old else {},
+                compromised=set(old.compromised) if old else set(),
+            )
+
+    def set_risk(
+        self,
+        pool_id: str,
+        level: Literal["low", "medium", "high"] | None,
+        *,
+        username: str | None = None,
+        ip_address: str | None = None,
+    ) -> None:
+        """What Cognito's risk model would conclude for sign-ins by ``username`` or from
+        ``ip_address`` (the address Cognito sees: see the module docstring). None clears it.
+        The highest level that applies wins."""
+        if level is not None and level not in _RISK_LEVELS:
+            raise ValueError(f"level must be one of {_RISK_LEVELS}")
+        if (username is None) == (ip_address is None):
+            raise ValueError("give exactly one of username and ip_address")
+        key = f"user:{username}" if username is not None else f"ip:{ip_address}"
+        with self._lock:
+            protection = self._threat_protection_or_value_error(pool_id)
+            if level is None:
+                protection.risks.pop(key, None)
+            else:
+                protection.risks[key] = level
+
+    def add_compromised_password(self, pool_id: str, password: str) -> None:
+        """A password Cognito's compromised-credentials list knows."""
+        with self._lock:
+            self._threat_protection_or_value_error(pool_id).compromised.add(
+                hashlib.sha256(password.encode()).hexdigest()
+            )
+
+    def risk_events(self, pool_id: str) -> list[tuple[str, str, str, str | None]]:
+        """``(username, risk level, action, ip address seen)`` of each assessed sign-in."""
+        with self._lock:
+            protection = self._threat_protection_or_value_error(pool_id)
+            return list(protection.events)
+
+    def _threat_protection_or_value_error(self, pool_id: str) -> _ThreatProtection:
+        protection = self._pool_or_value_error(pool_id).threat_protection
+        if protection is None:
+            raise ValueError(f"threat protection is off for {pool_id}: set_threat_protection()")
+        return protection
 
     def add_user(
         self,
@@ -958,9 +1215,16 @@ class CognitoDouble:
         ]
 
     def issuer(self, pool_id: str) -> str:
-        if self.issuer_style == "aws":
-            return f"https://cognito-idp.{self.region}.amazonaws.com/{pool_id}"
-        return f"{self.url}/{pool_id}"
+        """The ``iss`` of tokens minted now (``issuer_style`` may change while running)."""
+        return self._issuers(pool_id)[self.issuer_style]
+
+    def _issuers(self, pool_id: str) -> dict[str, str]:
+        return {
+            "local": f"{self.url}/{pool_id}",
+            "aws": f"https://cognito-idp.{self.region}.amazonaws.com/{pool_id}",
+            # Multi-Region replication (2026): one issuer for the pool in every Region.
+            "multi_region": f"https://issuer-cognito-idp.{self.region}.amazonaws.com/{pool_id}",
+        }
 
     def jwks_url(self, pool_id: str) -> str:
         return f"{self.url}/{pool_id}/.well-known/jwks.json"
@@ -995,6 +1259,7 @@ class CognitoDouble:
             if operation in self._iam_operations and self.require_admin_sigv4:
                 self._check_sigv4(request.headers.get("Authorization", ""))
             with self._lock:
+                self._peer = request.remote
                 result = handler(body, request.headers)
         except CognitoError as err:
             self.failures.append((operation or target, err.code, err.reason))
@@ -1128,7 +1393,7 @@ class CognitoDouble:
     def _check_secret_hash(
         client: _AppClient, usernames: Iterable[str], provided: str | None
     ) -> None:
-        if client.secret is None:
+        if not client.secrets:
             if provided is not None:
                 raise _invalid(
                     f"App client {client.client_id} is not configured for secret but "
@@ -1140,7 +1405,11 @@ class CognitoDouble:
                 f"Client {client.client_id} is configured with secret but SECRET_HASH was not "
                 "received"
             )
-        expected = [_secret_hash(client.secret, name, client.client_id) for name in usernames]
+        expected = [
+            _secret_hash(secret.value, name, client.client_id)
+            for secret in client.secrets
+            for name in usernames
+        ]
         # Evaluate every candidate so timing does not depend on which one matched.
         if not any([_same(provided, candidate) for candidate in expected]):
             raise _not_authorized(f"Unable to verify secret hash for client {client.client_id}")
@@ -1208,22 +1477,19 @@ class CognitoDouble:
     def _op_revoke_token(self, body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
         token = _required_str(body, "Token")
         client = self._app_client(_required_str(body, "ClientId"))
-        provided = body.get("ClientSecret")
-        if client.secret is None:
-            if provided is not None:
-                raise _invalid(f"Client {client.client_id} is not configured with a secret")
-        elif not isinstance(provided, str) or not _same(provided, client.secret):
+        if not self._client_secret_ok(client, body.get("ClientSecret")):
             raise CognitoError(
                 "UnauthorizedException",
                 "Client authentication failed",
                 reason="RevokeToken without the right ClientSecret",
             )
-        origin_jti = self._refresh_tokens.get(token)
-        if origin_jti is None:
+        record = self._refresh_tokens.get(token)
+        if record is None:
             if token.count(".") == 2:  # a JWT: an id/access token, not a refresh token
                 raise CognitoError("UnsupportedTokenTypeException", "Unsupported token type")
             return {}  # RFC 7009: revoking an unknown token is not an error
-        login = self._logins[origin_jti]
+        # Any token of a rotation chain revokes the whole login (every token it issued).
+        login = self._logins[record.origin_jti]
         if login.client_id != client.client_id:
             raise CognitoError(
                 "UnauthorizedException",
@@ -1231,6 +1497,80 @@ class CognitoDouble:
                 reason=f"refresh token belongs to client {login.client_id}",
             )
         login.revoked = True
+        return {}
+
+    def _client_secret_ok(self, client: _AppClient, provided: Any) -> bool:
+        """A ClientSecret parameter (RevokeToken, GetTokensFromRefreshToken): any current
+        secret of a confidential client; a public client must send none."""
+        if not client.secrets:
+            if provided is not None:
+                raise _invalid(f"Client {client.client_id} is not configured with a secret")
+            return True
+        if not isinstance(provided, str):
+            return False
+        return any([_same(provided, secret.value) for secret in client.secrets])
+
+    def _op_get_tokens_from_refresh_token(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        token = _required_str(body, "RefreshToken")
+        client = self._app_client(_required_str(body, "ClientId"))
+        pool = self._pools[client.pool_id]
+        provided = body.get("ClientSecret")
+        if not self._client_secret_ok(client, provided):
+            message = (
+                f"Client {client.client_id} is configured with secret but ClientSecret was not "
+                "received"
+                if provided is None
+                else f"Unable to verify client secret for client {client.client_id}"
+            )
+            raise _not_authorized(message)
+        device_key = body.get("DeviceKey")
+        if device_key is not None and not isinstance(device_key, str):
+            raise CognitoError("SerializationException", "DeviceKey must be a string")
+        _string_map(body, "ClientMetadata")
+        login, user, record = self._refresh_login(pool, client, token)
+        self._check_refresh(login, user, record, device_key, rotating_operation=True)
+        if not client.rotation:
+            return {"AuthenticationResult": self._mint_tokens(pool, client, user, login)}
+        # Rotation: a new refresh token for the same login; the presented one stays usable for
+        # the grace period from its first replacement (a retry after a lost answer), then
+        # RefreshTokenReuseException. Cognito does not document what a retry inside the grace
+        # period returns: the double issues yet another new refresh token, and the one the
+        # first call returned stays valid too.
+        now = self.clock()
+        if record.valid_until is None:
+            record.valid_until = now + client.grace_seconds
+        login.refresh_token = secrets.token_urlsafe(384)
+        self._refresh_tokens[login.refresh_token] = _RefreshToken(login.origin_jti)
+        # The login's expiry bounds every token of the chain (a replacement runs out when the
+        # token it replaced would have).
+        result = self._mint_tokens(pool, client, user, login, with_refresh=True)
+        return {"AuthenticationResult": result}
+
+    def _op_add_user_pool_client_secret(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        pool = self._pool(_required_str(body, "UserPoolId"))
+        client = self._app_client(_required_str(body, "ClientId"), pool.pool_id)
+        value = body.get("ClientSecret")
+        if value is not None and not isinstance(value, str):
+            raise CognitoError("SerializationException", "ClientSecret must be a string")
+        added = self._add_client_secret(client, value)
+        descriptor: dict[str, Any] = {
+            "ClientSecretId": added.secret_id,
+            "ClientSecretCreateDate": added.created,
+        }
+        if value is None:  # only a secret Cognito generated is sent back
+            descriptor["ClientSecretValue"] = added.value
+        return {"ClientSecretDescriptor": descriptor}
+
+    def _op_delete_user_pool_client_secret(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        pool = self._pool(_required_str(body, "UserPoolId"))
+        client = self._app_client(_required_str(body, "ClientId"), pool.pool_id)
+        self._delete_client_secret(client, _required_str(body, "ClientSecretId"))
         return {}
 
     def _op_global_sign_out(
@@ -1847,34 +2187,161 @@ class CognitoDouble:
             raise _not_authorized(_BAD_CREDENTIALS, reason=f"no user {username!r}")
         if not user.enabled:
             raise _not_authorized("User is disabled.")
-        if not _same(password, user.password):
-            raise _not_authorized(_BAD_CREDENTIALS, reason=f"wrong password for {user.username}")
+        self._check_password(user, password)
+        self._check_compromised(ctx, user, password)
         return self._next_step(ctx, user)
+
+    # ---- Cognito's lockout and compromised credentials ------------------------------------
+
+    def _check_lockout(self, user: _User) -> None:
+        """Refuse any password attempt while the user is locked out (even a right one)."""
+        now = self.clock()
+        if user.failed_attempts and now - user.last_attempt >= _LOCKOUT_RESET:
+            user.failed_attempts = 0  # 15 minutes without an attempt: back to the start
+            user.locked_until = 0.0
+        user.last_attempt = now
+        if now < user.locked_until:
+            raise _not_authorized(
+                _ATTEMPTS_EXCEEDED,
+                reason=f"{user.username} locked out for {user.locked_until - now:.1f}s more",
+            )
+
+    def _wrong_password(self, user: _User, reason: str) -> CognitoError:
+        user.failed_attempts += 1
+        if user.failed_attempts >= _LOCKOUT_FREE_FAILURES:
+            lockout = min(2.0 ** (user.failed_attempts - _LOCKOUT_FREE_FAILURES), _LOCKOUT_MAX)
+            user.locked_until = self.clock() + lockout
+        return _not_authorized(_BAD_CREDENTIALS, reason=reason)
+
+    @staticmethod
+    def _right_password(user: _User) -> None:
+        user.failed_attempts = 0
+        user.locked_until = 0.0
+
+    def _check_password(self, user: _User, password: str) -> None:
+        self._check_lockout(user)
+        if not _same(password, user.password):
+            raise self._wrong_password(user, f"wrong password for {user.username}")
+        self._right_password(user)
+
+    def _check_compromised(self, ctx: _Ctx, user: _User, password: str) -> None:
+        """Plain password flows only: with SRP Cognito never sees the password."""
+        protection = ctx.pool.threat_protection
+        if protection is None:
+            return
+        if hashlib.sha256(password.encode()).hexdigest() not in protection.compromised:
+            return
+        action = "BLOCK" if protection.enforced and protection.block_compromised else "NO_ACTION"
+        protection.events.append((user.username, "compromised", action, self._risk_ip(ctx)))
+        if action == "BLOCK":
+            # "When Amazon Cognito blocks sign-in for a user, it sets the user's UserStatus to
+            # RESET_REQUIRED": this and every later sign-in answer PasswordResetRequired.
+            user.status = "RESET_REQUIRED"
+            self._check_status(user)
+
+    # ---- adaptive authentication ----------------------------------------------------------
+
+    def _risk_ip(self, ctx: _Ctx) -> str | None:
+        """The end user's address as Cognito sees it for this request."""
+        if ctx.operation.startswith("Admin"):
+            return self._client_ip({"ContextData": ctx.body.get("ContextData")}) or self._peer
+        if ctx.client.secrets and ctx.client.propagate_user_context:
+            return self._client_ip({"UserContextData": ctx.body.get("UserContextData")}) or (
+                self._peer
+            )
+        return self._peer
+
+    def _assess_risk(self, ctx: _Ctx, user: _User) -> str:
+        """The action threat protection takes on this sign-in (NO_ACTION when off)."""
+        protection = ctx.pool.threat_protection
+        if protection is None:
+            return "NO_ACTION"
+        ip = self._risk_ip(ctx)
+        found = [protection.risks.get(f"user:{user.username}"), protection.risks.get(f"ip:{ip}")]
+        levels = [level for level in found if level is not None]
+        level = max(levels, key=_RISK_LEVELS.index) if levels else "low"
+        action = protection.actions[level] if protection.enforced else "NO_ACTION"
+        protection.events.append((user.username, level, action, ip))
+        return action
+
+    def _risk_mfa(self, ctx: _Ctx, user: _User, action: str) -> dict[str, Any] | None:
+        """The MFA challenge adaptive authentication asks for a user who would get none.
+
+        A factor the user has (enabled, or a verified phone/email the pool allows as a factor,
+        or a TOTP secret) is used; MFA_REQUIRED without any blocks the sign-in.
+        """
+        if action not in ("MFA_IF_CONFIGURED", "MFA_REQUIRED"):
+            return None
+        pool = ctx.pool
+        usable = [m for m in user.mfa if m in pool.mfa_factors]
+        if not usable:
+            if "SMS_MFA" in pool.mfa_factors and self._verified(user, "phone_number"):
+                usable = ["SMS_MFA"]
+            elif "EMAIL_OTP" in pool.mfa_factors and self._verified(user, "email"):
+                usable = ["EMAIL_OTP"]
+            elif "SOFTWARE_TOKEN_MFA" in pool.mfa_factors and user.totp_secret:
+                usable = ["SOFTWARE_TOKEN_MFA"]
+        if pool.mfa_mode == "OFF" or not usable:
+            if action == "MFA_REQUIRED":
+                raise _not_authorized(_BLOCKED, reason="risk MFA required, no factor usable")
+            return None
+        chosen = user.preferred_mfa if user.preferred_mfa in usable else usable[0]
+        return self._mfa_challenge(ctx, user, chosen)
 
     def _flow_refresh(self, ctx: _Ctx) -> dict[str, Any]:
         token = _param(ctx.params, "REFRESH_TOKEN")
-        origin_jti = self._refresh_tokens.get(token)
-        login = self._logins.get(origin_jti) if origin_jti else None
-        if login is None or login.client_id != ctx.client.client_id:
-            raise _not_authorized("Invalid Refresh Token", reason="unknown or foreign token")
-        user = ctx.pool.users.get(login.username)
-        if user is None:
-            raise _not_authorized("Invalid Refresh Token", reason="user no longer exists")
+        login, user, record = self._refresh_login(ctx.pool, ctx.client, token)
         # Cognito hashes the internal username here; accept it or the sub.
         names = [user.username, user.sub]
         self._check_secret_hash(ctx.client, names, ctx.params.get("SECRET_HASH"))
+        self._check_refresh(login, user, record, ctx.params.get("DEVICE_KEY"))
+        return {
+            "ChallengeParameters": {},
+            "AuthenticationResult": self._mint_tokens(ctx.pool, ctx.client, user, login),
+        }
+
+    def _refresh_login(
+        self, pool: _Pool, client: _AppClient, token: str
+    ) -> tuple[_Login, _User, _RefreshToken]:
+        record = self._refresh_tokens.get(token)
+        login = self._logins.get(record.origin_jti) if record else None
+        if record is None or login is None or login.client_id != client.client_id:
+            raise _not_authorized("Invalid Refresh Token", reason="unknown or foreign token")
+        user = pool.users.get(login.username)
+        if user is None:
+            raise _not_authorized("Invalid Refresh Token", reason="user no longer exists")
+        return login, user, record
+
+    def _check_refresh(
+        self,
+        login: _Login,
+        user: _User,
+        record: _RefreshToken,
+        device_key: str | None,
+        *,
+        rotating_operation: bool = False,
+    ) -> None:
+        """Revocation, rotation, expiry, the user, and the device the tokens belong to."""
         if login.revoked:
             raise _not_authorized("Refresh Token has been revoked")
+        if record.valid_until is not None and self.clock() > record.valid_until:
+            if rotating_operation:
+                raise CognitoError(
+                    "RefreshTokenReuseException",
+                    "The refresh token has been rotated and its grace period is over.",
+                )
+            raise _not_authorized("Invalid Refresh Token", reason="token replaced by rotation")
         if self.clock() > login.refresh_expires_at:
             raise _not_authorized("Refresh Token has expired")
         if not user.enabled:
             raise _not_authorized("User is disabled.")
         if login.device_key is not None:
             # With device tracking the tokens are linked to one device (AWS blog "Tracking and
-            # remembering devices"): refresh needs its DEVICE_KEY, a device confirmed with
-            # ConfirmDevice, and fails once the device is forgotten.
+            # remembering devices"; GetTokensFromRefreshToken: "You must provide the confirmed
+            # device key"): refresh needs its key, a device confirmed with ConfirmDevice, and
+            # fails once the device is forgotten.
             device = user.devices.get(login.device_key)
-            presented = ctx.params.get("DEVICE_KEY") or ""
+            presented = device_key or ""
             if device is None or not device.confirmed or not _same(presented, device.key):
                 reason = (
                     "device forgotten"
@@ -1884,10 +2351,6 @@ class CognitoDouble:
                     else "DEVICE_KEY missing or not the token's device"
                 )
                 raise _not_authorized("Invalid Refresh Token", reason=reason)
-        return {
-            "ChallengeParameters": {},
-            "AuthenticationResult": self._mint_tokens(ctx.pool, ctx.client, user, login),
-        }
 
     # ---- what follows a first factor ------------------------------------------------------
 
@@ -1908,6 +2371,9 @@ class CognitoDouble:
         SOFTWARE_TOKEN_MFA), then tokens.
         """
         self._check_status(user)
+        risk_action = self._assess_risk(ctx, user)
+        if risk_action == "BLOCK":
+            raise _not_authorized(_BLOCKED, reason="threat protection blocked a risky sign-in")
         if user.status == "FORCE_CHANGE_PASSWORD":
             session = self._new_session(
                 ctx, username=user.username, challenge="NEW_PASSWORD_REQUIRED"
@@ -1943,7 +2409,7 @@ class CognitoDouble:
                 "Session": session.session_id,
                 "ChallengeParameters": {},
             }
-        mfa = self._mfa_step(ctx, user)
+        mfa = self._mfa_step(ctx, user) or self._risk_mfa(ctx, user, risk_action)
         if mfa is not None:
             return mfa
         return self._issue(ctx, user)
@@ -2205,15 +2671,19 @@ class CognitoDouble:
                 _BAD_CREDENTIALS,
                 reason=f"USERNAME {username!r} is not USER_ID_FOR_SRP {session.username!r}",
             )
+        known = session.state["known_user"]
+        user = ctx.pool.users.get(session.username) if known else None
+        if user is not None:
+            self._check_lockout(user)  # the password is judged here, so is the lockout
         prefix = ctx.pool.name.encode() + session.username.encode()
         valid = self._verify_claim(session, prefix=prefix, timestamp=timestamp, signature=signature)
-        if not valid or not session.state["known_user"]:
-            reason = "unknown user" if not session.state["known_user"] else "bad SRP signature"
-            raise _not_authorized(_BAD_CREDENTIALS, reason=reason)
-
-        user = ctx.pool.users.get(session.username)
+        if not known:
+            raise _not_authorized(_BAD_CREDENTIALS, reason="unknown user")
         if user is None:
             raise _not_authorized(_BAD_CREDENTIALS, reason="user deleted mid-login")
+        if not valid:
+            raise self._wrong_password(user, "bad SRP signature")
+        self._right_password(user)
         if not user.enabled:
             raise _not_authorized("User is disabled.")
         if session.state.get("custom"):
@@ -2524,8 +2994,9 @@ class CognitoDouble:
             return self._srp_challenge(ctx, username, _param(ctx.params, "SRP_A"))
         if factor == "PASSWORD":
             password = _param(ctx.params, "PASSWORD")
-            if user is None or not _same(password, user.password):
-                raise _not_authorized(_BAD_CREDENTIALS, reason="wrong password (USER_AUTH)")
+            if user is None:
+                raise _not_authorized(_BAD_CREDENTIALS, reason=f"no user {username!r}")
+            self._check_password(user, password)
             return self._next_step(ctx, user)
         if user is None:  # not offered to unknown users; kept as a guard
             raise _not_authorized(_BAD_CREDENTIALS, reason=f"no user {username!r}")
@@ -2618,7 +3089,7 @@ class CognitoDouble:
             device_key=device_key,
         )
         self._logins[login.origin_jti] = login
-        self._refresh_tokens[login.refresh_token] = login.origin_jti
+        self._refresh_tokens[login.refresh_token] = _RefreshToken(login.origin_jti)
         return login
 
     def _mint_tokens(
@@ -2691,7 +3162,10 @@ class CognitoDouble:
         except jwt.PyJWTError:
             raise _not_authorized("Invalid Access Token", reason="not a JWT") from None
         issuer = unverified.get("iss")
-        pool = next((p for p in self._pools.values() if self.issuer(p.pool_id) == issuer), None)
+        pool = next(
+            (p for p in self._pools.values() if issuer in self._issuers(p.pool_id).values()),
+            None,
+        )
         if pool is None or kid != pool.key.kid:
             raise _not_authorized("Invalid Access Token", reason=f"unknown issuer/kid {issuer}")
         try:

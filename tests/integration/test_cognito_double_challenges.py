@@ -19,6 +19,7 @@ from typing import Any
 
 import aioboto3
 import boto3
+import jwt
 import pytest
 from botocore.exceptions import ClientError
 from pycognito.aws_srp import AWSSRP, generate_hash_device
@@ -1341,3 +1342,34 @@ def test_malformed_device_and_totp_requests_are_client_errors(tracked: tuple[Poo
             call()
         assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     assert not [f for f in pool.double.failures if f[1] == "InternalErrorException"]
+
+
+def get_tokens(pool: Pool, refresh_token: str, **extra: str) -> Any:
+    """GetTokensFromRefreshToken: ClientSecret itself (no SECRET_HASH), DeviceKey if given."""
+    kwargs: dict[str, Any] = {"ClientId": pool.client_id, "RefreshToken": refresh_token, **extra}
+    if pool.secret is not None:
+        kwargs["ClientSecret"] = pool.secret
+    return pool.boto.get_tokens_from_refresh_token(**kwargs)
+
+
+@pytest.mark.parametrize("rotation", [False, True], ids=["rotation-off", "rotation-on"])
+def test_get_tokens_from_refresh_token_needs_the_confirmed_devices_key(
+    tracked: tuple[Pool, str], rotation: bool
+) -> None:
+    pool, secret = tracked
+    pool.double.set_refresh_token_rotation(pool.client_id, rotation, 10)
+    tokens = totp_sign_in(pool, secret, time.time())
+    key = tokens["AuthenticationResult"]["NewDeviceMetadata"]["DeviceKey"]
+    refresh_token = tokens["AuthenticationResult"]["RefreshToken"]
+    with pytest.raises(ClientError):  # not confirmed yet
+        get_tokens(pool, refresh_token, DeviceKey=key)
+    assert pool.double.failures[-1][2] == "device not confirmed"
+    remember_device(pool, tokens)
+    with pytest.raises(ClientError) as exc:
+        get_tokens(pool, refresh_token)
+    assert error_code(exc) == "NotAuthorizedException"
+    assert pool.double.failures[-1][2] == "DEVICE_KEY missing or not the token's device"
+    result = get_tokens(pool, refresh_token, DeviceKey=key)["AuthenticationResult"]
+    assert ("RefreshToken" in result) is rotation
+    claims = jwt.decode(result["AccessToken"], options={"verify_signature": False})
+    assert claims["device_key"] == key

@@ -149,12 +149,12 @@ MUTANTS = [
     Mutant(
         "cognito_lockout_mapping",
         "proxy/cognito/errors.py",
-        '"attempts exceeded" in message.lower()',
-        "False",
+        "return PasswordAttemptsExceeded(code, message)",
+        "return TooManyRequests(code, message)",  # the old reading: throttling, not counted
         (
             (
                 "security/test_regulation.py",
-                "test_cognito_throttling_is_try_again_later_and_not_counted",
+                "test_guesses_during_cognitos_lockout_stop_at_the_proxy",
             ),
         ),
     ),

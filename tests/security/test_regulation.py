@@ -205,7 +205,6 @@ async def test_email_alias_and_username_share_the_counter(regulated: Stack) -> N
     [
         ("TooManyRequestsException", "Too many requests"),
         ("LimitExceededException", "Attempt limit exceeded, please try after some time."),
-        ("NotAuthorizedException", "Password attempts exceeded"),
     ],
 )
 async def test_cognito_throttling_is_try_again_later_and_not_counted(
@@ -222,6 +221,25 @@ async def test_cognito_throttling_is_try_again_later_and_not_counted(
     finally:
         double.inject_errors = {}
     assert (await regulated.browser.login(USER, PASSWORD)).status == 303  # never banned
+
+
+async def test_guesses_during_cognitos_lockout_stop_at_the_proxy(double: CognitoDouble) -> None:
+    """Issue 13 item 5: after five wrong passwords Cognito answers "Password attempts exceeded";
+    those answers count toward the ban like wrong passwords and read like one, so a burst of
+    guesses on one account stops reaching Cognito (and its shared per-pool quota)."""
+    regulation = {"user_max_failures": 10, "user_window": 900, "user_ban": 900}
+    async with stack_for(double, regulation=regulation) as stack:
+        before = len(double.calls_to("InitiateAuth"))
+        answers = []
+        for n in range(24):
+            resp = await stack.browser.login(USER, f"Wrong-guess-{n}!")
+            answers.append((resp.status, "Incorrect username or password." in await resp.text()))
+        guesses = len(double.calls_to("InitiateAuth")) - before
+        exceeded = [f for f in double.failures if f[2].startswith(f"{USER} locked out")]
+    assert exceeded, "the double's lockout never answered: the test proves nothing"
+    assert answers[:10] == [(401, True)] * 10  # wrong, then locked out: the same words
+    assert [status for status, _ in answers[10:]] == [429] * 14
+    assert guesses == 10
 
 
 async def test_success_resets_the_username_counter(regulated: Stack) -> None:
