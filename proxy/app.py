@@ -25,11 +25,13 @@ from proxy.forwarded import TRUSTED_PROXIES, parse_networks
 from proxy.gate.assertion import AssertionSigner, load_or_generate_key
 from proxy.gate.bearer import BearerAuth
 from proxy.gate.cache import SessionCache
-from proxy.gate.decision import Gate
+from proxy.gate.decision import Answers, CheckAnswer, Gate, ToUpstream, Upstreams
 from proxy.gate.headers import build_plan
+from proxy.gate.identify import Identify
 from proxy.gate.identity import Identity
 from proxy.gate.outgoing import Outgoing
 from proxy.gate.policy import Policy
+from proxy.gate.websocket import SessionGuard
 from proxy.observe import Health, Metrics, RequestObserver, upstream_timing
 from proxy.server import reject_non_origin_form
 from proxy.sessions.invalidation import invalidation_for
@@ -176,27 +178,25 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
     mode = settings.auth.bearer
     bearer = None if mode == "off" else BearerAuth(verifier, mode)
     gate = Gate(
-        identity=identity,
-        forwarder=forwarder,
-        headers=build_plan(settings.headers.preset, settings.headers.extra),
-        check_headers=build_plan("auth-request"),
-        login_path=f"{prefix}/login",
-        error_page=auth.error_page,
-        policy=policy,
-        forwarders=forwarders,
-        outgoing=Outgoing.build(
-            build_plan(settings.headers.preset, settings.headers.extra),
-            pass_access_token=settings.headers.pass_access_token,
-            id_token_as_authorization=settings.headers.pass_id_token_as_authorization,
-            signer=signer,
-            assertion_header=settings.assertion.header,
-            audience=settings.assertion.audience,
-            pass_method_override=settings.headers.pass_method_override,
+        identify=Identify(identity, bearer),
+        guard=SessionGuard(identity, interval=settings.session.ws_recheck_interval),
+        upstreams=Upstreams(policy, {"default": forwarder, **forwarders}),
+        to_upstream=ToUpstream(
+            Outgoing.build(
+                build_plan(settings.headers.preset, settings.headers.extra),
+                pass_access_token=settings.headers.pass_access_token,
+                id_token_as_authorization=settings.headers.pass_id_token_as_authorization,
+                signer=signer,
+                assertion_header=settings.assertion.header,
+                audience=settings.assertion.audience,
+                pass_method_override=settings.headers.pass_method_override,
+            ),
+            own_cookies=frozenset({settings.cookie.session_cookie, settings.cookie.flow_cookie}),
         ),
-        own_cookies=frozenset({settings.cookie.session_cookie, settings.cookie.flow_cookie}),
-        bearer=bearer,
-        ws_recheck_interval=settings.session.ws_recheck_interval,
-        check_access_token=settings.auth.check_access_token,
+        answers=Answers(login_path=f"{prefix}/login", error_page=auth.error_page),
+        check=CheckAnswer(
+            build_plan("auth-request"), access_token=settings.auth.check_access_token
+        ),
     )
 
     async def store_ready() -> str | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import partial
 from typing import Literal
 from urllib.parse import quote, urlsplit
@@ -23,11 +24,9 @@ from aiohttp import web
 
 from proxy.forward import Forwarder
 from proxy.forwarded import client_address, original_request
-from proxy.gate.bearer import BearerAuth
 from proxy.gate.cookies import cookie_value
 from proxy.gate.headers import HeaderPlan, without_cookies
 from proxy.gate.identify import Identify, InvalidToken, Unidentified
-from proxy.gate.identity import Identity
 from proxy.gate.outgoing import BadOverride, Outgoing, override_methods
 from proxy.gate.paths import BadPath, canonical_path, split_target
 from proxy.gate.policy import (
@@ -96,37 +95,74 @@ def referring_path(request: web.Request) -> str | None:
     return f"{path}?{parts.query}" if parts.query else path
 
 
+@dataclass(frozen=True, slots=True)
+class Upstreams:
+    """Where requests go: the policy's routes, and one Forwarder (one pool) per route name."""
+
+    policy: Policy
+    forwarders: Mapping[str, Forwarder]
+
+    def __post_init__(self) -> None:
+        missing = [r.name for r in self.policy.routes if r.name not in self.forwarders]
+        if missing:
+            raise ValueError(f"no forwarder for upstream(s) {', '.join(missing)}")
+
+    @classmethod
+    def single(cls, forwarder: Forwarder) -> Upstreams:
+        """One upstream for every path."""
+        return cls(Policy([Route(name="default")]), {"default": forwarder})
+
+
+@dataclass(frozen=True, slots=True)
+class ToUpstream:
+    """What changes on the way to the app: what is added (and reserved), and our cookies,
+    which stay between the browser and us."""
+
+    outgoing: Outgoing
+    own_cookies: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Answers:
+    """How the gate answers what it does not forward: where signing in starts (its folder is
+    the reserved prefix) and the branded error page for browsers."""
+
+    login_path: str
+    error_page: ErrorPage
+
+
+@dataclass(frozen=True, slots=True)
+class CheckAnswer:
+    """What ``/_auth/check`` tells the auth proxy: identity headers, and the access token only
+    when opted in."""
+
+    headers: HeaderPlan
+    access_token: bool = False
+
+
 class Gate:
     def __init__(
         self,
         *,
-        identity: Identity,
-        forwarder: Forwarder,
-        headers: HeaderPlan,
-        check_headers: HeaderPlan,
-        login_path: str,
-        error_page: ErrorPage,
-        policy: Policy | None = None,
-        forwarders: Mapping[str, Forwarder] | None = None,
-        outgoing: Outgoing | None = None,
-        own_cookies: frozenset[str] = frozenset(),
-        bearer: BearerAuth | None = None,
-        ws_recheck_interval: float = 5.0,
-        check_access_token: bool = False,
+        identify: Identify,
+        guard: SessionGuard,
+        upstreams: Upstreams,
+        to_upstream: ToUpstream,
+        answers: Answers,
+        check: CheckAnswer,
     ) -> None:
-        self._identity = identity
-        self._check_headers = check_headers
-        self._login_path = login_path
-        self._reserved_prefix = login_path.rsplit("/", 1)[0] or "/"
-        self._error_page = error_page
-        self._policy = policy or Policy([Route(name="default")])
-        # The default upstream ("default") is `forwarder`; named upstreams bring their own.
-        self._forwarders = {"default": forwarder, **(forwarders or {})}
-        self._outgoing = outgoing or Outgoing.build(headers)
-        self._own_cookies = own_cookies
-        self._identify = Identify(identity, bearer)
-        self._check_access_token = check_access_token
-        self._guard = SessionGuard(identity, interval=ws_recheck_interval)
+        self._identify = identify
+        self._identity = identify.identity
+        self._guard = guard
+        self._policy = upstreams.policy
+        self._forwarders = upstreams.forwarders
+        self._outgoing = to_upstream.outgoing
+        self._own_cookies = to_upstream.own_cookies
+        self._login_path = answers.login_path
+        self._reserved_prefix = answers.login_path.rsplit("/", 1)[0] or "/"
+        self._error_page = answers.error_page
+        self._check_headers = check.headers
+        self._check_access_token = check.access_token
         # X-Request-Id is ours to set (see observe.RequestObserver): a client's is dropped.
         reserved = self._outgoing.is_reserved
 
