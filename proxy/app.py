@@ -34,11 +34,12 @@ from proxy.gate.policy import Policy
 from proxy.gate.websocket import SessionGuard
 from proxy.observe import Health, Metrics, RequestObserver, upstream_timing
 from proxy.server import reject_non_origin_form
+from proxy.sessions.backends import open_store
 from proxy.sessions.invalidation import invalidation_for
 from proxy.sessions.observed import ObservedStore
 from proxy.sessions.sealed import SealedStore
 from proxy.sessions.session import SessionManager
-from proxy.sessions.store import SessionStore, StoreUnavailable, open_store
+from proxy.sessions.store import SessionStore, StoreUnavailable
 from proxy.settings import Settings, UpstreamSettings
 
 log = logging.getLogger("proxy")

@@ -11,9 +11,10 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
+from proxy.sessions.backends import open_store
 from proxy.sessions.redis import RedisStore
 from proxy.sessions.sealed import SealedStore
-from proxy.sessions.store import StoreUnavailable, open_store
+from proxy.sessions.store import StoreUnavailable
 from tests.support.redis_server import (
     RedisProcess,
     free_port,

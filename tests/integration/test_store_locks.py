@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from proxy.sessions.backends import open_store
 from proxy.sessions.lock import StoreLock
 from proxy.sessions.memory import MemoryStore
-from proxy.sessions.store import SessionStore, open_store
+from proxy.sessions.store import SessionStore
 from tests.support.redis_server import RedisProcess
 
 pytestmark = pytest.mark.integration

@@ -25,11 +25,12 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from proxy.sessions.backends import open_store
 from proxy.sessions.memory import MemoryStore
 from proxy.sessions.redis import ClusterURL, RedisStore, SentinelURL
 from proxy.sessions.sealed import SealedStore
 from proxy.sessions.session import Session, SessionManager, Timeouts
-from proxy.sessions.store import StoreUnavailable, open_store
+from proxy.sessions.store import StoreUnavailable
 
 SECRET = b"s" * 32
 OTHER_SECRET = b"o" * 32
