@@ -32,7 +32,7 @@ from proxy.gate.identity import Identity
 from proxy.gate.outgoing import Outgoing
 from proxy.gate.policy import Policy
 from proxy.gate.websocket import SessionGuard
-from proxy.observe import Health, Metrics, RequestObserver, upstream_timing
+from proxy.observe import Health, Metrics, RequestObserver, access_sink, upstream_timing
 from proxy.server import reject_non_origin_form
 from proxy.sessions.backends import open_store
 from proxy.sessions.invalidation import invalidation_for
@@ -211,7 +211,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
         return None if jwks.loaded else "signing keys (JWKS) not loaded"
 
     health = Health([store_ready, jwks_ready], metrics)
-    observer = RequestObserver(metrics, prefix=prefix)
+    observer = RequestObserver(metrics, prefix=prefix, access=access_sink())
 
     app = web.Application(
         client_max_size=MAX_FORM_BYTES,

@@ -22,6 +22,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from proxy.logsink import AccessLine, LineSink, encode_line
 from proxy.settings import LogSettings
 from proxy.upgrade import is_websocket_upgrade
 
@@ -49,13 +50,46 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+_TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+class SinkHandler(logging.Handler):
+    """Every record written to the sink at once (audit, warnings, errors); the access lines
+    of :class:`RequestObserver` bypass ``logging`` and are queued on the same sink."""
+
+    def __init__(self, sink: LineSink, access: AccessLine) -> None:
+        super().__init__()
+        self.sink = sink
+        self.access = access
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        self.sink.write_now(encode_line(line + "\n"))
+
+
 def setup_logging(settings: LogSettings) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if settings.format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    """Logging as ``serve`` runs it: one stderr sink, access lines queued, the rest at once."""
     root = logging.getLogger()
+    for old in root.handlers:
+        if isinstance(old, SinkHandler):
+            old.sink.close()  # set up again (tests, demo): the old thread flushes and stops
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = None  # stderr replaced by an object without a descriptor (e.g. captured)
+    handler: logging.Handler
+    if fd is None:
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        sys.stderr.flush()  # anything written through the text layer goes first
+        handler = SinkHandler(LineSink(fd), AccessLine(settings.format))
+    handler.setFormatter(
+        JsonFormatter() if settings.format == "json" else logging.Formatter(_TEXT_FORMAT)
+    )
     root.handlers[:] = [handler]
     root.setLevel(settings.level.upper())
     # botocore logs request bodies (passwords, tokens) at debug: keep it quiet whatever the level.
@@ -216,15 +250,32 @@ def upstream_timing(request: web.Request, sent_at: float, headers_at: float) -> 
     request[_UPSTREAM_KEY] = (sent_at, headers_at)
 
 
+AccessSink = tuple[LineSink, AccessLine]
+
+
+def access_sink() -> AccessSink | None:
+    """The fast path for access lines when :func:`setup_logging` configured logging and
+    nobody attached a handler of their own to ``proxy.access`` (then lines go through
+    ``logging``, records and all, as a test or an embedding application expects)."""
+    if access_log.handlers or not access_log.propagate:
+        return None
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, SinkHandler):
+            return handler.sink, handler.access
+    return None
+
+
 class RequestObserver:
     """aiohttp middleware: request id, one access log line and the request metrics.
 
     ``route_class`` maps a request to a small, fixed set of labels (never the raw path, which
-    would make unbounded metric series).
+    would make unbounded metric series). ``access``: where access lines go without
+    ``logging`` (see :func:`access_sink`); None sends them through ``proxy.access``.
     """
 
-    def __init__(self, metrics: Metrics, *, prefix: str) -> None:
+    def __init__(self, metrics: Metrics, *, prefix: str, access: AccessSink | None = None) -> None:
         self._metrics = metrics
+        self._access = access
         self._prefix = prefix + "/"
         self._inflight = 0
 
@@ -286,7 +337,25 @@ class RequestObserver:
             self._metrics.overhead.observe(sent_at - started)
             self._metrics.upstream.observe(headers_at - sent_at)
             upstream_ms = round((headers_at - sent_at) * 1000, 2)
-        if not access_log.isEnabledFor(logging.INFO) or route in ("healthz", "readyz"):
+        if route in ("healthz", "readyz") or not access_log.isEnabledFor(logging.INFO):
+            return
+        if self._access is not None:
+            sink, line = self._access
+            sink.write(
+                line.render(
+                    time.time(),
+                    request_id=rid,
+                    method=request.method,
+                    path=request.path,  # never the query string: it may carry codes or tokens
+                    route=route,
+                    status=status,
+                    seconds=seconds,
+                    upstream_ms=upstream_ms,
+                    client_ip=request.remote,
+                    user=request.get(USER_KEY),
+                    session=request.get(SESSION_KEY),
+                )
+            )
             return
         fields = {
             "request_id": rid,

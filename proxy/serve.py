@@ -27,6 +27,7 @@ from aiohttp import web
 
 from proxy import eventloop
 from proxy.app import FORWARDER_KEY, HEALTH_KEY, OBSERVER_KEY, build_app
+from proxy.logsink import flush_all
 from proxy.observe import Metrics, metrics_app
 from proxy.server import GateRunner
 from proxy.settings import Settings, parse_listen
@@ -85,6 +86,7 @@ async def serve(settings: Settings, *, worker: int | None = None) -> None:
         if metrics_runner is not None:
             await metrics_runner.cleanup()
     log.info("stopped")
+    flush_all()  # every access line of the drained requests is out before the process ends
 
 
 def freeze_startup_objects() -> None:

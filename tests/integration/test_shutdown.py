@@ -271,3 +271,39 @@ def test_workers_refuse_a_memory_store(tmp_path: Path, pool: dict[str, Any]) -> 
     )
     assert done.returncode == 2
     assert "GATE_WORKERS > 1 needs a shared session store" in done.stderr
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+async def test_sigterm_loses_no_access_line(pool: dict[str, str], tmp_path: Path, fmt: str) -> None:
+    """Access lines are queued for a writer thread (proxy/logsink.py): every request answered
+    before SIGTERM, and the one in flight when it came, has its line in the log at exit."""
+    count = 300
+    async with slow_upstream() as upstream:
+        env = {"GATE_UPSTREAM_URL": upstream, "GATE_LOG_FORMAT": fmt, **pool}
+        async with serve(env, tmp_path) as served:
+            browser = Browser(served.base)
+            try:
+                assert (await browser.login("fay", PASSWORD)).status == 303
+                for i in range(count):
+                    assert (await browser.get(f"/line-{i}")).status == 200
+                slow = asyncio.ensure_future(browser.get("/slow"))
+                await asyncio.sleep(0.3)  # in flight
+                served.proc.send_signal(signal.SIGTERM)
+                assert (await slow).status == 200
+                assert await exit_code(served.proc) == 0
+            finally:
+                await browser.close()
+    text = served.log.read_text()
+    if fmt == "json":
+        import json
+
+        records = [json.loads(line) for line in text.splitlines() if '"proxy.access"' in line]
+        paths = [record["path"] for record in records]
+    else:
+        paths = [
+            line.split("proxy.access: ", 1)[1].split(" ")[1]
+            for line in text.splitlines()
+            if "proxy.access: " in line
+        ]
+    ours = [p for p in paths if p.startswith(("/line-", "/slow"))]
+    assert ours == [f"/line-{i}" for i in range(count)] + ["/slow"], text[-2000:]

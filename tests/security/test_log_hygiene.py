@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from proxy.logsink import flush_all
 from proxy.observe import setup_logging
 from proxy.settings import LogSettings
 from tests.security.conftest import PASSWORD, USER, stack_for
@@ -156,3 +157,19 @@ async def test_no_secret_reaches_the_logs_under_the_default_logging_setup(
     await _flows(double, "USER_SRP_AUTH", cookies)
     assert any(r.name.startswith("proxy") for r in caplog.records)
     _assert_clean(_everything_logged(caplog), wire(), cookies)
+
+
+async def test_no_secret_reaches_stderr_access_lines_included(
+    double: CognitoDouble,
+    wire: Callable[[], set[str]],
+    capfd: pytest.CaptureFixture[str],
+    default_logging: None,
+) -> None:
+    """What `serve` writes to stderr, the access lines its writer thread queues included."""
+    cookies: list[str] = []
+    await _flows(double, "USER_SRP_AUTH", cookies)
+    flush_all()
+    err = capfd.readouterr().err
+    access = [json.loads(line) for line in err.splitlines() if '"proxy.access"' in line]
+    assert len(access) >= 8  # every request of the flows has its line
+    _assert_clean(err, wire(), cookies)
