@@ -39,7 +39,7 @@ from proxy.sessions.invalidation import invalidation_for
 from proxy.sessions.observed import ObservedStore
 from proxy.sessions.sealed import SealedStore
 from proxy.sessions.session import SessionManager
-from proxy.sessions.store import SessionStore, StoreUnavailable
+from proxy.sessions.store import CountingStore, StoreUnavailable
 from proxy.settings import Settings, UpstreamSettings
 
 log = logging.getLogger("proxy")
@@ -260,7 +260,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
     return app
 
 
-def _regulator(settings: Settings, store: SessionStore) -> Regulator:
+def _regulator(settings: Settings, store: CountingStore) -> Regulator:
     r = settings.regulation
     return Regulator(
         store,

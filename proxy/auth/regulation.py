@@ -30,7 +30,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from proxy.sessions.store import SessionStore
+from proxy.sessions.store import CountingStore
 
 log = logging.getLogger("proxy.auth")
 
@@ -70,7 +70,7 @@ class Regulator:
 
     def __init__(
         self,
-        store: SessionStore,
+        store: CountingStore,
         key: bytes,
         *,
         user: Limit,

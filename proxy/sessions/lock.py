@@ -12,13 +12,13 @@ import contextlib
 import secrets
 from collections.abc import AsyncIterator
 
-from proxy.sessions.store import SessionStore, StoreUnavailable
+from proxy.sessions.store import Leases, StoreUnavailable
 
 
 class StoreLock:
     __slots__ = ("_key", "_lease", "_store", "_token")
 
-    def __init__(self, store: SessionStore, key: str, *, lease: float) -> None:
+    def __init__(self, store: Leases, key: str, *, lease: float) -> None:
         if not lease > 0:
             raise ValueError("lease must be positive")
         self._store = store

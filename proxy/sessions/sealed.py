@@ -21,7 +21,7 @@ import re
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from proxy.sessions.store import SessionStore
+from proxy.sessions.store import KeyValue
 
 _VERSION = 1
 _ID_LEN = 16
@@ -60,11 +60,11 @@ def _split(cookie: str) -> tuple[bytes, bytes] | None:
 
 
 class SealedStore:
-    """Seals byte payloads into a SessionStore under one namespace ("s" sessions, "f" flows)."""
+    """Seals byte payloads into a key-value store under one namespace ("s" sessions, "f" flows)."""
 
     __slots__ = ("_mac_proto", "_namespace", "_store", "_store_prefix")
 
-    def __init__(self, store: SessionStore, secret: bytes, *, namespace: str) -> None:
+    def __init__(self, store: KeyValue, secret: bytes, *, namespace: str) -> None:
         if len(secret) < _MIN_SECRET_LEN:
             raise ValueError(f"cookie secret must be at least {_MIN_SECRET_LEN} bytes")
         if not _NAMESPACE_RE.fullmatch(namespace):

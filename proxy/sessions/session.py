@@ -12,7 +12,7 @@ from typing import Any, Literal, Protocol
 
 from proxy.sessions.lock import StoreLock
 from proxy.sessions.sealed import SealedStore
-from proxy.sessions.store import SessionStore
+from proxy.sessions.store import SessionBackend
 from proxy.sessions.watch import EndSignals
 
 log = logging.getLogger("proxy.sessions")
@@ -154,7 +154,7 @@ class SessionManager:
 
     def __init__(
         self,
-        store: SessionStore,
+        store: SessionBackend,
         secret: bytes,
         *,
         lifetime: float,

@@ -1,4 +1,5 @@
-"""The session backend interface: a byte key-value store in which every key expires.
+"""The session backend interface: a byte key-value store in which every key expires, with
+leases, sets and counters beside it, one protocol per role.
 
 Backends know nothing about sessions, cookies or encryption; `SealedStore` adds those.
 """
@@ -16,7 +17,7 @@ class StoreUnavailable(Exception):
     """
 
 
-class SessionStore(Protocol):
+class KeyValue(Protocol):
     """Byte KV with per-key TTLs. Keys are short ASCII strings; values are opaque bytes."""
 
     async def get(self, key: str) -> bytes | None:
@@ -38,11 +39,9 @@ class SessionStore(Protocol):
         """Remove `key` if present. Raises StoreUnavailable."""
         ...
 
-    async def ping(self) -> None:
-        """Return if the backend answers; raise StoreUnavailable otherwise."""
-        ...
 
-    # -- locks (see sessions/lock.py): a key holding the owner's random token --------------
+class Leases(Protocol):
+    """Locks (see sessions/lock.py): a key holding the owner's random token."""
 
     async def acquire(self, key: str, token: str, ttl: float) -> bool:
         """Set `key` to `token` for `ttl` seconds only if absent (SET NX PX); True if set."""
@@ -56,7 +55,9 @@ class SessionStore(Protocol):
         """Delete `key` only if it still holds `token` (never someone else's lock)."""
         ...
 
-    # -- sets with a TTL: the per-user index of sessions -----------------------------------
+
+class Sets(Protocol):
+    """Sets of strings with a TTL: the per-user index of sessions."""
 
     async def add_member(self, key: str, member: str, ttl: float) -> None:
         """Add `member` to the set at `key`; its TTL becomes at least `ttl` (never shortened)."""
@@ -70,9 +71,9 @@ class SessionStore(Protocol):
         """The members of the set at `key`; empty if absent or expired."""
         ...
 
-    async def close(self) -> None:
-        """Release connections. The store must not be used afterwards."""
-        ...
+
+class Counters(Protocol):
+    """Integers that count up and expire: brute-force regulation."""
 
     async def incr(self, key: str, ttl: float) -> int:
         """Add 1 to the integer at `key` (absent counts as 0) and return the new value.
@@ -80,6 +81,28 @@ class SessionStore(Protocol):
         The key expires `ttl` seconds after this call. Atomic across replicas sharing the
         backend: brute-force counters rely on it. Raises StoreUnavailable.
         """
+        ...
+
+
+class SessionBackend(KeyValue, Sets, Leases, Protocol):
+    """What SessionManager uses: records (through SealedStore), the per-user index, leases."""
+
+
+class CountingStore(KeyValue, Counters, Protocol):
+    """What the brute-force regulator uses: counters, and bans and aliases as values."""
+
+
+class SessionStore(KeyValue, Leases, Sets, Counters, Protocol):
+    """A whole backend (memory.py, redis.py): every role, and its connection's life.
+
+    Callers take only the role they use, so a test double implements only that."""
+
+    async def ping(self) -> None:
+        """Return if the backend answers; raise StoreUnavailable otherwise."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections. The store must not be used afterwards."""
         ...
 
 
