@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # axe-core for the browser accessibility tests, pinned by tests/e2e/package-lock.json.
 E2E_JS := tests/e2e/node_modules/.installed
 
-.PHONY: demo test lint bench venv clean
+.PHONY: demo test lint bench venv clean image-test
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: $(STAMP) $(E2E_JS)
 	$(BIN)/ruff format --check proxy tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+
+# The container image, built with podman and run (issue 17): deploy/image/image-test.sh.
+image-test: $(STAMP)
+	deploy/image/image-test.sh
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

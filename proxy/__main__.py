@@ -52,7 +52,7 @@ def _demo(args: argparse.Namespace) -> None:
 def _local_cognito(args: argparse.Namespace) -> None:
     from proxy.demo import run_local_cognito
 
-    run_local_cognito(args.listen, args.env_file, args.public_url)
+    run_local_cognito(args.listen, args.env_file, args.public_url, args.cognito)
 
 
 def _demo_app(args: argparse.Namespace) -> None:
@@ -87,7 +87,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     demo.set_defaults(run=_demo)
     local = verbs.add_parser(
-        "local-cognito", help="(docker-compose demo) moto's Cognito, seeded; writes an env file"
+        "local-cognito", help="(docker-compose demo) a seeded local Cognito; writes an env file"
+    )
+    local.add_argument(
+        "--cognito",
+        choices=("double", "moto"),
+        default="double",
+        help="the strict double (every challenge) or moto (plain users only)",
     )
     local.add_argument("--listen", default="0.0.0.0:4566")
     local.add_argument("--env-file", required=True, help="where to write GATE_COGNITO_* lines")

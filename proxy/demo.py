@@ -312,8 +312,20 @@ highlighted headers to your request: <code>{html.escape(request.method)}
             }
         )
 
+    async def slow(request: web.Request) -> web.Response:
+        # A request still in flight when the proxy is told to stop (the image test's drain).
+        try:
+            seconds = float(request.query.get("seconds", "3"))
+        except ValueError:
+            seconds = -1.0
+        if not 0.0 <= seconds <= 30.0:  # NaN fails this too
+            raise web.HTTPBadRequest(text="seconds must be a number from 0 to 30")
+        await asyncio.sleep(seconds)
+        return web.json_response({"slept": seconds})
+
     app = web.Application()
     app.router.add_get("/api/whoami", whoami)
+    app.router.add_get("/api/slow", slow)
     app.router.add_route("*", "/{tail:.*}", page)
     return app
 
@@ -357,11 +369,12 @@ class DemoCognito:
         self.double.stop()
 
 
-def start_demo_cognito(sites: Iterable[DemoSite] = DEMO_SITES) -> DemoCognito:
+def start_demo_cognito(sites: Iterable[DemoSite] = DEMO_SITES, **listen: Any) -> DemoCognito:
+    """``listen``: the double's ``host``, ``port`` and ``public_url`` (default: loopback)."""
     from proxy.devtools.cognito_double import CognitoDouble, captcha_challenge
     from proxy.devtools.otp import new_totp_secret
 
-    double = CognitoDouble(region=REGION, require_admin_sigv4=False)
+    double = CognitoDouble(region=REGION, require_admin_sigv4=False, **listen)
     pools: dict[str, DemoPool] = {}
     secrets_by_user: dict[str, str] = {}
     for site in sites:
@@ -585,29 +598,81 @@ def local_cognito_env(cognito: LocalCognito, public_url: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_local_cognito(listen: str, env_file: str, public_url: str) -> None:
-    """moto's Cognito on `listen`, seeded with the demo users; writes `env_file` (for the
-    proxy to source) once seeded, then serves until stopped."""
+def double_env(cognito: DemoCognito, site: str = "main") -> str:
+    """The GATE_COGNITO_* settings a proxy elsewhere needs to use one pool of the double."""
+    pool = cognito.pools[site]
+    double = cognito.double
+    lines = [
+        f"GATE_COGNITO_USER_POOL_ID={pool.pool_id}",
+        f"GATE_COGNITO_CLIENT_ID={pool.client_id}",
+        f"GATE_COGNITO_CLIENT_SECRET={pool.client_secret or ''}",
+        f"GATE_COGNITO_REGION={REGION}",
+        f"GATE_COGNITO_ENDPOINT_URL={double.url}",
+        f"GATE_COGNITO_JWKS_URL={double.jwks_url(pool.pool_id)}",
+        f"GATE_COGNITO_ISSUER={double.issuer(pool.pool_id)}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _write_whole(path: str, text: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)  # appears whole: the proxy waits for it
+
+
+def run_local_cognito(listen: str, env_file: str, public_url: str, cognito: str = "double") -> None:
+    """A local Cognito on `listen`, seeded with the demo users; writes `env_file` (for the
+    proxy to source) once seeded, then serves until SIGTERM. The strict double by default (the
+    main demo site's pool: plain users and every challenge; codes it "sends" are printed), or
+    moto's server (plain users only; moto accepts any SRP proof)."""
     import signal
-    import threading
 
     from proxy.settings import parse_listen
 
     host, port = parse_listen(listen)
-    cognito = start_local_cognito(host=host, port=port)
-    tmp = env_file + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(local_cognito_env(cognito, public_url.rstrip("/")))
-    os.replace(tmp, env_file)  # appears whole: the proxy waits for it
-    print(f"local Cognito on {listen}, pool {cognito.pool_id}; settings in {env_file}", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if cognito == "moto":
+        import threading
+
+        moto = start_local_cognito(host=host, port=port)
+        _write_whole(env_file, local_cognito_env(moto, public_url.rstrip("/")))
+        print(f"local Cognito (moto) on {listen}, pool {moto.pool_id}; settings in {env_file}")
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            moto.stop()
+        return
+
+    site = _site("main")
+    local = start_demo_cognito((site,), host=host, port=port, public_url=public_url)
     try:
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
+        _write_whole(env_file, double_env(local))
+        print(
+            f"local Cognito (strict double) on {listen} as {local.double.url}, pool "
+            f"{local.pools['main'].pool_id}; settings in {env_file}",
+            flush=True,
+        )
+        for u in site.users:
+            print(f"  {u.username:<6} {u.password:<18} {u.shows or ''}".rstrip(), flush=True)
+        for username, secret in local.totp_secrets.items():
+            print(f"  TOTP secret for {username}: {secret}", flush=True)
+
+        async def main() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, stop.set)
+            codes = asyncio.create_task(print_sent_codes(local))
+            await stop.wait()
+            codes.cancel()
+
+        asyncio.run(main())
     finally:
-        cognito.stop()
+        local.stop()
 
 
 def run_demo_app(listen: str) -> None:

@@ -590,7 +590,13 @@ class CognitoDouble:
         prevent_user_existence_errors: bool = True,
         require_admin_sigv4: bool = True,
         clock: Callable[[], float] = time.time,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        public_url: str | None = None,
     ) -> None:
+        """``host``/``port``: where to listen (loopback, a free port). ``public_url``: how
+        clients reach it when that differs (a container's service name): ``url``, the token
+        issuer and the JWKS URL use it."""
         self.region = region
         # Seconds since the epoch, read for sessions, TIMESTAMP checks and token times.
         # Replace it (e.g. ``lambda: time.time() + 3600``) to move the double through time.
@@ -694,9 +700,11 @@ class CognitoDouble:
         }
 
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.bind(("127.0.0.1", 0))
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, port))
         self._sock.listen(128)
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        bound = self._sock.getsockname()[1]
+        self.url = (public_url or f"http://{host}:{bound}").rstrip("/")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None

@@ -58,22 +58,44 @@ def test_hadolint_does_catch_a_bad_dockerfile(tmp_path: Path) -> None:
     assert done.returncode != 0
 
 
-def _final_stage() -> list[str]:
-    lines = (ROOT / "Dockerfile").read_text().splitlines()
-    starts = [i for i, line in enumerate(lines) if line.startswith("FROM ")]
-    assert len(starts) >= 2, "the Dockerfile must be multi-stage"
-    return lines[starts[-1] :]
+def _stages() -> dict[str, str]:
+    """Stage name (or "final") -> its text, from ``FROM`` to the next one."""
+    text = (ROOT / "Dockerfile").read_text()
+    parts = re.split(r"^(?=FROM )", text, flags=re.M)[1:]
+    stages: dict[str, str] = {}
+    for part in parts:
+        head = part.splitlines()[0].split()
+        stages[head[3] if len(head) == 4 and head[2].upper() == "AS" else "final"] = part
+    return stages
 
 
-def test_final_image_is_slim_non_root_with_healthcheck_and_no_build_tools() -> None:
-    stage = "\n".join(_final_stage())
-    assert stage.startswith("FROM python:3.11-slim")
-    assert re.search(r"^USER 10001", stage, re.M)
-    assert "HEALTHCHECK" in stage and "/_auth/healthz" in stage
-    assert re.search(r"^EXPOSE 8080 9090$", stage, re.M)
-    assert 'ENTRYPOINT ["cognito-gate"]' in stage
-    for tooling in ("gcc", "build-essential", "apt-get install", "pip wheel"):
-        assert tooling not in stage
+def test_image_is_debian_python_in_a_venv_multi_stage_without_build_tools() -> None:
+    stages = _stages()
+    assert set(stages) == {"runtime", "build", "final"}, "runtime, build, and the final stage"
+    runtime, build, final = stages["runtime"], stages["build"], stages["final"]
+    assert runtime.startswith("FROM debian:bookworm-slim AS runtime")
+    assert build.startswith("FROM runtime AS build") and final.startswith("FROM runtime\n")
+    # The runtime packages are Python and the CA store, nothing else; the venv is copied.
+    installed = re.findall(r"apt-get install -y --no-install-recommends ([^\\&]+)", runtime)
+    assert [i.split() for i in installed] == [["python3.11", "ca-certificates"]]
+    assert "COPY --from=build /opt/cognito-gate /opt/cognito-gate" in final
+    assert "--only-binary=:all:" in build  # no sdist is compiled, so no compiler is needed
+    for tooling in ("gcc", "build-essential", "python3-dev", "apt-get", "pip "):
+        assert tooling not in final, tooling
+    for tooling in ("gcc", "build-essential", "python3-dev"):
+        assert tooling not in runtime + build, tooling
+
+
+def test_final_image_is_non_root_with_healthcheck_and_stop_signal() -> None:
+    final = _stages()["final"]
+    assert re.search(r"^USER 10001:10001$", final, re.M)
+    assert "useradd --uid 10001" in _stages()["runtime"]
+    assert "HEALTHCHECK" in final and "/_auth/healthz" in final
+    assert re.search(r"^STOPSIGNAL SIGTERM$", final, re.M)
+    assert re.search(r"^EXPOSE 8080 9090$", final, re.M)
+    assert 'ENTRYPOINT ["cognito-gate"]' in final
+    for label in ("title", "description", "licenses", "version", "revision"):
+        assert f"org.opencontainers.image.{label}=" in final, label
 
 
 def test_dockerignore_keeps_local_state_out_of_the_build_context() -> None:
@@ -101,7 +123,13 @@ def test_compose_has_proxy_redis_local_cognito_and_demo_app(compose: dict[str, A
     proxy = compose["services"]["proxy"]
     assert proxy["depends_on"]["redis"]["condition"] == "service_healthy"
     assert proxy["depends_on"]["cognito"]["condition"] == "service_healthy"
-    assert "127.0.0.1:8080:8080" in proxy["ports"]
+    assert "127.0.0.1:${COGNITO_GATE_PORT:-8080}:8080" in proxy["ports"]
+    # The proxy, the local Cognito and the demo app run the project's one image, hardened.
+    for name in ("proxy", "cognito", "demo-app"):
+        service = compose["services"][name]
+        assert service["image"] == "localhost/cognito-gate:local", name
+        assert service["read_only"] is True and service["cap_drop"] == ["ALL"], name
+    assert compose["services"]["redis"]["command"][1:3] == ["--appendonly", "yes"]
 
 
 def test_compose_build_contexts_and_volumes_exist(compose: dict[str, Any]) -> None:
@@ -123,10 +151,13 @@ def test_compose_env_names_are_real_settings_and_the_proxy_config_loads(
     for name in env:
         assert not name.startswith("GATE_") or is_setting(name), name
     # What the local Cognito writes into /shared/cognito.env completes the configuration.
-    from proxy.demo import LocalCognito, local_cognito_env
+    from proxy.demo import DEMO_SITES, double_env, start_demo_cognito
 
-    cognito = LocalCognito("http://x", "us-east-1_abc123", "client123", None, None)
-    written = local_cognito_env(cognito, "http://cognito:4566")
+    cognito = start_demo_cognito(DEMO_SITES[:1], public_url="http://cognito:4566")
+    try:
+        written = double_env(cognito)
+    finally:
+        cognito.stop()
     pairs = dict(line.split("=", 1) for line in written.splitlines())
     for name, value in {**env, **pairs}.items():
         if name.startswith("GATE_"):
