@@ -14,9 +14,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from proxy.auth.devices import DeviceStore
 from proxy.auth.flow import Authenticator
+from proxy.auth.kit import CookieNames
 from proxy.auth.pages import Branding, Pages
 from proxy.auth.regulation import Limit, Regulator
-from proxy.auth.routes import AuthRoutes, CookieNames
+from proxy.auth.routes import AuthRoutes
 from proxy.cognito.breaker import CircuitBreaker
 from proxy.cognito.client import CognitoClient
 from proxy.cognito.tokens import JwksCache, JwksUnavailable, TokenVerifier

@@ -1,7 +1,7 @@
 """One entry per Cognito challenge: the page to show and how its form becomes an answer.
 
 A new challenge is a new entry in :data:`STEPS`. Each step receives the server-side
-:class:`~proxy.auth.flow.LoginState` (never hidden form fields) and the posted form; it returns
+:class:`~proxy.auth.state.LoginState` (never hidden form fields) and the posted form; it returns
 the template context to render, or the ``ChallengeResponses`` to send (``USERNAME`` and
 ``SECRET_HASH`` are added by the Cognito client from the stored username). Steps that need a
 Cognito call of their own (MFA_SETUP's AssociateSoftwareToken / VerifySoftwareToken) do it in
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from proxy.auth import qr
 
 if TYPE_CHECKING:
-    from proxy.auth.flow import LoginState
+    from proxy.auth.state import LoginState
     from proxy.cognito.client import AuthResult, CognitoClient, ContextData, Device
 
 # t(key, **placeholders) -> text in the page's language

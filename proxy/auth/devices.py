@@ -25,7 +25,7 @@ from proxy.sessions.session import Session
 from proxy.sessions.store import StoreUnavailable
 
 if TYPE_CHECKING:
-    from proxy.auth.flow import LoginState
+    from proxy.auth.state import LoginState
 
 log = logging.getLogger("proxy.auth")
 

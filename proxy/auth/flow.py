@@ -1,139 +1,40 @@
-"""The sign-in conversation: Cognito's answer → the next step to show.
+"""The sign-in conversation: Cognito's answer → the next step to show (``outcomes``).
 
-The state of a sign-in in progress lives server-side (sealed in the store, bound to the
-pre-login cookie), never in hidden form fields: the username sent to Cognito on later steps is
-always the stored one.
+The state of a sign-in in progress (``state.LoginState``) lives server-side, never in hidden
+form fields: the username sent to Cognito on later steps is always the stored one.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
 
 from proxy.auth.challenges import Invalid, step_for
+from proxy.auth.messages import challenge_failure, sign_in_failure
+from proxy.auth.outcomes import (
+    Broken,
+    Detour,
+    NeedsChallenge,
+    Restart,
+    Retry,
+    SignedIn,
+    Step,
+)
+from proxy.auth.state import LoginState
 from proxy.cognito import errors
 from proxy.cognito.client import (
     AuthResult,
     CognitoClient,
     ContextData,
     Device,
-    NewDevice,
     Tokens,
 )
 from proxy.cognito.tokens import TokenError, TokenVerifier
 from proxy.sessions.session import Session, verified_session
 
 log = logging.getLogger("proxy.auth")
-
-
-@dataclass(slots=True)
-class LoginState:
-    """One browser's sign-in in progress."""
-
-    csrf: str
-    return_to: str
-    started_at: float
-    # The username Cognito knows (USER_ID_FOR_SRP / the challenge's USERNAME): what every
-    # later step sends, whatever the browser posts.
-    username: str | None = None
-    challenge: str | None = None
-    cognito_session: str | None = None
-    parameters: dict[str, str] = field(default_factory=dict)
-    remember: bool = False  # "keep me signed in" was ticked
-    user_id_for_srp: str | None = None
-    # When the current challenge was issued: its Cognito Session lives ~3 minutes.
-    challenge_at: float | None = None
-    # USER_AUTH's SELECT_CHALLENGE: the factors Cognito offers.
-    available: list[str] = field(default_factory=list)
-    # MFA_SETUP: the TOTP secret from AssociateSoftwareToken, shown to this user only.
-    totp_secret: str | None = None
-    # Forgot password / confirm sign-up: where Cognito says it sent the code (masked).
-    code_destination: str | None = None
-    # What the user typed at sign-in (maybe an alias); only to match a remembered device.
-    typed_username: str | None = None
-    # Why a detour page is shown ("reset_required"), for its notice.
-    reason: str | None = None
-    # Shown on the next challenge page: the same custom challenge came back (wrong answer).
-    retry_message: str | None = None
-    # A second factor was passed in this sign-in: only then is the device worth remembering.
-    mfa_done: bool = False
-
-    @classmethod
-    def new(cls, return_to: str) -> LoginState:
-        return cls(csrf=secrets.token_urlsafe(32), return_to=return_to, started_at=time.time())
-
-    def to_bytes(self) -> bytes:
-        return json.dumps(asdict(self), separators=(",", ":")).encode()
-
-    @classmethod
-    def from_bytes(cls, raw: bytes) -> LoginState | None:
-        try:
-            return cls(**json.loads(raw))
-        except (ValueError, TypeError):
-            return None
-
-
-@dataclass(frozen=True)
-class SignedIn:
-    session: Session
-    # Cognito tracks this browser as a new device: confirm it (refresh needs its key).
-    new_device: NewDevice | None = None
-
-
-@dataclass(frozen=True)
-class Rejected:
-    """Show the login form again with a message (an i18n key) and HTTP status."""
-
-    message: str
-    status: int
-    user_id: str | None = None  # Cognito's internal username, when a failed step named it
-    retry_after: float | None = None  # seconds, for "try again later"
-
-
-@dataclass(frozen=True)
-class NeedsChallenge:
-    name: str
-    cognito_session: str | None
-    parameters: dict[str, str]
-
-
-@dataclass(frozen=True)
-class Retry:
-    """Show the same challenge page again with a message; Cognito still accepts answers."""
-
-    message: str
-    status: int
-
-
-@dataclass(frozen=True)
-class Restart:
-    """The sign-in cannot go on (its Cognito session expired or was refused): start again."""
-
-    message: str
-
-
-@dataclass(frozen=True)
-class Detour:
-    """Cognito wants another flow first: ``page`` is "forgot" (PasswordResetRequired) or
-    "confirm" (UserNotConfirmed); ``username`` is the one to carry there."""
-
-    page: str
-    username: str
-
-
-@dataclass(frozen=True)
-class Broken:
-    """Nothing the user can do: an error page (unknown challenge, misconfiguration)."""
-
-    message: str
-    status: int
-
-
-Step = SignedIn | Rejected | NeedsChallenge | Retry | Restart | Detour | Broken
 
 
 class Authenticator:
@@ -170,7 +71,7 @@ class Authenticator:
         except errors.PasswordResetRequired:
             return Detour("forgot", username)
         except errors.CognitoError as exc:
-            return _rejection(exc)
+            return sign_in_failure(exc)
         return await self._next(result, device)
 
     async def answer(
@@ -199,7 +100,7 @@ class Authenticator:
             # password or passkey, a replayed session): the same words for every case.
             return Restart(step.refused_message)
         except errors.CognitoError as exc:
-            return _challenge_failure(exc)
+            return challenge_failure(exc)
         return await self._next(result, device)
 
     async def prepare(self, state: LoginState) -> Step | bool:
@@ -211,7 +112,7 @@ class Authenticator:
         try:
             return await step.prepare(state, self._cognito)
         except errors.CognitoError as exc:
-            failure = _challenge_failure(exc)
+            failure = challenge_failure(exc)
             # Nothing was answered yet: a retryable failure still cannot show the page.
             return (
                 Broken(failure.message, failure.status) if isinstance(failure, Retry) else failure
@@ -279,64 +180,3 @@ def enter_challenge(state: LoginState, step: NeedsChallenge, fallback_username: 
 def _public(params: Mapping[str, str]) -> dict[str, str]:
     private = ("USERNAME", "USER_ID_FOR_SRP", "AVAILABLE_CHALLENGES")
     return {k: v for k, v in params.items() if k not in private}
-
-
-_POLICY_HINTS = (
-    ("long enough", "error.password_policy.length"),
-    ("uppercase", "error.password_policy.upper"),
-    ("lowercase", "error.password_policy.lower"),
-    ("numeric", "error.password_policy.digit"),
-    ("symbol", "error.password_policy.symbol"),
-)
-
-
-def password_policy_message(exc: errors.CognitoError) -> str:
-    """Cognito names the broken rule in English; show it in the page's language."""
-    detail = exc.detail.lower()
-    for needle, key in _POLICY_HINTS:
-        if needle in detail:
-            return key
-    return "error.password_policy"
-
-
-def _challenge_failure(exc: errors.CognitoError) -> Retry | Restart | Broken:
-    if isinstance(exc, errors.CodeMismatch):
-        return Retry("error.invalid_code", 400)
-    if isinstance(exc, errors.ExpiredCode):
-        return Retry("error.code_expired", 400)
-    if isinstance(exc, errors.InvalidPassword):
-        return Retry(password_policy_message(exc), 400)
-    if isinstance(exc, errors.TooManyRequests):
-        return Retry("error.too_many", 429)
-    if isinstance(exc, errors.Unavailable):
-        return Retry("error.unavailable", 503)
-    if isinstance(exc, errors.SessionExpired):
-        return Restart("error.flow_expired")
-    if isinstance(exc, errors.BadCredentials):
-        # A refused answer Cognito will not take again (too many wrong codes, a replayed or
-        # foreign session): the same words for every case.
-        return Restart("error.challenge_failed")
-    if isinstance(exc, errors.Misconfigured):
-        log.error("Cognito rejected our challenge answer as misconfigured: %s", exc.code)
-        return Broken("error.unavailable", 503)
-    log.error("unexpected Cognito error on a challenge: %s", exc.code)
-    return Broken("error.generic", 502)
-
-
-def _rejection(exc: errors.CognitoError) -> Rejected:
-    # Every credential problem gets the same words and status: no user enumeration.
-    if isinstance(exc, errors.BadCredentials | errors.UserNotConfirmed):
-        return Rejected("error.bad_credentials", 401, exc.user_id)
-    if isinstance(exc, errors.PasswordResetRequired):
-        return Rejected("error.bad_credentials", 401)
-    if isinstance(exc, errors.TooManyRequests):
-        return Rejected("error.too_many", 429)
-    if isinstance(exc, errors.SessionExpired):
-        return Rejected("error.flow_expired", 400)
-    if isinstance(exc, errors.Misconfigured):
-        log.error("Cognito rejected our request as misconfigured: %s", exc.code)
-        return Rejected("error.unavailable", 503)
-    if isinstance(exc, errors.Unavailable):
-        return Rejected("error.unavailable", 503)
-    log.error("unexpected Cognito error: %s", exc.code)
-    return Rejected("error.generic", 502)

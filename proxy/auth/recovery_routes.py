@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
 
-from proxy.auth import csrf
-from proxy.auth.challenge_routes import form_values
 from proxy.auth.challenges import (
     Invalid,
     clean_code,
@@ -24,14 +22,12 @@ from proxy.auth.challenges import (
     password_fields,
 )
 from proxy.auth.context import context_data
-from proxy.auth.flow import LoginState, password_policy_message
-from proxy.auth.i18n import translate
-from proxy.auth.redirects import safe_return_path
+from proxy.auth.kit import AuthKit
+from proxy.auth.messages import code_failure
+from proxy.auth.state import LoginState
 from proxy.cognito import errors
+from proxy.cognito.client import CognitoClient
 from proxy.sessions.store import StoreUnavailable
-
-if TYPE_CHECKING:
-    from proxy.auth.routes import AuthRoutes
 
 log = logging.getLogger("proxy.auth")
 
@@ -39,57 +35,30 @@ MAX_USERNAME = 128
 
 
 class RecoveryRoutes:
-    def __init__(self, base: AuthRoutes) -> None:
-        self.base = base
+    def __init__(self, kit: AuthKit, *, cognito: CognitoClient) -> None:
+        self._kit = kit
+        self._cognito = cognito
 
     def register(self, router: web.UrlDispatcher) -> None:
-        p = self.base.prefix
-        router.add_get(f"{p}/forgot", self.forgot_page)
-        router.add_post(f"{p}/forgot", self.forgot_submit)
-        router.add_get(f"{p}/forgot/confirm", self.reset_page)
-        router.add_post(f"{p}/forgot/confirm", self.reset_submit)
-        router.add_get(f"{p}/confirm", self.confirm_page)
-        router.add_post(f"{p}/confirm", self.confirm_submit)
+        kit = self._kit
+        kit.route(router, "GET", "forgot", self.forgot_page)
+        kit.route(router, "POST", "forgot", self.forgot_submit)
+        kit.route(router, "GET", "forgot/confirm", self.reset_page)
+        kit.route(router, "POST", "forgot/confirm", self.reset_submit)
+        kit.route(router, "GET", "confirm", self.confirm_page)
+        kit.route(router, "POST", "confirm", self.confirm_submit)
 
     # -- helpers -------------------------------------------------------------------------------
 
     def _t(self, request: web.Request, key: str, **fmt: str) -> str:
-        return translate(self.base._lang(request), key, **fmt)
+        return self._kit.t(request, key, **fmt)
 
-    async def _state(
-        self, request: web.Request, *, create: bool
-    ) -> tuple[LoginState, str | None] | web.StreamResponse:
-        """The pre-login state (a new one, with its cookie value, when ``create``)."""
-        base = self.base
-        try:
-            state = await base._load_flow(request)
-            if state is not None:
-                return state, None
-            if not create:
-                return await base._restart(request, "error.flow_expired")
-            state = LoginState.new(safe_return_path(request.query.get("rd")))
-            cookie = await base._flows.create(state.to_bytes(), base._login_timeout)
-        except StoreUnavailable:
-            return base.error_page(request, 503, "error.unavailable")
-        return state, cookie
-
-    async def _posted(
-        self, request: web.Request
-    ) -> tuple[LoginState, dict[str, str]] | web.StreamResponse:
-        base = self.base
-        if not csrf.same_origin(request, https=self.base.cookies_secure):
-            return base.error_page(request, 403, "error.csrf")
-        form = await base._form(request)
-        if isinstance(form, web.Response):
-            return form
-        values = form_values(form)
-        loaded = await self._state(request, create=False)
-        if isinstance(loaded, web.StreamResponse):
-            return loaded
-        state, _ = loaded
-        if not csrf.tokens_match(state.csrf, values.get("csrf")):
-            return base.error_page(request, 403, "error.csrf")
-        return state, values
+    async def _state(self, request: web.Request) -> LoginState | web.StreamResponse:
+        """The pre-login state, or a fresh sign-in when it expired."""
+        state = await self._kit.load_flow(request)
+        return (
+            state if state is not None else await self._kit.restart(request, "error.flow_expired")
+        )
 
     def _page(
         self,
@@ -102,8 +71,8 @@ class RecoveryRoutes:
         notice: str | None = None,
         **ctx: Any,
     ) -> web.Response:
-        base = self.base
-        return base.render(
+        kit = self._kit
+        return kit.render(
             request,
             template,
             status=status,
@@ -112,22 +81,23 @@ class RecoveryRoutes:
             notice=self._t(request, notice, destination=state.code_destination or "")
             if notice
             else None,
-            login_url=base._action(request, "login"),
+            login_url=kit.action(request, "login"),
             **ctx,
         )
 
     # -- forgot password -----------------------------------------------------------------------
 
     async def forgot_page(self, request: web.Request) -> web.StreamResponse:
-        loaded = await self._state(request, create=True)
-        if isinstance(loaded, web.StreamResponse):
-            return loaded
-        state, cookie = loaded
+        kit = self._kit
+        state = await kit.load_flow(request)
+        cookie = None
+        if state is None:
+            state, cookie = await kit.new_flow(request)
         # Sent here by PasswordResetRequiredException at sign-in: say why.
         notice = "error.password_reset_required" if state.reason == "reset_required" else None
         response = self._forgot_form(request, state, notice=notice)
         if cookie is not None:
-            self.base._set_cookie(response, self.base._cookies.flow, cookie)
+            kit.set_cookie(response, kit.cookies.flow, cookie)
         return response
 
     def _forgot_form(
@@ -138,13 +108,13 @@ class RecoveryRoutes:
             "forgot.html",
             state,
             status=status,
-            action=self.base._action(request, "forgot"),
+            action=self._kit.action(request, "forgot"),
             username=state.username or "",
             **kw,
         )
 
     async def forgot_submit(self, request: web.Request) -> web.StreamResponse:
-        posted = await self._posted(request)
+        posted = await self._kit.flow_form(request)
         if isinstance(posted, web.StreamResponse):
             return posted
         state, values = posted
@@ -158,12 +128,11 @@ class RecoveryRoutes:
     ) -> web.StreamResponse:
         """ForgotPassword, then the reset page. Unknown users go the same way (no enumeration)."""
         try:
-            delivery = await self.base._cognito.forgot_password(username, context_data(request))
+            delivery = await self._cognito.forgot_password(username, context_data(request))
             state.code_destination = delivery.destination or None
-        except errors.TooManyRequests:
-            return self._forgot_form(request, state, status=429, error="error.too_many")
-        except errors.Unavailable:
-            return self._forgot_form(request, state, status=503, error="error.unavailable")
+        except (errors.TooManyRequests, errors.Unavailable) as exc:
+            failed = code_failure(exc, "ForgotPassword")
+            return self._forgot_form(request, state, status=failed.status, error=failed.message)
         except errors.CognitoError as exc:
             # UserNotFound (without prevent-user-existence-errors), no verified contact, ...:
             # the page looks the same; the log says why (loudly when it is our setup).
@@ -172,15 +141,14 @@ class RecoveryRoutes:
             state.code_destination = None
         state.username = username
         state.challenge = None
-        return await self.base.save_and_go(request, state, "forgot/confirm")
+        return await self._kit.save_and_go(request, state, "forgot/confirm")
 
     async def reset_page(self, request: web.Request) -> web.StreamResponse:
-        loaded = await self._state(request, create=False)
-        if isinstance(loaded, web.StreamResponse):
-            return loaded
-        state, _ = loaded
+        state = await self._state(request)
+        if isinstance(state, web.StreamResponse):
+            return state
         if not state.username:
-            raise web.HTTPSeeOther(self.base._action(request, "forgot"))
+            raise web.HTTPSeeOther(self._kit.action(request, "forgot"))
         return self._reset_form(request, state)
 
     def _reset_form(
@@ -192,7 +160,7 @@ class RecoveryRoutes:
             "forgot_confirm.html",
             state,
             status=status,
-            action=self.base._action(request, "forgot/confirm"),
+            action=self._kit.action(request, "forgot/confirm"),
             message=self._t(
                 request,
                 "forgot.sent_to" if state.code_destination else "forgot.sent_if_exists",
@@ -203,12 +171,12 @@ class RecoveryRoutes:
         )
 
     async def reset_submit(self, request: web.Request) -> web.StreamResponse:
-        posted = await self._posted(request)
+        posted = await self._kit.flow_form(request)
         if isinstance(posted, web.StreamResponse):
             return posted
         state, values = posted
         if not state.username:
-            raise web.HTTPSeeOther(self.base._action(request, "forgot"))
+            raise web.HTTPSeeOther(self._kit.action(request, "forgot"))
         code = clean_code(values.get("code"))
         password = new_password_from(values)
         if code is None:
@@ -216,31 +184,21 @@ class RecoveryRoutes:
         if isinstance(password, Invalid):
             return self._reset_form(request, state, status=400, error=password.message)
         try:
-            await self.base._cognito.confirm_forgot_password(
+            await self._cognito.confirm_forgot_password(
                 state.username, code, password, context_data(request)
             )
-        except errors.InvalidPassword as exc:
-            return self._reset_form(request, state, status=400, error=password_policy_message(exc))
-        except errors.ExpiredCode:
-            return self._reset_form(request, state, status=400, error="error.code_expired")
-        except (errors.CodeMismatch, errors.BadCredentials):
-            # An unknown user looks like a wrong code: no enumeration.
-            return self._reset_form(request, state, status=400, error="error.invalid_code")
-        except errors.TooManyRequests:
-            return self._reset_form(request, state, status=429, error="error.too_many")
         except errors.CognitoError as exc:
-            log.warning("ConfirmForgotPassword failed: %s", exc.code)
-            return self._reset_form(request, state, status=503, error="error.unavailable")
+            failed = code_failure(exc, "ConfirmForgotPassword")
+            return self._reset_form(request, state, status=failed.status, error=failed.message)
         log.info("password reset completed")
         return await self._back_to_login(request, state, "password_changed")
 
     async def _back_to_login(
         self, request: web.Request, state: LoginState, notice: str
     ) -> web.StreamResponse:
-        base = self.base
         with contextlib.suppress(StoreUnavailable):  # it expires by itself otherwise
-            await base._flows.delete(request.cookies.get(base._cookies.flow, ""))
-        location = base._action(request, "login")
+            await self._kit.delete_flow(request)
+        location = self._kit.action(request, "login")
         location += ("&" if "?" in location else "?") + f"notice={notice}"
         if state.return_to != "/":
             location += "&rd=" + quote(state.return_to, safe="")
@@ -249,12 +207,11 @@ class RecoveryRoutes:
     # -- confirm sign-up -----------------------------------------------------------------------
 
     async def confirm_page(self, request: web.Request) -> web.StreamResponse:
-        loaded = await self._state(request, create=False)
-        if isinstance(loaded, web.StreamResponse):
-            return loaded
-        state, _ = loaded
+        state = await self._state(request)
+        if isinstance(state, web.StreamResponse):
+            return state
         if not state.username:
-            raise web.HTTPSeeOther(self.base._action(request, "login"))
+            raise web.HTTPSeeOther(self._kit.action(request, "login"))
         return self._confirm_form(request, state)
 
     def _confirm_form(
@@ -267,49 +224,38 @@ class RecoveryRoutes:
             "confirm_signup.html",
             state,
             status=status,
-            action=self.base._action(request, "confirm"),
+            action=self._kit.action(request, "confirm"),
             message=self._t(request, "confirm.message"),
             fields=[code_field(t, label="confirm.code_label")],
             **kw,
         )
 
     async def confirm_submit(self, request: web.Request) -> web.StreamResponse:
-        posted = await self._posted(request)
+        posted = await self._kit.flow_form(request)
         if isinstance(posted, web.StreamResponse):
             return posted
         state, values = posted
         if not state.username:
-            raise web.HTTPSeeOther(self.base._action(request, "login"))
+            raise web.HTTPSeeOther(self._kit.action(request, "login"))
         context = context_data(request)
         if values.get("action") == "resend":
             try:
-                delivery = await self.base._cognito.resend_confirmation_code(
-                    state.username, context
-                )
-            except errors.TooManyRequests:
-                return self._confirm_form(request, state, status=429, error="error.too_many")
+                delivery = await self._cognito.resend_confirmation_code(state.username, context)
             except errors.CognitoError as exc:
-                log.warning("ResendConfirmationCode failed: %s", exc.code)
-                return self._confirm_form(request, state, status=503, error="error.unavailable")
+                failed = code_failure(exc, "ResendConfirmationCode")
+                return self._confirm_form(
+                    request, state, status=failed.status, error=failed.message
+                )
             state.code_destination = delivery.destination or None
-            try:
-                await self.base.save_state(request, state)
-            except StoreUnavailable:
-                return self.base.error_page(request, 503, "error.unavailable")
+            await self._kit.save_flow(request, state)
             return self._confirm_form(request, state, notice="confirm.resent")
         code = clean_code(values.get("code"))
         if code is None:
             return self._confirm_form(request, state, status=400, error="error.invalid_code")
         try:
-            await self.base._cognito.confirm_sign_up(state.username, code, context)
-        except errors.ExpiredCode:
-            return self._confirm_form(request, state, status=400, error="error.code_expired")
-        except (errors.CodeMismatch, errors.BadCredentials):
-            return self._confirm_form(request, state, status=400, error="error.invalid_code")
-        except errors.TooManyRequests:
-            return self._confirm_form(request, state, status=429, error="error.too_many")
+            await self._cognito.confirm_sign_up(state.username, code, context)
         except errors.CognitoError as exc:
-            log.warning("ConfirmSignUp failed: %s", exc.code)
-            return self._confirm_form(request, state, status=503, error="error.unavailable")
+            failed = code_failure(exc, "ConfirmSignUp")
+            return self._confirm_form(request, state, status=failed.status, error=failed.message)
         log.info("sign-up confirmed")
         return await self._back_to_login(request, state, "confirmed")

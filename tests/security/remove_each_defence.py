@@ -27,8 +27,8 @@ class Mutant(NamedTuple):
 MUTANTS = [
     Mutant(
         "csrf_token_login",
-        "proxy/auth/routes.py",
-        'if not csrf.tokens_match(state.csrf, _field(form, "csrf")):',
+        "proxy/auth/kit.py",
+        'if not csrf.tokens_match(state.csrf, values.get("csrf")):',
         "if False:",
         (
             (
@@ -57,9 +57,9 @@ MUTANTS = [
     ),
     Mutant(
         "logout_token",
-        "proxy/auth/routes.py",
-        'if not csrf.tokens_match(expected, _field(form, "csrf")):',
-        "if False:",
+        "proxy/auth/kit.py",
+        "            if cookie is not None and not csrf.tokens_match(",
+        "            if False and not csrf.tokens_match(",
         (
             ("security/test_forms_and_pages.py", "test_logout_token_is_bound_to_the_session"),
             ("integration/test_login_flow.py", "test_logout_without_the_csrf_token_is_refused"),
@@ -67,23 +67,23 @@ MUTANTS = [
     ),
     Mutant(
         "fixation_delete_old",
-        "proxy/auth/routes.py",
-        "await self._sessions.delete(old)  # no fixation",
+        "proxy/auth/completion.py",
+        "await kit.sessions.delete(old)  # no fixation",
         "pass  # no fixation",
         (("security/test_cookies.py", "test_sign_in_replaces_a_planted_session_cookie"),),
     ),
     Mutant(
         "flow_state_delete",
-        "proxy/auth/routes.py",
-        'await self._flows.delete(request.cookies.get(self._cookies.flow, ""))',
-        "pass",
+        "proxy/auth/completion.py",
+        "        await kit.delete_flow(request)\n",
+        "",
         (("security/test_cookies.py", "test_sign_in_deletes_the_pre_login_cookie_and_its_state"),),
     ),
     Mutant(
         "cookie_httponly",
-        "proxy/auth/routes.py",
-        'name, value, path="/", secure=self._cookies.secure, httponly=True, samesite="Lax"',
-        'name, value, path="/", secure=self._cookies.secure, samesite="None"',
+        "proxy/auth/kit.py",
+        '            httponly=True,\n            samesite="Lax",\n            max_age=max_age,',
+        '            samesite="None",\n            max_age=max_age,',
         (
             (
                 "security/test_cookies.py",
@@ -113,7 +113,7 @@ MUTANTS = [
     ),
     Mutant(
         "regulation_ban_check",
-        "proxy/auth/routes.py",
+        "proxy/auth/login_routes.py",
         "        if wait is not None:\n            return Rejected(",
         "        if False:\n            return Rejected(",
         (
@@ -136,7 +136,7 @@ MUTANTS = [
     ),
     Mutant(
         "regulation_counts_throttling",
-        "proxy/auth/routes.py",
+        "proxy/auth/login_routes.py",
         'if isinstance(step, Rejected) and step.message == "error.bad_credentials":',
         "if isinstance(step, Rejected):",
         (
@@ -170,7 +170,7 @@ MUTANTS = [
     ),
     Mutant(
         "regulation_success_reset",
-        "proxy/auth/routes.py",
+        "proxy/auth/login_routes.py",
         "                await self._regulator.succeeded(username)",
         "                pass",
         (("security/test_regulation.py", "test_success_resets_the_username_counter"),),
@@ -201,7 +201,7 @@ MUTANTS = [
     ),
     Mutant(
         "body_timeout",
-        "proxy/auth/routes.py",
+        "proxy/auth/kit.py",
         "async with asyncio.timeout(self._body_timeout):",
         "async with asyncio.timeout(None):",
         (("security/test_limits.py", "test_slow_form_body_is_408"),),
@@ -259,7 +259,7 @@ MUTANTS = [
     ),
     Mutant(
         "clear_site_data",
-        "proxy/auth/routes.py",
+        "proxy/auth/logout_routes.py",
         '        response.headers["Clear-Site-Data"] = \'"cookies"\'\n',
         "",
         (("security/test_forms_and_pages.py", "test_logout_clears_site_data"),),

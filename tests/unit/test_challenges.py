@@ -18,7 +18,7 @@ from proxy.auth.challenges import (
     parse_name_list,
     step_for,
 )
-from proxy.auth.flow import LoginState
+from proxy.auth.state import LoginState
 
 
 def _state(challenge: str, **parameters: str) -> LoginState:

@@ -1,0 +1,85 @@
+"""The end of every successful sign-in (from the password form or the last challenge): the
+remembered device it may use, then the session, its cookie and the way back to the app."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from proxy.auth.context import client_ip
+from proxy.auth.devices import DeviceStore
+from proxy.auth.flow import MFA_CHALLENGES
+from proxy.auth.kit import AuthKit, see_other
+from proxy.auth.outcomes import SignedIn
+from proxy.auth.state import LoginState
+from proxy.cognito.client import Device
+from proxy.observe import audit
+from proxy.sessions.store import StoreUnavailable
+
+log = logging.getLogger("proxy.auth")
+
+
+class Completion:
+    def __init__(
+        self, kit: AuthKit, *, devices: DeviceStore | None, remember_lifetime: float
+    ) -> None:
+        self._kit = kit
+        self.devices = devices
+        self._remember_lifetime = remember_lifetime
+
+    async def remembered_device(self, request: web.Request, username: str) -> Device | None:
+        """The device this browser confirmed for ``username`` earlier, if any."""
+        if self.devices is None:
+            return None
+        cookie = request.cookies.get(self._kit.cookies.device)
+        if not cookie:
+            return None
+        try:
+            return await self.devices.load(cookie, username)
+        except StoreUnavailable:
+            return None  # no device: Cognito asks for MFA, which still signs the user in
+
+    async def finish(
+        self, request: web.Request, state: LoginState, step: SignedIn
+    ) -> web.StreamResponse:
+        kit = self._kit
+        step.session.remember = state.remember
+        location = state.return_to
+        device_cookie = None
+        if step.new_device is not None and self.devices is not None:
+            # Confirm every device Cognito tracks (its refresh tokens need the device key);
+            # offer to remember it only after a second factor, which it then stands in for.
+            device_cookie, ask = await self.devices.confirm(
+                step.session, step.new_device, state, request.headers.get("User-Agent", "")
+            )
+            if device_cookie is not None:
+                step.session.device_key = step.new_device.device_key
+            if ask and (state.mfa_done or state.challenge in MFA_CHALLENGES):
+                # Cognito remembers this device only with the user's consent: ask first.
+                location = f"{kit.prefix}/device?" + urlencode(
+                    {
+                        "rd": state.return_to,
+                        **({"lang": lang} if (lang := request.query.get("lang")) else {}),
+                    }
+                )
+        session_cookie = await kit.sessions.create(step.session)
+        await kit.delete_flow(request)
+        old = request.cookies.get(kit.cookies.session)
+        if old:
+            await kit.sessions.delete(old)  # no fixation: a fresh id each login
+        log.info("sign-in succeeded session=%s", kit.sessions.fingerprint(session_cookie))
+        audit(
+            "login.success",
+            user=step.session.claims.get("sub"),
+            session=kit.sessions.fingerprint(session_cookie),
+            ip=client_ip(request),
+        )
+        response = see_other(location)
+        max_age = int(self._remember_lifetime) if state.remember else None
+        kit.set_cookie(response, kit.cookies.session, session_cookie, max_age)
+        kit.clear_cookie(response, kit.cookies.flow)
+        if device_cookie is not None and self.devices is not None:
+            kit.set_cookie(response, kit.cookies.device, device_cookie, int(self.devices.lifetime))
+        return response

@@ -1,0 +1,136 @@
+"""``/login``: the sign-in form and its post (username and password, or username first for
+USER_AUTH). Thin: parse → regulation → flow step → page or redirect."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from aiohttp import web
+
+from proxy.auth.completion import Completion
+from proxy.auth.context import client_ip, context_data
+from proxy.auth.flow import Authenticator, enter_challenge
+from proxy.auth.kit import AuthKit
+from proxy.auth.outcomes import Broken, Detour, NeedsChallenge, Rejected, SignedIn, Step
+from proxy.auth.redirects import safe_return_path
+from proxy.auth.regulation import Regulator
+from proxy.cognito.client import Device
+from proxy.observe import audit
+from proxy.sessions.store import StoreUnavailable
+
+log = logging.getLogger("proxy.auth")
+
+MAX_USERNAME = 128
+MAX_PASSWORD = 256
+
+_NOTICES = {
+    "expired": "notice.session_expired",
+    "signed_out": "notice.signed_out",
+    "password_changed": "notice.password_changed",
+    "confirmed": "notice.confirmed",
+    "expired_post": "notice.expired_post",
+    "post_lost": "notice.post_lost",
+}
+
+
+class LoginRoutes:
+    def __init__(
+        self,
+        kit: AuthKit,
+        *,
+        authenticator: Authenticator,
+        completion: Completion,
+        regulator: Regulator,
+        remember: bool,
+    ) -> None:
+        self._kit = kit
+        self._auth = authenticator
+        self._completion = completion
+        self._regulator = regulator
+        self._remember = remember
+
+    def register(self, router: web.UrlDispatcher) -> None:
+        self._kit.route(router, "GET", "login", self.login_page)
+        self._kit.route(router, "POST", "login", self.login_submit)
+
+    async def login_page(self, request: web.Request) -> web.StreamResponse:
+        kit = self._kit
+        if await kit.session(request) is not None:
+            raise web.HTTPSeeOther(safe_return_path(request.query.get("rd")))
+        state, flow_cookie = await kit.new_flow(request)
+        notice = _NOTICES.get(request.query.get("notice", ""))
+        response = kit.login_form(request, state, notice=kit.t(request, notice) if notice else None)
+        kit.set_cookie(response, kit.cookies.flow, flow_cookie)
+        return response
+
+    async def login_submit(self, request: web.Request) -> web.StreamResponse:
+        kit = self._kit
+        posted = await kit.flow_form(request)
+        if isinstance(posted, web.StreamResponse):
+            return posted
+        state, form = posted
+        username = (form.get("username") or "").strip()
+        password = form.get("password") or ""
+        state.remember = self._remember and form.get("remember") == "1"
+        if not username or (not password and kit.password_mode == "required"):  # noqa: S105
+            return kit.login_form(
+                request,
+                state,
+                status=400,
+                error=kit.t(request, "error.missing_fields"),
+                username=username[:MAX_USERNAME],
+            )
+        if len(username) > MAX_USERNAME or len(password) > MAX_PASSWORD:
+            return kit.login_form(
+                request, state, status=401, error=kit.t(request, "error.bad_credentials")
+            )
+
+        state.typed_username = username
+        device = await self._completion.remembered_device(request, username)
+        step = await self._regulated_sign_in(request, username, password, device)
+        if isinstance(step, Broken):
+            return kit.error_page(request, step.status, step.message)
+        if isinstance(step, Detour):
+            state.username = step.username
+            state.reason = "reset_required" if step.page == "forgot" else None
+            return await kit.save_and_go(request, state, step.page)
+        if isinstance(step, Rejected):
+            reason = step.message.removeprefix("error.")
+            audit("login.failure", reason=reason, ip=client_ip(request))
+            response = kit.login_form(
+                request,
+                state,
+                status=step.status,
+                error=kit.t(request, step.message),
+                username=username,
+            )
+            if step.retry_after is not None:
+                response.headers["Retry-After"] = str(math.ceil(step.retry_after))
+            return response
+        if isinstance(step, NeedsChallenge):
+            enter_challenge(state, step, username)
+            log.info("sign-in needs challenge %s", step.name)
+            audit("login.challenge", challenge=step.name, ip=client_ip(request))
+            return await kit.save_and_go(request, state, "challenge")
+        assert isinstance(step, SignedIn)
+        return await self._completion.finish(request, state, step)
+
+    async def _regulated_sign_in(
+        self, request: web.Request, username: str, password: str, device: Device | None
+    ) -> Step:
+        """The one door to Cognito's password check: banned names/addresses never reach it.
+        Raises StoreUnavailable when the ban cannot be checked (fail closed)."""
+        address = client_ip(request)
+        wait = await self._regulator.banned(username, address)
+        if wait is not None:
+            return Rejected("error.too_many", 429, retry_after=wait)
+        step = await self._auth.sign_in(username, password, context_data(request), device)
+        try:
+            if isinstance(step, Rejected) and step.message == "error.bad_credentials":
+                await self._regulator.failed(username, address, user_id=step.user_id)
+            elif isinstance(step, SignedIn):
+                await self._regulator.succeeded(username)
+        except StoreUnavailable:
+            log.warning("could not record a sign-in attempt: session store unavailable")
+        return step

@@ -1,0 +1,108 @@
+"""``/logout``: a GET shows a form, only its POST signs out (here, or everywhere)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Collection
+
+from aiohttp import web
+
+from proxy.auth.kit import AuthKit, see_other
+from proxy.auth.redirects import safe_return_path
+from proxy.cognito.client import CognitoClient
+from proxy.cognito.errors import CognitoError
+from proxy.observe import audit
+from proxy.sessions.session import Session
+
+log = logging.getLogger("proxy.auth")
+
+
+class LogoutRoutes:
+    def __init__(
+        self, kit: AuthKit, *, cognito: CognitoClient, allowed_redirect_origins: Collection[str]
+    ) -> None:
+        self._kit = kit
+        self._cognito = cognito
+        self._allowed_origins = tuple(allowed_redirect_origins)
+
+    def register(self, router: web.UrlDispatcher) -> None:
+        self._kit.route(router, "GET", "logout", self.logout_page)
+        self._kit.route(router, "POST", "logout", self.logout_submit)
+
+    async def logout_page(self, request: web.Request) -> web.StreamResponse:
+        # A GET never signs anyone out: it shows a form that POSTs back here.
+        kit = self._kit
+        cookie = request.cookies.get(kit.cookies.session)
+        session = await kit.session(request)
+        if session is None or not cookie:
+            raise web.HTTPSeeOther(self._after_logout(request.query.get("rd")))
+        return kit.render(
+            request,
+            "logout.html",
+            action=kit.action(request, "logout"),
+            csrf_token=kit.session_token(cookie),
+            user=session.claims.get("email") or session.username,
+            rd=request.query.get("rd", "")[:2048],
+        )
+
+    def _after_logout(self, rd: str | None) -> str:
+        """Where a signed-out browser goes: a validated ``rd``, else the login page."""
+        return safe_return_path(
+            rd,
+            default=f"{self._kit.prefix}/login?notice=signed_out",
+            allowed_origins=self._allowed_origins,
+        )
+
+    async def logout_submit(self, request: web.Request) -> web.StreamResponse:
+        kit = self._kit
+        posted = await kit.session_form(request)
+        if isinstance(posted, web.StreamResponse):
+            return posted
+        cookie, form = posted
+        if cookie is not None:
+            await self._end_session(cookie, everywhere=form.get("everywhere") == "1")
+        response = see_other(self._after_logout(form.get("rd") or request.query.get("rd")))
+        kit.clear_cookie(response, kit.cookies.session)
+        response.headers["Clear-Site-Data"] = '"cookies"'
+        return response
+
+    async def _end_session(self, cookie: str, *, everywhere: bool = False) -> None:
+        sessions = self._kit.sessions
+        session = await sessions.load(cookie)
+        if session is None:
+            await sessions.delete(cookie)
+            return
+        if everywhere:
+            # Every session of this user in the shared store, on every replica; and at Cognito
+            # every refresh token of the user (other apps' too). Local ends first: they do
+            # not depend on Cognito answering.
+            await sessions.end_all(session.sub)
+            await sessions.delete(cookie, session)
+            try:
+                await self._cognito.global_sign_out(await self._live_access_token(session))
+                log.info("signed out everywhere session=%s", sessions.fingerprint(cookie))
+                return
+            except CognitoError as exc:
+                log.warning("GlobalSignOut failed (%s); revoking this session's token", exc.code)
+        else:
+            await sessions.delete(cookie, session)
+        if session.refresh_token:
+            # Revocation makes the refresh token useless even if it leaked from a store dump.
+            try:
+                await self._cognito.revoke(session.refresh_token)
+            except CognitoError as exc:
+                log.warning("refresh token revocation failed: %s", exc.code)
+        log.info("signed out session=%s", sessions.fingerprint(cookie))
+        audit(
+            "logout",
+            user=session.claims.get("sub") if session is not None else None,
+            session=sessions.fingerprint(cookie),
+        )
+
+    async def _live_access_token(self, session: Session) -> str:
+        """GlobalSignOut needs an unexpired access token; an idle session's may have expired."""
+        if session.expires_at > time.time() + 30 or not session.refresh_token:
+            return session.access_token
+        tokens = await self._cognito.refresh(session.refresh_token, session.username)
+        return tokens.access_token

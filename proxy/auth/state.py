@@ -1,0 +1,57 @@
+"""LoginState: one browser's sign-in in progress, kept server-side (sealed in the store behind
+the pre-login cookie), never in hidden form fields. A module of its own so that the challenge
+table, the flow and the handlers all read it without importing each other."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(slots=True)
+class LoginState:
+    """One browser's sign-in in progress."""
+
+    csrf: str
+    return_to: str
+    started_at: float
+    # The username Cognito knows (USER_ID_FOR_SRP / the challenge's USERNAME): what every
+    # later step sends, whatever the browser posts.
+    username: str | None = None
+    challenge: str | None = None
+    cognito_session: str | None = None
+    parameters: dict[str, str] = field(default_factory=dict)
+    remember: bool = False  # "keep me signed in" was ticked
+    user_id_for_srp: str | None = None
+    # When the current challenge was issued: its Cognito Session lives ~3 minutes.
+    challenge_at: float | None = None
+    # USER_AUTH's SELECT_CHALLENGE: the factors Cognito offers.
+    available: list[str] = field(default_factory=list)
+    # MFA_SETUP: the TOTP secret from AssociateSoftwareToken, shown to this user only.
+    totp_secret: str | None = None
+    # Forgot password / confirm sign-up: where Cognito says it sent the code (masked).
+    code_destination: str | None = None
+    # What the user typed at sign-in (maybe an alias); only to match a remembered device.
+    typed_username: str | None = None
+    # Why a detour page is shown ("reset_required"), for its notice.
+    reason: str | None = None
+    # Shown on the next challenge page: the same custom challenge came back (wrong answer).
+    retry_message: str | None = None
+    # A second factor was passed in this sign-in: only then is the device worth remembering.
+    mfa_done: bool = False
+
+    @classmethod
+    def new(cls, return_to: str) -> LoginState:
+        return cls(csrf=secrets.token_urlsafe(32), return_to=return_to, started_at=time.time())
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> LoginState | None:
+        try:
+            return cls(**json.loads(raw))
+        except (ValueError, TypeError):
+            return None
