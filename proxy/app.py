@@ -26,6 +26,7 @@ from proxy.forwarded import TRUSTED_PROXIES, parse_networks
 from proxy.gate.assertion import AssertionSigner, load_or_generate_key
 from proxy.gate.bearer import BearerAuth
 from proxy.gate.cache import SessionCache
+from proxy.gate.capacity import Capacity
 from proxy.gate.decision import Answers, CheckAnswer, Gate, ToUpstream, Upstreams
 from proxy.gate.headers import build_plan
 from proxy.gate.identify import Identify
@@ -137,6 +138,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
                 preserve_host=upstream.preserve_host,
                 connect_timeout=upstream.connect_timeout,
                 read_timeout=upstream.read_timeout,
+                max_connections=upstream.max_requests,
             ),
             timing=upstream_timing,
             # Our branded page for 502/504 (the forwarder has no request language: English).
@@ -182,7 +184,14 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
     gate = Gate(
         identify=Identify(identity, bearer),
         guard=SessionGuard(identity, interval=settings.session.ws_recheck_interval),
-        upstreams=Upstreams(policy, {"default": forwarder, **forwarders}),
+        upstreams=Upstreams(
+            policy,
+            {"default": forwarder, **forwarders},
+            {
+                r.name: _capacity(metrics, r.name, r.upstream or settings.upstream)
+                for r in policy.routes
+            },
+        ),
         to_upstream=ToUpstream(
             Outgoing.build(
                 build_plan(settings.headers.preset, settings.headers.extra),
@@ -259,6 +268,13 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
 
     app.on_shutdown.append(close_websockets)
     return app
+
+
+def _capacity(metrics: Metrics, name: str, upstream: UpstreamSettings) -> Capacity:
+    capacity = Capacity(upstream.max_requests, on_reject=metrics.upstream_rejected.labels(name).inc)
+    # Read at scrape time: nothing per request.
+    metrics.upstream_in_flight.labels(name).set_function(lambda: capacity.in_flight)
+    return capacity
 
 
 def _regulator(settings: Settings, store: CountingStore) -> Regulator:

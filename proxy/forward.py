@@ -169,6 +169,7 @@ class Forwarder:
         self._host_header = url.host_port_subcomponent or url.host
         self._origin = f"{url.scheme}://{url.raw_authority}"
         self._base = url.raw_path.rstrip("/")  # "" or "/base"
+        self._head_deadline = config.connect_timeout + config.read_timeout
         self._session: aiohttp.ClientSession | None = None
         self._ws_session: aiohttp.ClientSession | None = None
 
@@ -403,16 +404,21 @@ class Forwarder:
             request, _REQUEST_DROP, add_headers, drop_header, client_ip, tokens, *fwd
         )
         sent_at = time.perf_counter()
+        # sock_read restarts on every byte: an upstream trickling its headers a byte a second
+        # would hold the request for ever. Headers get one deadline (a body-less request only:
+        # an upload goes at the client's pace).
+        head = None if request.body_exists else self._head_deadline
         try:
-            up = await session.request(
-                request.method,
-                url,
-                headers=headers,
-                # Streamed; a client Content-Length is kept in headers, so aiohttp
-                # only chunks when the client did.
-                data=request.content if request.body_exists else None,
-                allow_redirects=False,
-            )
+            async with asyncio.timeout(head):
+                up = await session.request(
+                    request.method,
+                    url,
+                    headers=headers,
+                    # Streamed; a client Content-Length is kept in headers, so aiohttp
+                    # only chunks when the client did.
+                    data=request.content if request.body_exists else None,
+                    allow_redirects=False,
+                )
         except TimeoutError as exc:  # before OSError: TimeoutError is an OSError
             log.warning("upstream timeout: %s %s", request.method, _exc_summary(exc))
             return self._error_page(504)

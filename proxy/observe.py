@@ -157,6 +157,14 @@ class Metrics:
             "gate_requests_in_flight", "HTTP requests being answered (WebSockets excluded)",
             registry=r,
         )  # fmt: skip
+        self.upstream_in_flight = Gauge(
+            "gate_upstream_requests_in_flight", "Requests in flight to each upstream (its cap: "
+            "max_requests)", ["upstream"], registry=r,
+        )  # fmt: skip
+        self.upstream_rejected = Counter(
+            "gate_upstream_rejected", "Requests answered 503 because the upstream had "
+            "max_requests in flight", ["upstream"], registry=r,
+        )  # fmt: skip
         self.draining = Gauge(
             "gate_draining", "1 while shutting down (readiness fails)", registry=r
         )

@@ -104,6 +104,9 @@ class UpstreamSettings(_Section):
     preserve_host: bool = True
     connect_timeout: float = Field(5.0, gt=0)
     read_timeout: float = Field(60.0, gt=0)
+    # Requests in flight to this upstream (WebSockets aside); past it, 503 at once. Also the
+    # size of its connection pool, so a request never waits for a pooled connection.
+    max_requests: int = Field(256, ge=1)
     rules: list[RuleSettings] = Field(default_factory=list)
 
     @field_validator("url")

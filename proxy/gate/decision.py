@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
 from proxy.forward import Forwarder
 from proxy.forwarded import client_address, original_request
+from proxy.gate.capacity import Capacity
 from proxy.gate.cookies import cookie_value
 from proxy.gate.headers import HeaderPlan, without_cookies
 from proxy.gate.identify import Identify, InvalidToken, Unidentified
@@ -101,6 +102,9 @@ class Upstreams:
 
     policy: Policy
     forwarders: Mapping[str, Forwarder]
+    # Per route name, the cap on requests in flight (gate/capacity.py); a name without one is
+    # uncapped.
+    capacity: Mapping[str, Capacity] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         missing = [r.name for r in self.policy.routes if r.name not in self.forwarders]
@@ -156,6 +160,7 @@ class Gate:
         self._guard = guard
         self._policy = upstreams.policy
         self._forwarders = upstreams.forwarders
+        self._capacity = upstreams.capacity
         self._outgoing = to_upstream.outgoing
         self._own_cookies = to_upstream.own_cookies
         self._login_path = answers.login_path
@@ -202,7 +207,8 @@ class Gate:
         if rid is not None:
             cookie.append((REQUEST_ID_HEADER, rid))
         forward = partial(
-            self._forwarders[route.name].forward,
+            self._forward,
+            route.name,
             request,
             drop_header=drop_header,
             client_ip=client.forwarded_for,
@@ -240,6 +246,21 @@ class Gate:
             async with self._guard.watch(session_cookie) as ended:
                 return await forward(add_headers=add_headers, ws_stop=ended)
         return await forward(add_headers=add_headers)
+
+    async def _forward(self, name: str, request: web.Request, **kw: Any) -> web.StreamResponse:
+        """Forward within the upstream's cap (gate/capacity.py); past it, 503 at once."""
+        forwarder = self._forwarders[name]
+        capacity = self._capacity.get(name)
+        if capacity is None or is_websocket_upgrade(request.headers):
+            return await forwarder.forward(request, **kw)
+        if not capacity.acquire():
+            response = self._status(request, 503, "upstream_busy")
+            response.headers["Retry-After"] = RETRY_AFTER
+            return response
+        try:
+            return await forwarder.forward(request, **kw)
+        finally:
+            capacity.release()
 
     def _app_cookies(
         self, request: web.Request

@@ -207,6 +207,30 @@ MUTANTS = [
         (("security/test_limits.py", "test_slow_form_body_is_408"),),
     ),
     Mutant(
+        "upstream_cap",
+        "proxy/gate/decision.py",
+        "        if not capacity.acquire():",
+        "        if False:",
+        (
+            (
+                "faults/test_upstream.py",
+                "test_sick_upstreams_stay_bounded_and_others_are_unaffected",
+            ),
+        ),
+    ),
+    Mutant(
+        "upstream_head_deadline",
+        "proxy/forward.py",
+        "head = None if request.body_exists else self._head_deadline",
+        "head = None",
+        (
+            (
+                "faults/test_upstream.py",
+                "test_sick_upstreams_stay_bounded_and_others_are_unaffected",
+            ),
+        ),
+    ),
+    Mutant(
         "connection_cap",
         "proxy/server.py",
         "        if isinstance(manager, GateServer) and manager.at_capacity():",
