@@ -45,13 +45,14 @@ def test_bench_smoke_reports_cognito_gate_throughput() -> None:
     assert proc.returncode == 0, f"exit {proc.returncode}\n{out}\n{err[-3000:]}"
     rows = {m["target"]: float(m["rps"].replace(",", "")) for m in ROW.finditer(out)}
     for row in (
-        "cognito-gate (memory)",
-        "cognito-gate (redis)",
-        "cognito-gate (redis, no cache)",
-        "cognito-gate (redis, 2 workers, unpinned)",
+        "cognito-gate hot (Redis store, cache on)",
+        "cognito-gate, Redis on every request",
+        "cognito-gate unauthenticated (401)",
     ):
         assert row in rows, out
     assert "| minimal aiohttp proxy |" in out
+    assert "Go floor (ReverseProxy + sealed cookie)" in out  # measured, or n/a without `go`
+    assert "hot path vs Go floor" in out or "`go` not installed" in out
     assert "Bearer token" in out  # measured, or n/a with the reason
     assert all(rps > 0 for rps in rows.values()), out
     assert "direct upstream" in out
