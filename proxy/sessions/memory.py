@@ -69,8 +69,10 @@ class MemoryStore:
 
     async def set(self, key: str, value: bytes, ttl: float) -> None:
         if not check_ttl(ttl):
-            self._data.pop(key, None)
+            await self.delete(key)
             return
+        if self._sets:
+            self._sets.pop(key, None)  # one key, one kind (as in Redis): a value replaces a set
         now = self._clock()
         data = self._data
         data[key] = (now + ttl, value)
@@ -81,14 +83,16 @@ class MemoryStore:
             data.popitem(last=False)
 
     async def replace(self, key: str, value: bytes, ttl: float) -> bool:
+        check_ttl(ttl)  # a non-finite ttl is refused even for a missing key
         entry = self._data.get(key)
         if entry is None or entry[0] <= self._clock():
             return False
-        await self.set(key, value, ttl)
+        await self.set(key, value, ttl)  # a ttl <= 0 deletes: the key was there, so True
         return True
 
     async def delete(self, key: str) -> None:
         self._data.pop(key, None)
+        self._sets.pop(key, None)  # the per-user index is deleted this way (end_all)
 
     async def ping(self) -> None:
         return None
@@ -100,6 +104,7 @@ class MemoryStore:
         return True
 
     async def renew(self, key: str, token: str, ttl: float) -> bool:
+        check_ttl(ttl)  # a non-finite ttl is refused even for a lease not held
         if await self.get(key) != token.encode():
             return False
         await self.set(key, token.encode(), ttl)
@@ -138,6 +143,8 @@ class MemoryStore:
         self._sets.clear()
 
     async def incr(self, key: str, ttl: float) -> int:
+        if not check_ttl(ttl):
+            raise ValueError("a counter needs a positive ttl")
         current = await self.get(key)
         value = (int(current) if current is not None else 0) + 1
         await self.set(key, str(value).encode(), ttl)

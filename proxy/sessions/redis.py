@@ -248,8 +248,11 @@ class RedisStore:
 
     async def replace(self, key: str, value: bytes, ttl: float) -> bool:
         if not check_ttl(ttl):
-            await self.delete(key)
-            return False
+            # Replaced by "expired": True when the key was there, as for a positive ttl.
+            try:
+                return bool(await self._client.delete(key))
+            except _FAILURES as exc:
+                raise StoreUnavailable(f"redis DEL failed: {type(exc).__name__}") from exc
         try:
             # SET XX is atomic: a concurrent DEL (logout) wins and stays won.
             done = await self._client.set(key, value, px=math.ceil(ttl * 1000), xx=True)
@@ -278,6 +281,7 @@ class RedisStore:
         return bool(done)
 
     async def renew(self, key: str, token: str, ttl: float) -> bool:
+        check_ttl(ttl)  # raises for a non-finite ttl; one <= 0 ends the lease (PEXPIRE)
         try:
             done = await self._eval(_RENEW, key, token, math.ceil(ttl * 1000))
         except _FAILURES as exc:

@@ -31,12 +31,14 @@ class KeyValue(Protocol):
     async def replace(self, key: str, value: bytes, ttl: float) -> bool:
         """Like `set`, but only if `key` still exists; False if it did not (no write).
 
+        True whenever the key was there, also when a ttl <= 0 deleted it.
         A refresh must not resurrect a session that a concurrent logout just deleted.
         """
         ...
 
     async def delete(self, key: str) -> None:
-        """Remove `key` if present. Raises StoreUnavailable."""
+        """Remove `key` if present, whatever it holds (a value, a lease or a set). Raises
+        StoreUnavailable."""
         ...
 
 
@@ -48,7 +50,8 @@ class Leases(Protocol):
         ...
 
     async def renew(self, key: str, token: str, ttl: float) -> bool:
-        """Extend `key` to `ttl` seconds only if it still holds `token`; True if extended."""
+        """Extend `key` to `ttl` seconds only if it still holds `token`; True if extended
+        (a ttl <= 0 ends the lease)."""
         ...
 
     async def release(self, key: str, token: str) -> None:
@@ -78,8 +81,9 @@ class Counters(Protocol):
     async def incr(self, key: str, ttl: float) -> int:
         """Add 1 to the integer at `key` (absent counts as 0) and return the new value.
 
-        The key expires `ttl` seconds after this call. Atomic across replicas sharing the
-        backend: brute-force counters rely on it. Raises StoreUnavailable.
+        The key expires `ttl` seconds after this call (ValueError unless positive). Atomic
+        across replicas sharing the backend: brute-force counters rely on it. Raises
+        StoreUnavailable.
         """
         ...
 
