@@ -78,7 +78,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
     )
     jwks = JwksCache(settings.cognito.resolved_jwks_url)
     verifier = TokenVerifier(
-        issuer=settings.cognito.resolved_issuer,
+        issuer=settings.cognito.resolved_issuers,
         client_ids=[settings.cognito.client_id],
         jwks=jwks,
         leeway=settings.cognito.leeway,

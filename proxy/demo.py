@@ -341,6 +341,7 @@ def demo_settings(cognito: LocalCognito, upstream_url: str, listen: str) -> Sett
             region=REGION,
             endpoint_url=cognito.url,
             jwks_url=cognito.jwks_url,
+            refresh_flow="REFRESH_TOKEN_AUTH",  # moto has no GetTokensFromRefreshToken
         ),
         # Plain http on loopback: browsers drop Secure (and so __Host-) cookies there.
         cookie=CookieSettings(secret=SecretStr(secrets.token_urlsafe(48)), secure=False),
@@ -594,6 +595,8 @@ def local_cognito_env(cognito: LocalCognito, public_url: str) -> str:
         f"GATE_COGNITO_REGION={REGION}",
         f"GATE_COGNITO_ENDPOINT_URL={public_url}",
         f"GATE_COGNITO_JWKS_URL={public_url}/{cognito.pool_id}/.well-known/jwks.json",
+        # moto has no GetTokensFromRefreshToken.
+        "GATE_COGNITO_REFRESH_FLOW=REFRESH_TOKEN_AUTH",
     ]
     return "\n".join(lines) + "\n"
 

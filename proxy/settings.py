@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -129,15 +130,28 @@ class RouteSettings(UpstreamSettings):
         return None if value is None else value.lower()
 
 
+RefreshFlow = Literal["GetTokensFromRefreshToken", "REFRESH_TOKEN_AUTH"]
+
+
 class CognitoSettings(_Section):
     user_pool_id: str
     client_id: str = Field(min_length=1)
     client_secret: SecretStr | None = None
+    # The app client's second secret during a rotation (AddUserPoolClientSecret): calls use
+    # client_secret, and on Cognito refusing it retry once with this one (and keep using
+    # whichever works).
+    client_secret_next: SecretStr | None = None
     region: str | None = None
     endpoint_url: str | None = None
     jwks_url: str | None = None
     issuer: str | None = None
+    # Every issuer whose tokens are accepted, the first one also naming the JWKS (unless
+    # jwks_url): for a pool moving to the multi-Region issuer. Default: [issuer].
+    issuers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     auth_flow: AuthFlow = "USER_SRP_AUTH"
+    # How tokens are refreshed: GetTokensFromRefreshToken works with refresh-token rotation on
+    # or off; REFRESH_TOKEN_AUTH for pools or emulators without that operation.
+    refresh_flow: RefreshFlow = "GetTokensFromRefreshToken"
     timeout: float = Field(10.0, gt=0)
     # Clock skew allowed on exp / nbf / iat when verifying tokens, seconds.
     leeway: float = Field(30.0, ge=0, le=60)
@@ -149,10 +163,42 @@ class CognitoSettings(_Section):
             raise ValueError(f"expected a user pool id like 'eu-west-1_AbC123xyZ', got {value!r}")
         return value
 
-    @field_validator("endpoint_url", "jwks_url")
+    @field_validator("endpoint_url", "jwks_url", "issuer")
     @classmethod
     def _check_urls(cls, value: str | None) -> str | None:
         return None if value is None else _http_url(value, what="this setting")
+
+    @field_validator("issuers", mode="before")
+    @classmethod
+    def _split_issuers(cls, value: Any) -> Any:
+        if isinstance(value, str):  # GATE_COGNITO_ISSUERS=https://a/pool,https://b/pool
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("issuers")
+    @classmethod
+    def _check_issuers(cls, value: list[str]) -> list[str]:
+        for issuer in value:
+            _http_url(issuer, what="each issuer")
+        return value
+
+    @field_validator("client_secret_next")
+    @classmethod
+    def _check_next_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is not None and info.data.get("client_secret") is None:
+            raise ValueError("needs GATE_COGNITO_CLIENT_SECRET (cognito.client_secret) too")
+        if value is not None and value == info.data.get("client_secret"):
+            raise ValueError("is the same as GATE_COGNITO_CLIENT_SECRET (cognito.client_secret)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_issuer_setting(self) -> CognitoSettings:
+        if self.issuer and self.issuers:
+            raise ValueError(
+                "set GATE_COGNITO_ISSUER (cognito.issuer) or GATE_COGNITO_ISSUERS "
+                "(cognito.issuers), not both"
+            )
+        return self
 
     @property
     def resolved_region(self) -> str:
@@ -163,11 +209,18 @@ class CognitoSettings(_Section):
         return match["region"]
 
     @property
-    def resolved_issuer(self) -> str:
+    def resolved_issuers(self) -> tuple[str, ...]:
+        """Every accepted issuer; the first names the JWKS."""
+        if self.issuers:
+            return tuple(self.issuers)
         return (
             self.issuer
-            or f"https://cognito-idp.{self.resolved_region}.amazonaws.com/{self.user_pool_id}"
+            or f"https://cognito-idp.{self.resolved_region}.amazonaws.com/{self.user_pool_id}",
         )
+
+    @property
+    def resolved_issuer(self) -> str:
+        return self.resolved_issuers[0]
 
     @property
     def resolved_jwks_url(self) -> str:

@@ -25,8 +25,10 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 from proxy.cognito import srp
 from proxy.cognito.breaker import CircuitBreaker
 from proxy.cognito.errors import (
+    BadClientSecret,
     CognitoError,
     Misconfigured,
+    RefreshFlowNotAllowed,
     Unavailable,
     from_response,
 )
@@ -37,7 +39,20 @@ log = logging.getLogger("proxy.cognito")
 # Operations that are safe to send again after a transient failure: starting a sign-in (a new
 # SRP_A or the same password check), refreshing, revoking. Never a challenge answer: it is
 # single-use, and a resend after a lost reply reads as a wrong answer (or a replay).
-_RETRY_SAFE = frozenset({"initiate_auth", "admin_initiate_auth", "revoke_token"})
+# GetTokensFromRefreshToken with rotation: a resend inside the client's grace period is what
+# the grace period is for (and no resend follows a read timeout, see _call).
+_RETRY_SAFE = frozenset(
+    {"initiate_auth", "admin_initiate_auth", "revoke_token", "get_tokens_from_refresh_token"}
+)
+# The settings holding the client secrets, in order: named in the log lines of a rotation.
+_SECRET_SETTINGS = ("GATE_COGNITO_CLIENT_SECRET", "GATE_COGNITO_CLIENT_SECRET_NEXT")
+# Operations that refresh tokens, whatever the configured flow: one metric label, "refresh".
+_REFRESH_LABEL = "refresh"
+# Answers meaning "this API / flow does not exist here" (an emulator without the operation).
+_UNKNOWN_OPERATION = frozenset(
+    {"UnknownOperationException", "InvalidAction", "NotImplementedException", "NotImplemented"}
+)
+_FLOW_LOG_INTERVAL = 60.0  # the "refresh flow not allowed" error line, at most once a minute
 MAX_ATTEMPTS = 3
 _BACKOFF_BASE = 0.1
 _BACKOFF_CAP = 1.0
@@ -168,7 +183,18 @@ class CognitoClient:
         self._observer = observer
         self._stack = AsyncExitStack()
         self._client: Any = None
-        self._secret = settings.client_secret.get_secret_value() if settings.client_secret else None
+        # Both secrets of a rotation; calls use _secrets[_current] and switch on refusal.
+        self._secrets = tuple(
+            secret.get_secret_value()
+            for secret in (settings.client_secret, settings.client_secret_next)
+            if secret is not None
+        )
+        self._current = 0
+        self._flow_logged_at = -_FLOW_LOG_INTERVAL
+
+    @property
+    def _secret(self) -> str | None:
+        return self._secrets[self._current] if self._secrets else None
 
     @property
     def auth_flow(self) -> str:
@@ -209,11 +235,71 @@ class CognitoClient:
             params["SECRET_HASH"] = secret_hash(self._settings.client_id, self._secret, username)
         return params
 
-    async def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+    async def _call(
+        self, operation: str, *, hash_user: str | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """One API call; when Cognito refuses the client secret and a second one is configured
+        (a secret rotation), the same call once more with the other secret, which is then used
+        from now on. ``hash_user`` is the name a SECRET_HASH without USERNAME was made over."""
+        try:
+            return await self._call_once(operation, **kwargs)
+        except BadClientSecret:
+            if len(self._secrets) < 2:
+                log.error(
+                    "cognito %s: Cognito refused the client secret; check %s",
+                    operation,
+                    _SECRET_SETTINGS[0],
+                )
+                raise
+            refused, other = self._current, 1 - self._current
+            try:
+                response = await self._call_once(
+                    operation, **self._with_other_secret(kwargs, self._secrets[other], hash_user)
+                )
+            except BadClientSecret:
+                log.error(
+                    "cognito %s: Cognito refused both %s and %s", operation, *_SECRET_SETTINGS
+                )
+                raise
+            self._current = other
+            log.warning(
+                "cognito %s: %s works and %s was refused; using %s from now on (finish the "
+                "rotation by making the working secret %s)",
+                operation,
+                _SECRET_SETTINGS[other],
+                _SECRET_SETTINGS[refused],
+                _SECRET_SETTINGS[other],
+                _SECRET_SETTINGS[0],
+            )
+            return response
+
+    def _with_other_secret(
+        self, kwargs: dict[str, Any], secret: str, hash_user: str | None
+    ) -> dict[str, Any]:
+        """``kwargs`` with every secret-derived value made with ``secret`` instead."""
+        client_id = self._settings.client_id
+        again = dict(kwargs)
+        if "ClientSecret" in again:
+            again["ClientSecret"] = secret
+        if "SecretHash" in again:
+            again["SecretHash"] = secret_hash(client_id, secret, again["Username"])
+        for member in ("AuthParameters", "ChallengeResponses"):
+            params = again.get(member)
+            if isinstance(params, dict) and "SECRET_HASH" in params:
+                name = params.get("USERNAME") or hash_user
+                if name is None:  # pragma: no cover - every caller hashing without USERNAME says
+                    raise AssertionError("SECRET_HASH without USERNAME needs hash_user")
+                again[member] = {**params, "SECRET_HASH": secret_hash(client_id, secret, name)}
+        return again
+
+    async def _call_once(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         """One API call through the breaker, retried with full jitter when safe (see above)."""
         if self._client is None:
             raise RuntimeError("CognitoClient.start() was not awaited")
-        label = "refresh" if kwargs.get("AuthFlow") == "REFRESH_TOKEN_AUTH" else operation
+        refreshing = kwargs.get("AuthFlow") == "REFRESH_TOKEN_AUTH" or (
+            operation == "get_tokens_from_refresh_token"
+        )
+        label = _REFRESH_LABEL if refreshing else operation
         attempts = MAX_ATTEMPTS if operation in _RETRY_SAFE else 1
         if not self.breaker.allow():
             self._observe(label, "CircuitOpen", 0.0)
@@ -223,7 +309,10 @@ class CognitoClient:
             try:
                 response = await self._attempt(operation, kwargs)
             except CognitoError as exc:
-                self._observe(label, exc.code, time.perf_counter() - started)
+                outcome = (
+                    "RefreshFlowNotAllowed" if isinstance(exc, RefreshFlowNotAllowed) else exc.code
+                )
+                self._observe(label, outcome, time.perf_counter() - started)
                 if not _transient(exc):
                     self.breaker.success()  # Cognito answered: it is up
                     raise
@@ -253,7 +342,9 @@ class CognitoClient:
         try:
             response: dict[str, Any] = await getattr(self._client, operation)(**kwargs)
         except ClientError as exc:
-            error = from_response(exc.response.get("Error", {}))
+            error = self._refresh_flow_refusal(
+                operation, kwargs, from_response(exc.response.get("Error", {}))
+            )
             log.info("cognito %s failed: %s", operation, error.code)
             raise error from None
         except NoCredentialsError:
@@ -266,6 +357,43 @@ class CognitoClient:
             log.warning("cognito %s unreachable: %s", operation, type(exc).__name__)
             raise Unavailable(type(exc).__name__) from None
         return response
+
+    def _refresh_flow_refusal(
+        self, operation: str, kwargs: dict[str, Any], error: CognitoError
+    ) -> CognitoError:
+        """Cognito saying the configured refresh flow is not offered: RefreshFlowNotAllowed,
+        with one clear line (at most a minute apart) telling the operator what to set."""
+        if operation == "get_tokens_from_refresh_token":
+            refused = error.code in _UNKNOWN_OPERATION
+            advice = (
+                "this pool or emulator does not offer GetTokensFromRefreshToken: set "
+                "GATE_COGNITO_REFRESH_FLOW=REFRESH_TOKEN_AUTH"
+            )
+        elif kwargs.get("AuthFlow") == "REFRESH_TOKEN_AUTH":
+            detail = error.detail.lower()
+            refused = error.code == "InvalidParameterException" and (
+                "not enabled" in detail or "not supported" in detail or "not allowed" in detail
+            )
+            advice = (
+                "the app client does not allow REFRESH_TOKEN_AUTH (refresh-token rotation is on, "
+                "or ALLOW_REFRESH_TOKEN_AUTH is off): set "
+                "GATE_COGNITO_REFRESH_FLOW=GetTokensFromRefreshToken (the default)"
+            )
+        else:
+            return error
+        if not refused:
+            return error
+        now = time.monotonic()
+        if now - self._flow_logged_at >= _FLOW_LOG_INTERVAL:
+            self._flow_logged_at = now
+            log.error(
+                "cognito refused the refresh flow %s (%s): %s; sessions end when their tokens "
+                "expire until this is fixed",
+                self._settings.refresh_flow,
+                error.code,
+                advice,
+            )
+        return RefreshFlowNotAllowed(error.code, error.detail)
 
     @staticmethod
     def _result(response: dict[str, Any]) -> AuthResult:
@@ -684,19 +812,36 @@ class CognitoClient:
     async def refresh(
         self, refresh_token: str, username: str, device_key: str | None = None
     ) -> Tokens:
-        """REFRESH_TOKEN_AUTH; ``username`` is Cognito's internal one (for SECRET_HASH).
-        With device tracking the tokens belong to a device, whose key must come along."""
-        params = self._with_secret({"REFRESH_TOKEN": refresh_token}, username)
-        if device_key:
-            params["DEVICE_KEY"] = device_key
-        result = self._result(
-            await self._call(
+        """New tokens for a refresh token, by the configured ``refresh_flow``.
+
+        GetTokensFromRefreshToken (the default) works with refresh-token rotation on or off;
+        with rotation on the answer carries a new refresh token (``Tokens.refresh_token``) that
+        replaces this one, else that is None. REFRESH_TOKEN_AUTH never rotates. ``username`` is
+        Cognito's internal one (REFRESH_TOKEN_AUTH's SECRET_HASH). With device tracking the
+        tokens belong to a device, whose key must come along.
+        """
+        if self._settings.refresh_flow == "REFRESH_TOKEN_AUTH":
+            params = self._with_secret({"REFRESH_TOKEN": refresh_token}, username)
+            if device_key:
+                params["DEVICE_KEY"] = device_key
+            response = await self._call(
                 "initiate_auth",
+                hash_user=username,
                 ClientId=self._settings.client_id,
                 AuthFlow="REFRESH_TOKEN_AUTH",
                 AuthParameters=params,
             )
-        )
+        else:
+            kwargs: dict[str, Any] = {
+                "ClientId": self._settings.client_id,
+                "RefreshToken": refresh_token,
+            }
+            if self._secret is not None:
+                kwargs["ClientSecret"] = self._secret  # the secret itself, not a SECRET_HASH
+            if device_key:
+                kwargs["DeviceKey"] = device_key
+            response = await self._call("get_tokens_from_refresh_token", **kwargs)
+        result = self._result(response)
         if result.tokens is None:
             raise CognitoError("EmptyAnswer", "refresh returned a challenge")
         return result.tokens

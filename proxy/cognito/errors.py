@@ -36,6 +36,11 @@ class PasswordAttemptsExceeded(BadCredentials):
     """
 
 
+class RefreshTokenSuperseded(BadCredentials):
+    """RefreshTokenReuseException: rotation replaced this refresh token and its grace period
+    is over. Whoever replaced it saved the new one: re-read the session before giving up."""
+
+
 class SessionExpired(CognitoError):
     """Cognito's challenge Session ran out (3 minutes by default): the login starts again."""
 
@@ -76,6 +81,16 @@ class Misconfigured(CognitoError):
     """The pool or app client does not allow what we asked: an operator problem, logged loudly."""
 
 
+class BadClientSecret(Misconfigured):
+    """Cognito refused the app client secret (SECRET_HASH or ClientSecret): not the user's
+    fault, and during a secret rotation the other configured secret may work."""
+
+
+class RefreshFlowNotAllowed(Misconfigured):
+    """The refresh flow is not offered: REFRESH_TOKEN_AUTH on a client with refresh-token
+    rotation, or GetTokensFromRefreshToken on a pool or emulator without it."""
+
+
 _BY_CODE: dict[str, type[CognitoError]] = {
     "NotAuthorizedException": BadCredentials,
     "UserNotFoundException": BadCredentials,
@@ -97,6 +112,8 @@ _BY_CODE: dict[str, type[CognitoError]] = {
     "WebAuthnChallengeNotFoundException": SessionExpired,
     "WebAuthnCredentialNotSupportedException": BadCredentials,
     "ForbiddenException": Misconfigured,
+    "RefreshTokenReuseException": RefreshTokenSuperseded,
+    "UnknownOperationException": Misconfigured,
     "TooManyRequestsException": TooManyRequests,
     "LimitExceededException": TooManyRequests,
     "TooManyFailedAttemptsException": TooManyRequests,
@@ -122,6 +139,16 @@ def from_response(error: dict[str, Any]) -> CognitoError:
     if cls is TooManyRequests or code.startswith("Throttl"):
         return TooManyRequests(code, message)
     lowered = message.lower()
+    if (
+        code == "NotAuthorizedException"
+        and any(
+            word in lowered
+            for word in ("secret hash", "secret_hash", "client secret", "clientsecret")
+        )
+    ) or (code == "UnauthorizedException" and "client authentication" in lowered):
+        # "Unable to verify secret hash for client ...", "... configured with secret but
+        # SECRET_HASH was not received", RevokeToken's "Client authentication failed".
+        return BadClientSecret(code, message)
     if code == "NotAuthorizedException" and "attempts exceeded" in lowered:
         return PasswordAttemptsExceeded(code, message)
     if code == "NotAuthorizedException" and "session" in lowered and "expired" in lowered:

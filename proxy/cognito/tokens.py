@@ -451,12 +451,14 @@ def check_signature(token: str, key: RSAPublicKey) -> dict[str, Any]:
     return claims
 
 
-def check_issuer(claims: Mapping[str, Any], issuer: str) -> None:
-    """Exact string equality: a prefix or a trailing-slash variant is another issuer."""
+def check_issuer(claims: Mapping[str, Any], issuer: str | Collection[str]) -> None:
+    """Exact string equality with one of the accepted issuers (a pool moving to the
+    multi-Region issuer has two): a prefix or a trailing-slash variant is another issuer."""
     if "iss" not in claims:
         raise MissingClaim("iss missing")
     iss = claims["iss"]
-    if not isinstance(iss, str) or iss != issuer:
+    accepted = (issuer,) if isinstance(issuer, str) else issuer
+    if not isinstance(iss, str) or iss not in accepted:
         raise IssuerMismatch("iss is not the user pool")
 
 
@@ -514,12 +516,13 @@ class TokenVerifier:
     def __init__(
         self,
         *,
-        issuer: str,
+        issuer: str | Collection[str],
         client_ids: Collection[str],
         jwks: JwksCache,
         leeway: float = 30.0,
     ) -> None:
-        if not issuer:
+        issuers = (issuer,) if isinstance(issuer, str) else tuple(issuer)
+        if not issuers or not all(isinstance(i, str) and i for i in issuers):
             raise ValueError("issuer must not be empty")
         if isinstance(client_ids, str):
             # A str is a Collection[str]: "in" would become a substring test.
@@ -529,7 +532,7 @@ class TokenVerifier:
             raise ValueError("client_ids must be non-empty strings")
         if not 0 <= leeway <= 60:
             raise ValueError("leeway must be between 0 and 60 seconds")
-        self._issuer = issuer
+        self._issuers = frozenset(issuers)
         self._client_ids = ids
         self._jwks = jwks
         self._leeway = float(leeway)
@@ -544,7 +547,7 @@ class TokenVerifier:
         kid = check_kid(header)
         key = check_key_usable(await self._jwks.get_jwk(kid))
         claims = check_signature(token, key)
-        check_issuer(claims, self._issuer)
+        check_issuer(claims, self._issuers)
         check_token_use(claims, token_use)
         check_audience(claims, token_use, self._client_ids)
         now = _wall_clock()

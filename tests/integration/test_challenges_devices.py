@@ -189,7 +189,7 @@ async def test_without_a_second_factor_the_device_is_confirmed_but_not_offered(
 async def test_tokens_linked_to_a_device_refresh_with_its_key(
     double: CognitoDouble, upstream: Upstream
 ) -> None:
-    # With device tracking, Cognito refuses REFRESH_TOKEN_AUTH without the DEVICE_KEY.
+    # With device tracking, Cognito refuses a refresh without the device key.
     kw = _seed(double, upstream, "user_opt_in")
     double.add_user(kw["pool_id"], "ron", PASSWORD)
     double.token_ttl = 4
@@ -202,14 +202,12 @@ async def test_tokens_linked_to_a_device_refresh_with_its_key(
     finally:
         double.token_ttl = 3600
     refreshes = [
-        c
-        for c in double.calls_to("InitiateAuth")
-        if c["AuthFlow"] == "REFRESH_TOKEN_AUTH" and c["ClientId"] == kw["client_id"]
+        c for c in double.calls_to("GetTokensFromRefreshToken") if c["ClientId"] == kw["client_id"]
     ]
     assert refreshes
     key = double.devices(kw["pool_id"], "ron")[0]["key"]
-    assert refreshes[0]["AuthParameters"]["DEVICE_KEY"] == key
-    assert not [f for f in double.failures if f[0] == "InitiateAuth" and "Refresh" in f[2]]
+    assert refreshes[0]["DeviceKey"] == key
+    assert not [f for f in double.failures if f[0] == "GetTokensFromRefreshToken"]
 
 
 async def test_a_device_forgotten_in_cognito_does_not_lock_the_user_out(

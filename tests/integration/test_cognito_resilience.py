@@ -87,14 +87,23 @@ async def client_for(
 
 async def test_throttled_refresh_is_retried_with_backoff_and_succeeds() -> None:
     async with fake_cognito() as fake:
-        fake.script["InitiateAuth"] = [
+        fake.script["GetTokensFromRefreshToken"] = [
             fake.error(400, "TooManyRequestsException"),
             fake.error(500, "InternalErrorException"),
         ]
         async with client_for(fake) as client:
             tokens = await client.refresh("refresh-token", "user")
         assert tokens.access_token == "a"
-        assert fake.calls == ["InitiateAuth"] * 3
+        assert fake.calls == ["GetTokensFromRefreshToken"] * 3
+
+
+async def test_throttled_refresh_token_auth_is_retried_too() -> None:
+    async with fake_cognito() as fake:
+        fake.script["InitiateAuth"] = [fake.error(400, "TooManyRequestsException")]
+        async with client_for(fake, refresh_flow="REFRESH_TOKEN_AUTH") as client:
+            tokens = await client.refresh("refresh-token", "user")
+        assert tokens.access_token == "a"
+        assert fake.calls == ["InitiateAuth"] * 2
 
 
 async def test_retries_are_bounded() -> None:
@@ -149,7 +158,7 @@ async def test_a_read_timeout_is_not_retried() -> None:
         async with client_for(fake, call_timeout=0.3) as client:
             with pytest.raises(Unavailable):
                 await client.refresh("refresh-token", "user")
-        assert fake.calls == ["InitiateAuth"]
+        assert fake.calls == ["GetTokensFromRefreshToken"]
 
 
 async def test_open_breaker_fails_fast_then_a_probe_closes_it() -> None:

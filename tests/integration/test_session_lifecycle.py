@@ -69,9 +69,7 @@ def _refreshes(double: CognitoDouble, client_id: str) -> int:
     return sum(
         1
         for op, body in double.calls
-        if op == "InitiateAuth"
-        and body.get("AuthFlow") == "REFRESH_TOKEN_AUTH"
-        and body.get("ClientId") == client_id
+        if op == "GetTokensFromRefreshToken" and body.get("ClientId") == client_id
     )
 
 
@@ -86,7 +84,7 @@ async def test_tokens_near_expiry_are_refreshed_once_for_concurrent_requests(
     await past_half_life()
     answers = await asyncio.gather(*(browser.get(f"/item/{i}") for i in range(20)))
     assert [r.status for r in answers] == [200] * 20
-    # One refresh for 20 concurrent requests of one session (SECRET_HASH included: the double
+    # One refresh for 20 concurrent requests of one session (ClientSecret included: the double
     # would refuse the refresh otherwise).
     assert _refreshes(double, pool["client_id"]) - before == 1
     assert upstream.last_headers["X-Forwarded-User"] == "dave"

@@ -49,6 +49,52 @@ def test_env_only_configuration_with_derived_defaults(clean_env: pytest.MonkeyPa
     assert s.headers.preset == "oauth2-proxy"
 
 
+def test_refresh_flow_client_secrets_and_issuers_from_env(clean_env: pytest.MonkeyPatch) -> None:
+    _env(clean_env)
+    s = load_settings()
+    assert s.cognito.refresh_flow == "GetTokensFromRefreshToken"
+    assert s.cognito.client_secret_next is None
+    moved = "https://issuer-cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123xyZ"
+    _env(
+        clean_env,
+        GATE_COGNITO_REFRESH_FLOW="REFRESH_TOKEN_AUTH",
+        GATE_COGNITO_CLIENT_SECRET="a" * 40,
+        GATE_COGNITO_CLIENT_SECRET_NEXT="b" * 40,
+        GATE_COGNITO_ISSUERS=f"{s.cognito.resolved_issuer}, {moved}",
+    )
+    s2 = load_settings()
+    assert s2.cognito.refresh_flow == "REFRESH_TOKEN_AUTH"
+    assert s2.cognito.client_secret_next is not None
+    assert s2.cognito.resolved_issuers == (s.cognito.resolved_issuer, moved)
+    assert s2.cognito.resolved_jwks_url == f"{s.cognito.resolved_issuer}/.well-known/jwks.json"
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ({"GATE_COGNITO_REFRESH_FLOW": "REFRESH_TOKEN"}, "GATE_COGNITO_REFRESH_FLOW"),
+        ({"GATE_COGNITO_CLIENT_SECRET_NEXT": "b" * 40}, "GATE_COGNITO_CLIENT_SECRET_NEXT"),
+        (
+            {"GATE_COGNITO_CLIENT_SECRET": "b" * 40, "GATE_COGNITO_CLIENT_SECRET_NEXT": "b" * 40},
+            "GATE_COGNITO_CLIENT_SECRET_NEXT",
+        ),
+        ({"GATE_COGNITO_ISSUERS": "https://a.example/p,ftp://b"}, "GATE_COGNITO_ISSUERS"),
+        (
+            {"GATE_COGNITO_ISSUERS": "https://a.example/p", "GATE_COGNITO_ISSUER": "https://b/p"},
+            "GATE_COGNITO",
+        ),
+    ],
+)
+def test_refresh_and_rotation_settings_are_checked(
+    clean_env: pytest.MonkeyPatch, extra: dict[str, str], named: str
+) -> None:
+    _env(clean_env, **extra)
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert any(named in line for line in err.value.lines), err.value.lines
+    assert "b" * 40 not in str(err.value)
+
+
 def test_env_wins_over_the_yaml_file(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     config = tmp_path / "gate.yaml"
     config.write_text(

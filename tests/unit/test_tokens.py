@@ -461,6 +461,19 @@ async def test_issuer_must_match_exactly(verifier: TokenVerifier, iss: Any) -> N
         await verifier.verify(token(id_claims(iss=iss)), token_use="id")
 
 
+async def test_a_pool_moving_issuers_accepts_both_and_nothing_else(cache: JwksCache) -> None:
+    moved = ISSUER.replace("https://cognito-idp.", "https://issuer-cognito-idp.")
+    assert moved != ISSUER
+    both = TokenVerifier(issuer=[ISSUER, moved], client_ids=[CLIENT_ID], jwks=cache)
+    for iss in (ISSUER, moved):
+        assert (await both.verify(token(id_claims(iss=iss)), token_use="id"))["iss"] == iss
+    for iss in (moved + "/", [ISSUER, moved], ISSUER + moved):
+        with pytest.raises(IssuerMismatch):
+            await both.verify(token(id_claims(iss=iss)), token_use="id")
+    with pytest.raises(ValueError, match="issuer"):
+        TokenVerifier(issuer=[], client_ids=[CLIENT_ID], jwks=cache)
+
+
 async def test_issuer_missing(verifier: TokenVerifier) -> None:
     with pytest.raises(MissingClaim):
         await verifier.verify(token(id_claims(iss=DROP)), token_use="id")
