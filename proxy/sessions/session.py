@@ -17,6 +17,35 @@ from proxy.sessions.watch import EndSignals
 
 log = logging.getLogger("proxy.sessions")
 
+# The stored record's format. Renaming, retyping or removing a Session field bumps it and adds
+# the step from the previous version to UPGRADES, so records written before the change still
+# read (everyone stays signed in). Adding a field with a default needs no bump.
+RECORD_VERSION = 1
+_VERSION_KEY = "v"
+Record = dict[str, Any]
+
+
+def _from_v0(record: Record) -> Record:
+    """Version 0, the records written before versions: the same fields, no version key."""
+    return record
+
+
+# UPGRADES[n] turns a version-n record into a version n+1 one.
+UPGRADES: dict[int, Callable[[Record], Record]] = {0: _from_v0}
+
+
+def upgraded(record: Record) -> Record | None:
+    """The record in today's format, or None when it cannot be (unknown or newer version)."""
+    version = record.pop(_VERSION_KEY, 0)
+    if type(version) is not int or not 0 <= version <= RECORD_VERSION:
+        # Newer: written by a later release (a rollback); its fields may mean something else.
+        log.warning("session record of unknown format version %r: treated as signed out", version)
+        return None
+    while version < RECORD_VERSION:
+        record = UPGRADES[version](record)
+        version += 1
+    return record
+
 
 @dataclass(slots=True)
 class Session:
@@ -69,15 +98,18 @@ class Session:
         )
 
     def to_bytes(self) -> bytes:
-        return json.dumps(asdict(self), separators=(",", ":")).encode()
+        record = {_VERSION_KEY: RECORD_VERSION, **asdict(self)}
+        return json.dumps(record, separators=(",", ":")).encode()
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Session | None:
+        """The stored record, upgraded from an older format; None if it cannot be read."""
         try:
             data = json.loads(raw)
-            return cls(**data)
+            record = upgraded(data) if isinstance(data, dict) else None
+            return None if record is None else cls(**record)
         except (ValueError, TypeError):
-            return None  # a record from an older, incompatible version: treat as signed out
+            return None  # unreadable or missing a field no upgrade supplies: signed out
 
 
 class Verify(Protocol):
