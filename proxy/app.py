@@ -35,6 +35,7 @@ from proxy.gate.outgoing import Outgoing
 from proxy.gate.policy import Policy
 from proxy.gate.websocket import SessionGuard
 from proxy.observe import Health, Metrics, RequestObserver, access_sink, upstream_timing
+from proxy.refresh import Refresher
 from proxy.server import reject_non_origin_form
 from proxy.sessions.backends import open_store
 from proxy.sessions.invalidation import invalidation_for
@@ -148,6 +149,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
     forwarder = _forwarder(settings.upstream)
     # One Forwarder (one connection pool) per named upstream.
     forwarders = {r.name: _forwarder(r.upstream) for r in policy.routes if r.name != "default"}
+    refresher = Refresher(cognito, verifier)  # the one refresh path, for gate and auth alike
     auth = AuthRoutes(
         prefix=prefix,
         pages=pages,
@@ -155,6 +157,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
         flows=SealedStore(store, derive_key(secret, "login"), namespace="f"),
         authenticator=Authenticator(cognito, verifier),
         cognito=cognito,
+        refresher=refresher,
         cookies=CookieNames(
             session=settings.cookie.session_cookie,
             flow=settings.cookie.flow_cookie,
@@ -173,8 +176,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
     )
     identity = Identity(
         sessions=sessions,
-        cognito=cognito,
-        verifier=verifier,
+        refresher=refresher,
         cookie_name=settings.cookie.session_cookie,
         refresh_margin=settings.session.refresh_margin,
         cache=cache,

@@ -13,6 +13,7 @@ from proxy.auth.redirects import safe_return_path
 from proxy.cognito.client import CognitoClient
 from proxy.cognito.errors import CognitoError
 from proxy.observe import audit
+from proxy.refresh import NoRefreshToken, Refresher
 from proxy.sessions.session import Session
 
 log = logging.getLogger("proxy.auth")
@@ -20,10 +21,16 @@ log = logging.getLogger("proxy.auth")
 
 class LogoutRoutes:
     def __init__(
-        self, kit: AuthKit, *, cognito: CognitoClient, allowed_redirect_origins: Collection[str]
+        self,
+        kit: AuthKit,
+        *,
+        cognito: CognitoClient,
+        refresher: Refresher,
+        allowed_redirect_origins: Collection[str],
     ) -> None:
         self._kit = kit
         self._cognito = cognito
+        self._refresher = refresher
         self._allowed_origins = tuple(allowed_redirect_origins)
 
     def register(self, router: web.UrlDispatcher) -> None:
@@ -79,10 +86,12 @@ class LogoutRoutes:
             # not depend on Cognito answering.
             await sessions.end_all(session.sub)
             await sessions.delete(cookie, session)
+            access_token = await self._live_access_token(session)
             try:
-                await self._cognito.global_sign_out(await self._live_access_token(session))
-                log.info("signed out everywhere session=%s", sessions.fingerprint(cookie))
-                return
+                if access_token is not None:
+                    await self._cognito.global_sign_out(access_token)
+                    log.info("signed out everywhere session=%s", sessions.fingerprint(cookie))
+                    return
             except CognitoError as exc:
                 log.warning("GlobalSignOut failed (%s); revoking this session's token", exc.code)
         else:
@@ -100,9 +109,18 @@ class LogoutRoutes:
             session=sessions.fingerprint(cookie),
         )
 
-    async def _live_access_token(self, session: Session) -> str:
-        """GlobalSignOut needs an unexpired access token; an idle session's may have expired."""
-        if session.expires_at > time.time() + 30 or not session.refresh_token:
+    async def _live_access_token(self, session: Session) -> str | None:
+        """GlobalSignOut needs an unexpired access token; an idle session's may have expired.
+        Refreshed the one way every refresh goes (the device key included). None: there is no
+        live token to be had (the caller revokes this session's refresh token instead)."""
+        if session.expires_at > time.time() + 30:
             return session.access_token
-        tokens = await self._cognito.refresh(session.refresh_token, session.username)
-        return tokens.access_token
+        fresh = await self._refresher.refresh(session)
+        if isinstance(fresh, Session):
+            return fresh.access_token
+        if isinstance(fresh, NoRefreshToken):
+            return session.access_token  # Cognito judges it: refused, we revoke below
+        log.warning(
+            "refresh before GlobalSignOut failed (%s); revoking this session's token", fresh.code
+        )
+        return None

@@ -18,6 +18,7 @@ from proxy.auth.pages import Pages, static_dir
 from proxy.auth.recovery_routes import RecoveryRoutes
 from proxy.auth.regulation import Regulator
 from proxy.cognito.client import CognitoClient
+from proxy.refresh import Refresher
 from proxy.sessions.sealed import SealedStore
 from proxy.sessions.session import SessionManager
 
@@ -32,6 +33,7 @@ class AuthRoutes:
         flows: SealedStore,
         authenticator: Authenticator,
         cognito: CognitoClient,
+        refresher: Refresher,
         cookies: CookieNames,
         csrf_key: bytes,
         login_timeout: float,
@@ -70,7 +72,10 @@ class AuthRoutes:
             ChallengeRoutes(self.kit, authenticator=authenticator, completion=completion),
             RecoveryRoutes(self.kit, cognito=cognito),
             LogoutRoutes(
-                self.kit, cognito=cognito, allowed_redirect_origins=allowed_redirect_origins
+                self.kit,
+                cognito=cognito,
+                refresher=refresher,
+                allowed_redirect_origins=allowed_redirect_origins,
             ),
         )
 

@@ -14,12 +14,10 @@ import time
 
 from aiohttp import web
 
-from proxy.cognito import errors
-from proxy.cognito.client import CognitoClient
-from proxy.cognito.tokens import TokenError, TokenVerifier
 from proxy.gate.cache import SessionCache
 from proxy.gate.cookies import cookie_value
-from proxy.sessions.session import Session, SessionManager, verified_session
+from proxy.refresh import NoRefreshToken, Refresher, RefreshFailed, RefreshRejected
+from proxy.sessions.session import Session, SessionManager
 
 log = logging.getLogger("proxy.gate")
 
@@ -42,15 +40,13 @@ class Identity:
         self,
         *,
         sessions: SessionManager,
-        cognito: CognitoClient,
-        verifier: TokenVerifier,
+        refresher: Refresher,
         cookie_name: str,
         refresh_margin: float = 300.0,
         cache: SessionCache | None = None,
     ) -> None:
         self.sessions = sessions
-        self._cognito = cognito
-        self._verifier = verifier
+        self._refresher = refresher
         self.cookie_name = cookie_name
         self._margin = refresh_margin
         self._cache = cache
@@ -145,26 +141,16 @@ class Identity:
 
     async def _refresh(self, cookie: str, session: Session) -> Session | None:
         still_valid = session.expires_at > time.time()
-        if not session.refresh_token:
+        fresh = await self._refresher.refresh(session)
+        if isinstance(fresh, NoRefreshToken):
             return session if still_valid else None
-        try:
-            tokens = await self._cognito.refresh(
-                session.refresh_token, session.username, session.device_key
-            )
-            fresh = await verified_session(
-                self._verifier.verify,
-                id_token=tokens.id_token,
-                access_token=tokens.access_token,
-                refresh_token=tokens.refresh_token,
-                previous=session,
-            )
-        except errors.BadCredentials:
+        if isinstance(fresh, RefreshRejected):
             # Revoked or expired refresh token: the session is over.
             log.info("refresh rejected, ending session=%s", self.sessions.fingerprint(cookie))
             await self.sessions.delete(cookie, session)
             return None
-        except (errors.CognitoError, TokenError, ValueError) as exc:
-            log.warning("refresh failed (%s); will retry", getattr(exc, "code", type(exc).__name__))
+        if isinstance(fresh, RefreshFailed):
+            log.warning("refresh failed (%s); will retry", fresh.code)
             if len(self._retry_at) >= _MAX_BACKOFFS:
                 self._retry_at.clear()
             self._retry_at[cookie] = time.monotonic() + REFRESH_RETRY_AFTER

@@ -210,6 +210,35 @@ async def test_tokens_linked_to_a_device_refresh_with_its_key(
     assert not [f for f in double.failures if f[0] == "GetTokensFromRefreshToken"]
 
 
+async def test_sign_out_everywhere_refreshes_expired_device_linked_tokens_with_the_key(
+    double: CognitoDouble, upstream: Upstream
+) -> None:
+    # Issue 13.6: the refresh before GlobalSignOut went without the device key, Cognito refused it,
+    # no GlobalSignOut was made and the page said done anyway.
+    kw = _seed(double, upstream, "user_opt_in")
+    double.add_user(kw["pool_id"], "gus", PASSWORD)
+    double.token_ttl = 3
+    try:
+        async with flow_browser(**kw) as browser:
+            assert (await browser.sign_in("gus", PASSWORD)).status == 303
+            assert double.devices(kw["pool_id"], "gus")  # the tokens are linked to a device
+            await asyncio.sleep(3.5)  # idle: the stored access token has expired
+            signouts = len(double.calls_to("GlobalSignOut"))
+            failures = len(double.failures)
+            page = await browser.open("/_auth/logout")
+            done = await browser.submit("/_auth/logout", {"everywhere": "1"}, csrf=page.doc.csrf())
+            assert done.status == 303
+    finally:
+        double.token_ttl = 3600
+    assert len(double.calls_to("GlobalSignOut")) == signouts + 1
+    assert double.failures[failures:] == []
+    key = double.devices(kw["pool_id"], "gus")[0]["key"]
+    refresh = [
+        c for c in double.calls_to("GetTokensFromRefreshToken") if c["ClientId"] == kw["client_id"]
+    ][-1]
+    assert refresh["DeviceKey"] == key
+
+
 async def test_a_device_forgotten_in_cognito_does_not_lock_the_user_out(
     double: CognitoDouble, upstream: Upstream
 ) -> None:

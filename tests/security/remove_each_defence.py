@@ -303,6 +303,22 @@ MUTANTS = [
     ),
     # -- issue 13: found from outside -------------------------------------------------------
     Mutant(
+        "refresh_with_device_key",
+        "proxy/refresh.py",
+        "session.refresh_token, session.username, session.device_key",
+        "session.refresh_token, session.username",
+        (
+            (
+                "integration/test_challenges_devices.py",
+                "test_sign_out_everywhere_refreshes_expired_device_linked_tokens_with_the_key",
+            ),
+            (
+                "integration/test_challenges_devices.py",
+                "test_tokens_linked_to_a_device_refresh_with_its_key",
+            ),
+        ),
+    ),
+    Mutant(
         "method_override_stripped",
         "proxy/gate/outgoing.py",
         "            names.extend(METHOD_OVERRIDE)\n",
