@@ -224,7 +224,8 @@ def audit(event: str, **fields: Any) -> None:
     """One auth event on the ``proxy.audit`` logger (and in ``gate_auth_events_total``).
 
     Events: login.success, login.failure (reason=...), login.challenge (challenge=...),
-    mfa.*, logout, signout.everywhere, ban. Fields must never be secrets: pass a session
+    login.blocked (reason=threat_protection: Cognito's threat protection refused it), mfa.*,
+    logout, signout.everywhere, ban. Fields must never be secrets: pass a session
     fingerprint, a ``sub``, a client ip, a reason class.
     """
     reason = str(fields.get("reason") or fields.get("challenge") or "")

@@ -9,12 +9,22 @@ from aiohttp import web
 
 from proxy.auth.challenges import step_for
 from proxy.auth.completion import Completion
-from proxy.auth.context import context_data
+from proxy.auth.context import client_ip, context_data
 from proxy.auth.flow import Authenticator, enter_challenge
 from proxy.auth.kit import AuthKit
-from proxy.auth.outcomes import Broken, Detour, NeedsChallenge, Rejected, Restart, Retry, SignedIn
+from proxy.auth.outcomes import (
+    Blocked,
+    Broken,
+    Detour,
+    NeedsChallenge,
+    Rejected,
+    Restart,
+    Retry,
+    SignedIn,
+)
 from proxy.auth.redirects import safe_return_path
 from proxy.auth.state import LoginState
+from proxy.observe import audit
 
 log = logging.getLogger("proxy.auth")
 
@@ -100,6 +110,14 @@ class ChallengeRoutes:
             return self.render_step(request, state, status=step.status, error=step.message)
         if isinstance(step, Restart):
             return await kit.restart(request, step.message)
+        if isinstance(step, Blocked):
+            log.warning("Cognito threat protection blocked a sign-in at %s", state.challenge)
+            audit(
+                "login.blocked",
+                reason="threat_protection",
+                challenge=state.challenge,
+                ip=client_ip(request),
+            )
         if isinstance(step, Broken | Rejected):
             return kit.error_page(request, step.status, step.message)
         if isinstance(step, Detour):

@@ -63,7 +63,11 @@ _EN: dict[str, str] = {
     "error.csrf": "This form has expired. Please try again.",
     "error.bad_request": "The request was not valid. Please try again.",
     "error.user_not_confirmed": "Your account has not been confirmed yet.",
-    "error.password_reset_required": "You need to reset your password before you can sign in.",
+    "error.password_reset_required": "You need to reset your password before you can sign in. "
+    "This happens when an administrator asks for it, or when your password was found in a data "
+    "breach elsewhere: choose one you do not use anywhere else.",
+    "error.sign_in_blocked": "This sign-in was blocked for security reasons. If it was you, "
+    "contact your administrator or help desk; trying again now will not help.",
     "error.invalid_code": "That code is incorrect. Please try again.",
     "error.code_expired": "That code has expired. Please request a new one.",
     "error.password_mismatch": "The passwords do not match.",
@@ -235,7 +239,12 @@ _JA: dict[str, str] = {
     "error.csrf": "このフォームの有効期限が切れました。もう一度お試しください。",
     "error.bad_request": "リクエストが正しくありません。もう一度お試しください。",
     "error.user_not_confirmed": "アカウントの確認がまだ完了していません。",
-    "error.password_reset_required": "サインインする前にパスワードをリセットする必要があります。",
+    "error.password_reset_required": "サインインする前にパスワードをリセットする必要があります。"
+    "管理者がリセットを求めた場合や、パスワードがほかのサービスの情報漏えいで見つかった場合に"
+    "こうなります。ほかでは使っていないパスワードを選んでください。",
+    "error.sign_in_blocked": "セキュリティ上の理由により、このサインインはブロックされました。"
+    "ご本人の場合は、管理者またはヘルプデスクにお問い合わせください。"
+    "今すぐ再試行しても解決しません。",
     "error.invalid_code": "コードが正しくありません。もう一度お試しください。",
     "error.code_expired": "コードの有効期限が切れました。新しいコードをリクエストしてください。",
     "error.password_mismatch": "パスワードが一致しません。",

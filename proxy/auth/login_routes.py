@@ -12,7 +12,7 @@ from proxy.auth.completion import Completion
 from proxy.auth.context import client_ip, context_data
 from proxy.auth.flow import Authenticator, enter_challenge
 from proxy.auth.kit import AuthKit
-from proxy.auth.outcomes import Broken, Detour, NeedsChallenge, Rejected, SignedIn, Step
+from proxy.auth.outcomes import Blocked, Broken, Detour, NeedsChallenge, Rejected, SignedIn, Step
 from proxy.auth.redirects import safe_return_path
 from proxy.auth.regulation import Regulator
 from proxy.cognito.client import Device
@@ -89,6 +89,9 @@ class LoginRoutes:
         state.typed_username = username
         device = await self._completion.remembered_device(request, username)
         step = await self._regulated_sign_in(request, username, password, device)
+        if isinstance(step, Blocked):
+            log.warning("Cognito threat protection blocked a sign-in")
+            audit("login.blocked", reason="threat_protection", ip=client_ip(request))
         if isinstance(step, Broken):
             return kit.error_page(request, step.status, step.message)
         if isinstance(step, Detour):

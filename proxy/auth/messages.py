@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from proxy.auth.outcomes import Broken, Rejected, Restart, Retry
+from proxy.auth.outcomes import Blocked, Broken, Rejected, Restart, Retry
 from proxy.cognito import errors
 
 log = logging.getLogger("proxy.auth")
@@ -33,8 +33,13 @@ def password_policy_message(exc: errors.CognitoError) -> str:
     return "error.password_policy"
 
 
-def sign_in_failure(exc: errors.CognitoError) -> Rejected:
-    """A refused InitiateAuth (or its SRP step): the login form again."""
+BLOCKED = Blocked("error.sign_in_blocked", 403)
+
+
+def sign_in_failure(exc: errors.CognitoError) -> Rejected | Blocked:
+    """A refused InitiateAuth (or its SRP step): the login form again, or the blocked page."""
+    if isinstance(exc, errors.SignInBlocked):
+        return BLOCKED
     # Every credential problem gets the same words and status: no user enumeration.
     if isinstance(exc, errors.BadCredentials | errors.UserNotConfirmed):
         return Rejected("error.bad_credentials", 401, exc.user_id)
@@ -55,6 +60,8 @@ def sign_in_failure(exc: errors.CognitoError) -> Rejected:
 
 def challenge_failure(exc: errors.CognitoError) -> Retry | Restart | Broken:
     """A refused challenge answer (or a call the page needed)."""
+    if isinstance(exc, errors.SignInBlocked):  # risk assessed after a factor answered here
+        return BLOCKED
     if isinstance(exc, errors.CodeMismatch):
         return Retry("error.invalid_code", 400)
     if isinstance(exc, errors.ExpiredCode):

@@ -64,4 +64,10 @@ class Broken:
     status: int
 
 
+@dataclass(frozen=True)
+class Blocked(Broken):
+    """Cognito's threat protection blocked the sign-in: a page saying so (and an audit event),
+    never the wrong-password words, and nothing asked of Cognito again."""
+
+
 Step = SignedIn | Rejected | NeedsChallenge | Retry | Restart | Detour | Broken

@@ -41,6 +41,11 @@ class RefreshTokenSuperseded(BadCredentials):
     is over. Whoever replaced it saved the new one: re-read the session before giving up."""
 
 
+class SignInBlocked(CognitoError):
+    """Threat protection refused the sign-in ("Unable to login because of security reasons."):
+    not a wrong password, and asking again gets the same answer."""
+
+
 class SessionExpired(CognitoError):
     """Cognito's challenge Session ran out (3 minutes by default): the login starts again."""
 
@@ -149,6 +154,8 @@ def from_response(error: dict[str, Any]) -> CognitoError:
         # "Unable to verify secret hash for client ...", "... configured with secret but
         # SECRET_HASH was not received", RevokeToken's "Client authentication failed".
         return BadClientSecret(code, message)
+    if code == "NotAuthorizedException" and "security reasons" in lowered:
+        return SignInBlocked(code, message)
     if code == "NotAuthorizedException" and "attempts exceeded" in lowered:
         return PasswordAttemptsExceeded(code, message)
     if code == "NotAuthorizedException" and "session" in lowered and "expired" in lowered:

@@ -159,6 +159,22 @@ MUTANTS = [
         ),
     ),
     Mutant(
+        "threat_protection_block_mapping",
+        "proxy/cognito/errors.py",
+        "        return SignInBlocked(code, message)",
+        "        return BadCredentials(code, message)",  # read as a wrong password again
+        (
+            (
+                "integration/test_threat_protection.py",
+                "test_a_blocked_sign_in_shows_the_security_page_and_is_not_retried",
+            ),
+            (
+                "integration/test_threat_protection.py",
+                "test_a_blocked_sign_in_is_not_counted_as_a_wrong_password",
+            ),
+        ),
+    ),
+    Mutant(
         "regulation_ip",
         "proxy/auth/regulation.py",
         "        if bucket is not None:\n            subjects.append",
