@@ -71,7 +71,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
     prefix = settings.auth.prefix
     metrics = metrics or Metrics()
     raw_store = open_store(settings.session.store_url, timeout=settings.session.store_timeout)
-    store = ObservedStore(raw_store, metrics.store_error)
+    store = ObservedStore(raw_store, metrics.store_error, lambda full: metrics.store_full.set(full))
     cognito = CognitoClient(
         settings.cognito,
         breaker=CircuitBreaker(on_change=lambda is_open: metrics.breaker_open.set(int(is_open))),
@@ -222,7 +222,10 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
     async def jwks_ready() -> str | None:
         return None if jwks.loaded else "signing keys (JWKS) not loaded"
 
-    health = Health([store_ready, jwks_ready], metrics)
+    def store_full() -> str | None:
+        return "session store full (maxmemory): new sign-ins refused" if store.full else None
+
+    health = Health([store_ready, jwks_ready], metrics, warnings=[store_full])
     observer = RequestObserver(metrics, prefix=prefix, access=access_sink())
 
     app = web.Application(

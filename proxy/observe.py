@@ -165,6 +165,11 @@ class Metrics:
             "gate_upstream_rejected", "Requests answered 503 because the upstream had "
             "max_requests in flight", ["upstream"], registry=r,
         )  # fmt: skip
+        self.store_full = Gauge(
+            "gate_session_store_full",
+            "1 while the session store refuses writes for memory (Redis maxmemory, noeviction)",
+            registry=r,
+        )
         self.draining = Gauge(
             "gate_draining", "1 while shutting down (readiness fails)", registry=r
         )
@@ -401,9 +406,17 @@ class Health:
     traffic while in-flight requests finish.
     """
 
-    def __init__(self, checks: list[ReadinessCheck], metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        checks: list[ReadinessCheck],
+        metrics: Metrics | None = None,
+        warnings: list[Callable[[], str | None]] | None = None,
+    ) -> None:
         self._checks = checks
         self._metrics = metrics
+        # Shown by readyz without failing it: conditions every replica shares (a full store),
+        # where taking this one out of the Service would only make things worse.
+        self._warnings = warnings or []
         self.draining = False
 
     def begin_drain(self) -> None:
@@ -417,8 +430,9 @@ class Health:
     async def readyz(self, request: web.Request) -> web.StreamResponse:
         problems = ["draining (shutting down)"] if self.draining else []
         problems += [p for p in [await check() for check in self._checks] if p]
+        warnings = [w for w in (warning() for warning in self._warnings) if w]
         return web.json_response(
-            {"ready": not problems, "problems": problems},
+            {"ready": not problems, "problems": problems, "warnings": warnings},
             status=503 if problems else 200,
             headers={"Cache-Control": "no-store"},
         )

@@ -13,14 +13,20 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import OutOfMemoryError, RedisClusterException, RedisError
 
-from proxy.sessions.store import StoreUnavailable, check_ttl
+from proxy.sessions.store import StoreFull, StoreUnavailable, check_ttl
 
 # Everything a backend call can fail with is "unavailable": the caller fails closed either
 # way, and a misconfiguration (auth, OOM, read-only replica) must not read as "no session".
 # OSError covers asyncio/socket timeouts that escape redis-py unwrapped.
 _FAILURES = (RedisError, RedisClusterException, OSError)
+
+
+def _failed(exc: BaseException, message: str) -> StoreUnavailable:
+    """A write's failure: StoreFull when Redis is at maxmemory (noeviction), else unavailable."""
+    return StoreFull(message) if isinstance(exc, OutOfMemoryError) else StoreUnavailable(message)
+
 
 # Compare-and-renew / compare-and-delete: a lock is only ever touched by its owner.
 _RENEW = """
@@ -244,7 +250,7 @@ class RedisStore:
             # PX in whole milliseconds, rounded up so a tiny positive ttl still stores.
             await self._client.set(key, value, px=math.ceil(ttl * 1000))
         except _FAILURES as exc:
-            raise StoreUnavailable(f"redis SET failed: {type(exc).__name__}") from exc
+            raise _failed(exc, f"redis SET failed: {type(exc).__name__}") from exc
 
     async def replace(self, key: str, value: bytes, ttl: float) -> bool:
         if not check_ttl(ttl):
@@ -257,7 +263,7 @@ class RedisStore:
             # SET XX is atomic: a concurrent DEL (logout) wins and stays won.
             done = await self._client.set(key, value, px=math.ceil(ttl * 1000), xx=True)
         except _FAILURES as exc:
-            raise StoreUnavailable(f"redis SET XX failed: {type(exc).__name__}") from exc
+            raise _failed(exc, f"redis SET XX failed: {type(exc).__name__}") from exc
         return bool(done)
 
     async def delete(self, key: str) -> None:
@@ -277,7 +283,7 @@ class RedisStore:
         try:
             done = await self._client.set(key, token, px=math.ceil(ttl * 1000), nx=True)
         except _FAILURES as exc:
-            raise StoreUnavailable(f"redis SET NX failed: {type(exc).__name__}") from exc
+            raise _failed(exc, f"redis SET NX failed: {type(exc).__name__}") from exc
         return bool(done)
 
     async def renew(self, key: str, token: str, ttl: float) -> bool:
@@ -300,7 +306,7 @@ class RedisStore:
         try:
             await self._eval(_ADD_MEMBER, key, member, math.ceil(ttl * 1000))
         except _FAILURES as exc:
-            raise StoreUnavailable(f"redis SADD failed: {type(exc).__name__}") from exc
+            raise _failed(exc, f"redis SADD failed: {type(exc).__name__}") from exc
 
     async def remove_member(self, key: str, member: str) -> None:
         try:
@@ -339,5 +345,5 @@ class RedisStore:
                 pipe.pexpire(key, math.ceil(ttl * 1000))
                 value, _ = await pipe.execute()
         except _FAILURES as exc:
-            raise StoreUnavailable(f"redis INCR failed: {type(exc).__name__}") from exc
+            raise _failed(exc, f"redis INCR failed: {type(exc).__name__}") from exc
         return int(value)

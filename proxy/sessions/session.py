@@ -12,7 +12,7 @@ from typing import Any, Literal, Protocol
 
 from proxy.sessions.lock import StoreLock
 from proxy.sessions.sealed import SealedStore
-from proxy.sessions.store import SessionBackend
+from proxy.sessions.store import SessionBackend, StoreFull
 from proxy.sessions.watch import EndSignals
 
 log = logging.getLogger("proxy.sessions")
@@ -267,15 +267,20 @@ class SessionManager:
         if idle <= 0 or now - (session.last_seen or session.created_at) < idle * TOUCH_FRACTION:
             return
         lock = self.lock(cookie, lease=2.0)
-        if lock is None or not await lock.obtain():
-            return
         try:
-            current = await self.load(cookie)
-            if current is not None:
-                current.last_seen = now
-                await self.save(cookie, current)
-        finally:
-            await lock.release()
+            if lock is None or not await lock.obtain():
+                return
+            try:
+                current = await self.load(cookie)
+                if current is not None:
+                    current.last_seen = now
+                    await self.save(cookie, current)
+            finally:
+                await lock.release()
+        except StoreFull:
+            # Redis at maxmemory (noeviction) refuses writes, serves reads: the session goes on
+            # and its idle time counts from the last activity written (gate_session_store_full).
+            return
 
     async def delete(self, cookie: str, session: Session | None = None) -> None:
         """End the session behind ``cookie`` (and drop it from its user's index if known)."""

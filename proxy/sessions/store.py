@@ -17,6 +17,11 @@ class StoreUnavailable(Exception):
     """
 
 
+class StoreFull(StoreUnavailable):
+    """The backend refused a write for lack of memory (Redis ``maxmemory`` with
+    ``noeviction``); reads still work. Best-effort writes (activity) may skip on it."""
+
+
 class KeyValue(Protocol):
     """Byte KV with per-key TTLs. Keys are short ASCII strings; values are opaque bytes."""
 

@@ -135,9 +135,10 @@ async def test_sick_upstreams_stay_bounded_and_others_are_unaffected(
         assert set(statuses) <= {expected, 503, 504}, (name, statuses)
         # The timeouts hold: nothing waits past its deadline (+ the machine's own lag).
         assert Load.slowest(outcomes) < HEAD_DEADLINE + 0.5 + lag, (name, Load.slowest(outcomes))
-        # Never more upstream connections than the cap (counted on the proxy's side; a socket
-        # whose request just ended is closed on the next loop turn, so one sample may see two).
-        assert upstream_peak[name] <= CAP + 2, (name, upstream_peak)
+        # Upstream connections bounded by the cap, not by the arrivals (~50 would be open without
+        # it). Counted on the proxy's side: the socket of a request that just ended is closed a
+        # loop turn later, so on a busy machine a sample can see a few of those too.
+        assert upstream_peak[name] <= CAP * 3 // 2, (name, upstream_peak)
     # At 50 arrivals a second and 1 s to a 504, the hanging upstream wants ~50 in flight: the
     # cap turns the rest away at once, and says so in the metrics.
     hung = load.by("/hang/")

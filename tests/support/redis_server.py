@@ -13,7 +13,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -27,10 +27,11 @@ class RedisProcess:
     pid: int
     _proc: subprocess.Popen[bytes] = field(repr=False)
     _workdir: str = field(repr=False)
+    host: str = "127.0.0.1"
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{self.host}:{self.port}/0"
 
     def stop(self) -> None:
         """SIGTERM this server (by PID) and wait for it to exit; idempotent."""
@@ -57,17 +58,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _answers_ping(port: int) -> bool:
+def _answers_ping(port: int, host: str = "127.0.0.1") -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+        with socket.create_connection((host, port), timeout=0.5) as s:
             s.sendall(b"PING\r\n")
             return s.recv(64).startswith(b"+PONG")
     except OSError:
         return False
 
 
-def start_redis_server(port: int | None = None, *, startup_timeout: float = 10.0) -> RedisProcess:
-    """Start redis-server on 127.0.0.1 (`port`, or a free one) and wait until it answers PING.
+def start_redis_server(
+    port: int | None = None,
+    *,
+    startup_timeout: float = 10.0,
+    extra_args: Sequence[str] = (),
+    bind: str = "127.0.0.1",
+    wrap: Sequence[str] = (),
+) -> RedisProcess:
+    """Start redis-server on `bind` (`port`, or a free one) and wait until it answers PING.
+
+    `extra_args` are more redis-server options (e.g. ``("--maxmemory", "4mb")``); `wrap` is a
+    command prefix to run it under (e.g. ``("ip", "netns", "exec", "ns")``).
 
     Retries on another port if a free port was raced away; raises RuntimeError on failure.
     """
@@ -83,17 +94,18 @@ def start_redis_server(port: int | None = None, *, startup_timeout: float = 10.0
         args = [
             binary,
             "--port", str(chosen),
-            "--bind", "127.0.0.1",
+            "--bind", bind,
             "--save", "",
             "--appendonly", "no",
             "--dir", workdir,
             "--logfile", log_path,
+            *extra_args,
         ]  # fmt: skip
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        proc = subprocess.Popen([*wrap, *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + startup_timeout
         while time.monotonic() < deadline and proc.poll() is None:
-            if _answers_ping(chosen):
-                return RedisProcess(chosen, proc.pid, proc, workdir)
+            if _answers_ping(chosen, bind):
+                return RedisProcess(chosen, proc.pid, proc, workdir, bind)
             time.sleep(0.02)
         if proc.poll() is None:
             proc.kill()
