@@ -9,8 +9,9 @@ import pytest
 
 from proxy.eventloop import choice_from_env, loop_factory, resolve
 
-# Fixtures shared across test packages (e.g. `redis_server`: a private redis-server per test).
-pytest_plugins = ["tests.support.redis_server"]
+# Fixtures shared across test packages: `redis_server` (a private redis-server per test),
+# `double` (the strict Cognito double, per module) and `upstream` (a recording app, per test).
+pytest_plugins = ["tests.support.redis_server", "tests.support.fixtures"]
 
 # The Admin APIs are signed; the local Cognito (moto, the strict double) accepts any credentials.
 for _key, _value in (

@@ -11,7 +11,7 @@ import jwt
 import pytest
 
 from tests.support.cognito_double import CognitoDouble, running_double
-from tests.support.stack import Browser, Upstream, proxy_settings, recording_upstream, running_proxy
+from tests.support.stack import Browser, Upstream, proxy_settings, running_proxy
 
 pytestmark = pytest.mark.integration
 
@@ -49,12 +49,6 @@ def tokens(double: CognitoDouble, pool: dict[str, Any], username: str) -> dict[s
     )
     result: dict[str, str] = answer["AuthenticationResult"]
     return result
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[Upstream]:
-    async with recording_upstream() as up:
-        yield up
 
 
 @pytest.fixture

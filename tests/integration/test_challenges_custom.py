@@ -4,35 +4,23 @@ on the operator's own ``custom_<type>.html``."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from proxy.devtools.cognito_double import CognitoDouble, captcha_challenge, running_double
+from proxy.devtools.cognito_double import CognitoDouble, captcha_challenge
 from tests.support.challenges import FlowBrowser, Page, flow_browser, pool_kwargs
-from tests.support.stack import Upstream, recording_upstream
+from tests.support.stack import Upstream
 
 PASSWORD = "Custom-user-pass-1!"
-
-
-@pytest.fixture(scope="module")
-def double() -> Iterator[CognitoDouble]:
-    with running_double() as d:
-        yield d
 
 
 @pytest.fixture(autouse=True)
 def _restore_clock(double: CognitoDouble) -> Iterator[None]:
     yield
     double.clock = time.time
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[Upstream]:
-    async with recording_upstream() as up:
-        yield up
 
 
 def _seed(double: CognitoDouble, upstream: Upstream, **extra: Any) -> dict[str, Any]:

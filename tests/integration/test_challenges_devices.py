@@ -5,28 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 
-from proxy.devtools.cognito_double import CognitoDouble, running_double
+from proxy.devtools.cognito_double import CognitoDouble
 from tests.support.challenges import FlowBrowser, flow_browser, pool_kwargs, totp
-from tests.support.stack import Upstream, recording_upstream
+from tests.support.stack import Upstream
 
 PASSWORD = "Device-user-pass-1!"
-
-
-@pytest.fixture(scope="module")
-def double() -> Iterator[CognitoDouble]:
-    with running_double() as d:
-        yield d
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[Upstream]:
-    async with recording_upstream() as up:
-        yield up
 
 
 def _seed(

@@ -5,36 +5,24 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from proxy.auth import qr
-from proxy.devtools.cognito_double import CognitoDouble, running_double
+from proxy.devtools.cognito_double import CognitoDouble
 from tests.support.challenges import FlowBrowser, Page, flow_browser, pool_kwargs, totp
-from tests.support.stack import Upstream, recording_upstream
+from tests.support.stack import Upstream
 
 PASSWORD = "Mfa-user-pass-1!"
-
-
-@pytest.fixture(scope="module")
-def double() -> Iterator[CognitoDouble]:
-    with running_double() as d:
-        yield d
 
 
 @pytest.fixture(autouse=True)
 def _restore_clock(double: CognitoDouble) -> Iterator[None]:
     yield
     double.clock = time.time
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[Upstream]:
-    async with recording_upstream() as up:
-        yield up
 
 
 ALL_FACTORS = ("SMS_MFA", "EMAIL_OTP", "SOFTWARE_TOKEN_MFA")

@@ -3,35 +3,23 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from proxy.devtools.cognito_double import CognitoDouble, running_double
+from proxy.devtools.cognito_double import CognitoDouble
 from tests.support.challenges import flow_browser, pool_kwargs
-from tests.support.stack import Upstream, recording_upstream
+from tests.support.stack import Upstream
 
 TEMPORARY = "Temporary-pass-1!"
 NEW = "Brand-new-pass-2026!"
-
-
-@pytest.fixture(scope="module")
-def double() -> Iterator[CognitoDouble]:
-    with running_double() as d:
-        yield d
 
 
 @pytest.fixture(autouse=True)
 def _restore_clock(double: CognitoDouble) -> Iterator[None]:
     yield
     double.clock = time.time
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[Upstream]:
-    async with recording_upstream() as up:
-        yield up
 
 
 def _seed(double: CognitoDouble, upstream: Upstream, flow: str = "USER_SRP_AUTH") -> dict[str, Any]:

@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import pytest
-
-from proxy.devtools.cognito_double import CognitoDouble, running_double
+from proxy.devtools.cognito_double import CognitoDouble
 from tests.support.challenges import flow_browser, pool_kwargs
-from tests.support.stack import Upstream, recording_upstream
+from tests.support.stack import Upstream
 
 OLD = "Old-password-1!"
 NEW = "New-password-2026!"
-
-
-@pytest.fixture(scope="module")
-def double() -> Iterator[CognitoDouble]:
-    with running_double() as d:
-        yield d
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[Upstream]:
-    async with recording_upstream() as up:
-        yield up
 
 
 def _seed(double: CognitoDouble, upstream: Upstream, status: str = "CONFIRMED") -> dict[str, Any]:

@@ -5,30 +5,17 @@ is replaced, at the client's boundary."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 
 from proxy.cognito.client import AuthResult, Challenge, CognitoClient
 from proxy.cognito.errors import CognitoError
-from proxy.devtools.cognito_double import CognitoDouble, running_double
+from proxy.devtools.cognito_double import CognitoDouble
 from tests.support.challenges import flow_browser, pool_kwargs
-from tests.support.stack import Upstream, recording_upstream
+from tests.support.stack import Upstream
 
 PASSWORD = "Unknown-step-1!"
-
-
-@pytest.fixture(scope="module")
-def double() -> Iterator[CognitoDouble]:
-    with running_double() as d:
-        yield d
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[Upstream]:
-    async with recording_upstream() as up:
-        yield up
 
 
 def _seed(double: CognitoDouble, upstream: Upstream) -> dict[str, Any]:

@@ -11,31 +11,19 @@ from typing import Any
 
 import pytest
 
-from proxy.devtools.cognito_double import CognitoDouble, running_double
+from proxy.devtools.cognito_double import CognitoDouble
 from proxy.devtools.webauthn import SoftwareAuthenticator
 from tests.support.challenges import FlowBrowser, Page, flow_browser, pool_kwargs
-from tests.support.stack import Upstream, recording_upstream
+from tests.support.stack import Upstream
 
 PASSWORD = "User-auth-pass-1!"
 RP_ID = "gate.example"
-
-
-@pytest.fixture(scope="module")
-def double() -> Iterator[CognitoDouble]:
-    with running_double() as d:
-        yield d
 
 
 @pytest.fixture(autouse=True)
 def _restore_clock(double: CognitoDouble) -> Iterator[None]:
     yield
     double.clock = time.time
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[Upstream]:
-    async with recording_upstream() as up:
-        yield up
 
 
 def _seed(double: CognitoDouble, upstream: Upstream, flow_origin: str = "") -> dict[str, Any]:

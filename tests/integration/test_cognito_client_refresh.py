@@ -8,7 +8,7 @@ one retry on a refused secret and a log line naming the one that works.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,17 +17,11 @@ from pydantic import SecretStr
 
 from proxy.cognito.client import CognitoClient, Tokens
 from proxy.cognito.errors import BadClientSecret, RefreshFlowNotAllowed
-from proxy.devtools.cognito_double import CognitoDouble, running_double
+from proxy.devtools.cognito_double import CognitoDouble
 from proxy.settings import CognitoSettings
 
 USER = "erin"
 PASSWORD = "Correct-Horse-9"
-
-
-@pytest.fixture(scope="module")
-def double() -> Iterator[CognitoDouble]:
-    with running_double() as running:
-        yield running
 
 
 def pool(double: CognitoDouble, **client: Any) -> tuple[str, str, str | None]:

@@ -6,28 +6,21 @@ proves our SRP and secret-hash code, not just the plumbing.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from tests.support.cognito_double import CognitoDouble, running_double
+from tests.support.cognito_double import CognitoDouble
 from tests.support.stack import (
     Browser,
     Upstream,
     cognito_kwargs,
     proxy_settings,
-    recording_upstream,
     running_proxy,
 )
 
 PASSWORD = "Correct-horse-9!"
-
-
-@pytest.fixture(scope="module")
-def double() -> Iterator[CognitoDouble]:
-    with running_double() as d:
-        yield d
 
 
 def _pool(double: CognitoDouble, *, secret: bool) -> dict[str, Any]:
@@ -46,12 +39,6 @@ def _pool(double: CognitoDouble, *, secret: bool) -> dict[str, Any]:
         groups=["admins", "staff"],
     )
     return cognito_kwargs(double, pool_id, client_id, client_secret)
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[Upstream]:
-    async with recording_upstream() as up:
-        yield up
 
 
 async def _browser_for(settings_kw: dict[str, Any]) -> AsyncIterator[Browser]:

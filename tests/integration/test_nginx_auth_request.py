@@ -23,13 +23,12 @@ import pytest
 from yarl import URL
 
 from proxy.demo import free_port
-from tests.support.cognito_double import CognitoDouble, running_double
+from tests.support.cognito_double import CognitoDouble
 from tests.support.stack import (
     CSRF_FIELD,
     Browser,
     Upstream,
     proxy_settings,
-    recording_upstream,
     running_proxy,
 )
 
@@ -74,12 +73,6 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
     raise RuntimeError("nginx did not start listening")
 
 
-@pytest.fixture(scope="module")
-def double() -> Iterator[CognitoDouble]:
-    with running_double() as d:
-        yield d
-
-
 @pytest.fixture
 def pool(double: CognitoDouble) -> dict[str, Any]:
     pool_id = double.create_pool()
@@ -94,12 +87,6 @@ def pool(double: CognitoDouble) -> dict[str, Any]:
         "jwks_url": double.jwks_url(pool_id),
         "issuer": double.issuer(pool_id),
     }
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[Upstream]:
-    async with recording_upstream() as up:
-        yield up
 
 
 @contextmanager

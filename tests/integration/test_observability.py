@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -13,23 +13,16 @@ from aiohttp import web
 
 from proxy.demo import free_port
 from proxy.observe import JsonFormatter, Metrics, metrics_app
-from tests.support.cognito_double import CognitoDouble, running_double
+from tests.support.cognito_double import CognitoDouble
 from tests.support.stack import (
     Browser,
     Upstream,
     cognito_kwargs,
     proxy_settings,
-    recording_upstream,
     running_proxy,
 )
 
 PASSWORD = "Observe-pass-1!"
-
-
-@pytest.fixture(scope="module")
-def double() -> Iterator[CognitoDouble]:
-    with running_double() as d:
-        yield d
 
 
 @pytest.fixture
@@ -38,12 +31,6 @@ def pool(double: CognitoDouble) -> dict[str, Any]:
     client_id, secret = double.create_client(pool_id, secret=True)
     double.add_user(pool_id, "erin", PASSWORD, attributes={"email": "erin@example.com"})
     return cognito_kwargs(double, pool_id, client_id, secret)
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[Upstream]:
-    async with recording_upstream() as up:
-        yield up
 
 
 class Captured(logging.Handler):

@@ -7,7 +7,7 @@ paths are sent as raw bytes on a socket so no client library tidies them up firs
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -17,7 +17,7 @@ from joserfc import jwt as jose_jwt
 from joserfc.errors import BadSignatureError, InvalidClaimError
 from joserfc.jwk import ECKey, KeySet
 
-from tests.support.cognito_double import CognitoDouble, running_double
+from tests.support.cognito_double import CognitoDouble
 from tests.support.stack import (
     Browser,
     Upstream,
@@ -41,12 +41,6 @@ RULES: list[dict[str, Any]] = [
 
 
 @pytest.fixture(scope="module")
-def double() -> Iterator[CognitoDouble]:
-    with running_double() as d:
-        yield d
-
-
-@pytest.fixture(scope="module")
 def pool(double: CognitoDouble) -> dict[str, Any]:
     pool_id = double.create_pool()
     client_id, client_secret = double.create_client(pool_id, secret=True)
@@ -59,12 +53,6 @@ def pool(double: CognitoDouble) -> dict[str, Any]:
     for name, (attributes, groups) in users.items():
         double.add_user(pool_id, name, PASSWORD, attributes=attributes, groups=groups)
     return cognito_kwargs(double, pool_id, client_id, client_secret)
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[Upstream]:
-    async with recording_upstream() as up:
-        yield up
 
 
 @asynccontextmanager

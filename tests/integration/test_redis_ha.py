@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.cognito_double import CognitoDouble, running_double
+from tests.support.cognito_double import CognitoDouble
 from tests.support.redis_server import RedisProcess
 from tests.support.redis_topologies import (
     persistent_redis,
@@ -24,18 +23,11 @@ from tests.support.stack import (
     Upstream,
     cognito_kwargs,
     proxy_settings,
-    recording_upstream,
     running_proxy,
 )
 from tests.support.tls import make_tls_files
 
 PASSWORD = "Ha-pass-1!"
-
-
-@pytest.fixture(scope="module")
-def double() -> Iterator[CognitoDouble]:
-    with running_double() as d:
-        yield d
 
 
 @pytest.fixture
@@ -45,12 +37,6 @@ def pool(double: CognitoDouble) -> dict[str, Any]:
     for name in ("gus", "hal", "ida"):
         double.add_user(pool_id, name, PASSWORD)
     return cognito_kwargs(double, pool_id, client_id, secret)
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[Upstream]:
-    async with recording_upstream() as up:
-        yield up
 
 
 def settings_for(store_url: str, upstream: Upstream, pool: dict[str, Any]) -> Any:

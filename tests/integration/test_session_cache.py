@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.cognito_double import CognitoDouble, running_double
+from tests.support.cognito_double import CognitoDouble
 from tests.support.redis_server import RedisProcess, start_redis_server
 from tests.support.stack import (
     Browser,
@@ -28,12 +28,6 @@ from tests.support.stack import (
 
 PASSWORD = "Cache-pass-1!"
 LONG_TTL = 30.0
-
-
-@pytest.fixture(scope="module")
-def double() -> Iterator[CognitoDouble]:
-    with running_double() as d:
-        yield d
 
 
 @pytest.fixture

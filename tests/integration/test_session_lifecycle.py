@@ -23,7 +23,6 @@ from tests.support.stack import (
     Upstream,
     cognito_kwargs,
     proxy_settings,
-    recording_upstream,
     running_proxy,
 )
 
@@ -49,12 +48,6 @@ def pool(double: CognitoDouble) -> dict[str, Any]:
     client_id, secret = double.create_client(pool_id, secret=True)
     double.add_user(pool_id, "dave", PASSWORD, attributes={"email": "dave@example.com"})
     return cognito_kwargs(double, pool_id, client_id, secret)
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[Upstream]:
-    async with recording_upstream() as up:
-        yield up
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -20,18 +20,12 @@ import pytest
 from aiohttp import web
 
 from proxy.demo import free_port
-from tests.support.cognito_double import CognitoDouble, running_double
+from tests.support.cognito_double import CognitoDouble
 from tests.support.redis_server import RedisProcess
 from tests.support.stack import COOKIE_SECRET, Browser
 
 PASSWORD = "Shutdown-pass-1!"
 SLOW = 1.5
-
-
-@pytest.fixture(scope="module")
-def double() -> Iterator[CognitoDouble]:
-    with running_double() as d:
-        yield d
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -11,16 +11,10 @@ import pytest
 from aiohttp import web
 
 from proxy.demo import free_port
-from tests.support.cognito_double import CognitoDouble, running_double
+from tests.support.cognito_double import CognitoDouble
 from tests.support.stack import Browser, proxy_settings, running_proxy
 
 PASSWORD = "Upstream-pass-1!"
-
-
-@pytest.fixture(scope="module")
-def double() -> Iterator[CognitoDouble]:
-    with running_double() as d:
-        yield d
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -14,19 +14,13 @@ from aiohttp import web
 from yarl import URL
 
 from proxy.demo import free_port
-from tests.support.cognito_double import CognitoDouble, running_double
+from tests.support.cognito_double import CognitoDouble
 from tests.support.redis_server import RedisProcess
 from tests.support.stack import CSRF_FIELD, Browser, proxy_settings, running_proxy
 
 pytestmark = pytest.mark.integration
 
 PASSWORD = "Socket-pass-1!"
-
-
-@pytest.fixture(scope="module")
-def double() -> Iterator[CognitoDouble]:
-    with running_double() as d:
-        yield d
 
 
 @pytest.fixture

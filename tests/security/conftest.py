@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from tests.support.cognito_double import CognitoDouble, running_double
+from tests.support.cognito_double import CognitoDouble
 from tests.support.stack import (
     Browser,
     Upstream,
@@ -29,12 +29,6 @@ from tests.support.stack import (
 PASSWORD = "Correct-horse-9!"
 USER = "carol"
 EMAIL = "carol@example.com"
-
-
-@pytest.fixture(scope="module")
-def double() -> Iterator[CognitoDouble]:
-    with running_double() as d:
-        yield d
 
 
 def pool_settings(double: CognitoDouble, *, secret: bool = True) -> dict[str, Any]:
