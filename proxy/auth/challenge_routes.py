@@ -28,6 +28,9 @@ from proxy.observe import audit
 
 log = logging.getLogger("proxy.auth")
 
+# The second factors a remembered device can spare (flow.second_factor), each with its wording.
+DEVICE_SPARES = frozenset({"SOFTWARE_TOKEN_MFA", "SMS_MFA", "EMAIL_OTP"})
+
 
 class ChallengeRoutes:
     def __init__(
@@ -138,12 +141,17 @@ class ChallengeRoutes:
         session = await kit.session(request)
         if session is None or not cookie or not request.cookies.get(kit.cookies.device):
             raise web.HTTPSeeOther(return_to)
+        # Which second factor the device would spare: a word from our own list, or the
+        # general wording (the parameter is only ever set by us, but is read as hostile).
+        spares = request.query.get("spares", "")
+        key = f"device.message.{spares}" if spares in DEVICE_SPARES else "device.message"
         return kit.render(
             request,
             "remember_device.html",
             action=kit.action(request, "device"),
             csrf_token=kit.session_token(cookie),
             return_to=return_to,
+            message=kit.t(request, key),
         )
 
     async def device_submit(self, request: web.Request) -> web.StreamResponse:

@@ -175,8 +175,10 @@ class CodeStep(ChallengeStep):
 
     def context(self, state: LoginState, t: Translate, product: str) -> dict[str, Any]:
         destination = state.parameters.get("CODE_DELIVERY_DESTINATION", "")
+        # USER_AUTH's emailed or texted code is the whole sign-in, not a second step.
+        first = state.challenge == "SMS_OTP" or state.challenge == state.first_factor
         return {
-            "heading": t("challenge.mfa.heading"),
+            "heading": t("challenge.code.heading" if first else "challenge.mfa.heading"),
             "message": t(self.message_key, destination=destination),
             "fields": [code_field(t)],
             "submit_label": t("challenge.verify"),
@@ -410,7 +412,9 @@ class SelectChallengeStep(ChoiceStep):
         context: ContextData | None,
         device: Device | None,
     ) -> AuthResult:
-        if responses["ANSWER"] == "PASSWORD_SRP":
+        chosen = responses["ANSWER"]
+        state.first_factor = "PASSWORD" if chosen in ("PASSWORD", "PASSWORD_SRP") else chosen
+        if chosen == "PASSWORD_SRP":
             return await cognito.answer_with_password_srp(
                 state.cognito_session, state.username or "", responses["PASSWORD"], context
             )

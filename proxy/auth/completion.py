@@ -10,7 +10,7 @@ from aiohttp import web
 
 from proxy.auth.context import client_ip
 from proxy.auth.devices import DeviceStore
-from proxy.auth.flow import MFA_CHALLENGES
+from proxy.auth.flow import second_factor
 from proxy.auth.kit import AuthKit, see_other
 from proxy.auth.outcomes import SignedIn
 from proxy.auth.state import LoginState
@@ -56,11 +56,14 @@ class Completion:
             )
             if device_cookie is not None:
                 step.session.device_key = step.new_device.device_key
-            if ask and (state.mfa_done or state.challenge in MFA_CHALLENGES):
-                # Cognito remembers this device only with the user's consent: ask first.
+            spared = second_factor(state) or state.second_factor
+            if ask and spared:
+                # Cognito remembers this device only with the user's consent: ask first, saying
+                # which step it spares.
                 location = f"{kit.prefix}/device?" + urlencode(
                     {
                         "rd": state.return_to,
+                        "spares": spared,
                         **({"lang": lang} if (lang := request.query.get("lang")) else {}),
                     }
                 )

@@ -150,10 +150,21 @@ class Authenticator:
             raise TokenError(str(exc)) from None
 
 
-# Answering one of these proves a second factor (what remembered devices stand in for).
+# Cognito's MFA challenges: what a remembered device stands in for at the next sign-in.
 MFA_CHALLENGES = frozenset(
     {"SMS_MFA", "EMAIL_OTP", "SOFTWARE_TOKEN_MFA", "MFA_SETUP", "SELECT_MFA_TYPE"}
 )
+
+
+def second_factor(state: LoginState) -> str | None:
+    """The second factor that answering ``state.challenge`` passes, or None: for a step that
+    only picks one (SELECT_MFA_TYPE), and for USER_AUTH's emailed code when it was chosen as the
+    first factor (a remembered device spares only MFA, never a first factor). MFA_SETUP enrols
+    and answers an authenticator app."""
+    name = state.challenge
+    if name not in MFA_CHALLENGES or name == "SELECT_MFA_TYPE" or name == state.first_factor:
+        return None
+    return "SOFTWARE_TOKEN_MFA" if name == "MFA_SETUP" else name
 
 
 def enter_challenge(state: LoginState, step: NeedsChallenge, fallback_username: str) -> None:
@@ -164,7 +175,7 @@ def enter_challenge(state: LoginState, step: NeedsChallenge, fallback_username: 
         state.parameters
     ) == _public(params)
     state.retry_message = "error.answer_rejected" if same_again else None
-    state.mfa_done = state.mfa_done or state.challenge in MFA_CHALLENGES
+    state.second_factor = second_factor(state) or state.second_factor
     state.user_id_for_srp = params.get("USER_ID_FOR_SRP") or state.user_id_for_srp
     state.username = (
         params.get("USERNAME") or state.user_id_for_srp or state.username or fallback_username

@@ -111,6 +111,7 @@ _EN: dict[str, str] = {
     "challenge.new_password.label": "New password",
     "challenge.new_password.confirm_label": "Confirm new password",
     "challenge.mfa.heading": "Two-step verification",
+    "challenge.code.heading": "Enter your code",
     "challenge.mfa.sms_message": "Enter the code we sent to your phone ({destination}).",
     "challenge.mfa.email_message": "Enter the code we sent to your email ({destination}).",
     "challenge.mfa.totp_message": "Enter the 6-digit code from your authenticator app.",
@@ -187,7 +188,20 @@ _EN: dict[str, str] = {
     "device.title": "Remember this device",
     "device.heading": "Remember this device?",
     "device.message": (
-        "On a device you remember, you will not be asked for a verification code next time."
+        "Next time you sign in on this device, you will not be asked for a verification code "
+        "after your password."
+    ),
+    "device.message.SOFTWARE_TOKEN_MFA": (
+        "Next time you sign in on this device, you will not be asked for a code from your "
+        "authenticator app after your password."
+    ),
+    "device.message.SMS_MFA": (
+        "Next time you sign in on this device, you will not be asked for a code by text "
+        "message after your password."
+    ),
+    "device.message.EMAIL_OTP": (
+        "Next time you sign in on this device, you will not be asked for a code by email "
+        "after your password."
     ),
     "device.yes": "Remember this device",
     "device.no": "Not now",
@@ -290,6 +304,7 @@ _JA: dict[str, str] = {
     "challenge.new_password.label": "新しいパスワード",
     "challenge.new_password.confirm_label": "新しいパスワード(確認)",
     "challenge.mfa.heading": "2 段階認証",
+    "challenge.code.heading": "コードを入力",
     "challenge.mfa.sms_message": "お使いの電話({destination})に送信したコードを入力してください。",
     "challenge.mfa.email_message": "メール({destination})に送信したコードを入力してください。",
     "challenge.mfa.totp_message": "認証アプリに表示されている 6 桁のコードを入力してください。",
@@ -365,7 +380,19 @@ _JA: dict[str, str] = {
     "confirm.resent": "{destination} に新しいコードを送信しました。",
     "device.title": "このデバイスを記憶",
     "device.heading": "このデバイスを記憶しますか?",
-    "device.message": "記憶したデバイスでは、次回から確認コードの入力を求められません。",
+    "device.message": (
+        "次回このデバイスでサインインするとき、パスワードの後に確認コードを求められません。"
+    ),
+    "device.message.SOFTWARE_TOKEN_MFA": (
+        "次回このデバイスでサインインするとき、パスワードの後に認証アプリのコードを求められません。"
+    ),
+    "device.message.SMS_MFA": (
+        "次回このデバイスでサインインするとき、パスワードの後にテキストメッセージ(SMS)のコードを"
+        "求められません。"
+    ),
+    "device.message.EMAIL_OTP": (
+        "次回このデバイスでサインインするとき、パスワードの後にメールのコードを求められません。"
+    ),
     "device.yes": "このデバイスを記憶する",
     "device.no": "今はしない",
 }

@@ -39,8 +39,12 @@ class LoginState:
     reason: str | None = None
     # Shown on the next challenge page: the same custom challenge came back (wrong answer).
     retry_message: str | None = None
-    # A second factor was passed in this sign-in: only then is the device worth remembering.
-    mfa_done: bool = False
+    # USER_AUTH: the factor chosen at SELECT_CHALLENGE ("PASSWORD", "EMAIL_OTP", "SMS_OTP",
+    # "WEB_AUTHN"). An emailed code chosen here is the first factor, not a second one.
+    first_factor: str | None = None
+    # The second factor passed in this sign-in (SOFTWARE_TOKEN_MFA, SMS_MFA, EMAIL_OTP): only
+    # then is the device worth remembering, and it is what the device page says it spares.
+    second_factor: str | None = None
 
     @classmethod
     def new(cls, return_to: str) -> LoginState:

@@ -224,7 +224,12 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "notice": "A new code is on its way.",
         "login_url": "/_auth/login",
     },
-    "remember_device.html": BASE | {"return_to": "/"},
+    "remember_device.html": BASE
+    | {
+        "return_to": "/",
+        "message": "Next time you sign in on this device, you will not be asked for a code "
+        "from your authenticator app after your password.",
+    },
 }
 
 

@@ -97,9 +97,17 @@ async def test_opt_in_device_is_remembered_only_when_the_user_says_so(
     kw = _seed(double, upstream, "user_opt_in")
     async with flow_browser(**kw) as browser:
         done = await _sign_in_with_mfa(browser, double, kw, time.time())
-        assert done.status == 303 and done.location == "/_auth/device?rd=%2F"
+        assert (
+            done.status == 303 and done.location == "/_auth/device?rd=%2F&spares=SOFTWARE_TOKEN_MFA"
+        )
         ask = await browser.follow(done)
         assert ask.status == 200 and "Remember this device?" in ask.doc.text
+        # What it spares, precisely: the authenticator-app code this user just typed.
+        assert "not be asked for a code from your authenticator app" in ask.doc.text
+        # The parameter is ours, but read as hostile: anything else gets the general words.
+        odd = await browser.open("/_auth/device?rd=%2F&spares=%3Cscript%3E")
+        assert "not be asked for a verification code after your password" in odd.doc.text
+        assert "<script>" not in odd.html
         assert double.devices(kw["pool_id"], "dora")[0]["remembered"] is False
         yes = await browser.submit(
             "/_auth/device", {"rd": "/", "remember": "yes"}, csrf=ask.doc.csrf()

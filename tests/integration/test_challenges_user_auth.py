@@ -196,3 +196,56 @@ async def test_user_auth_pages_in_japanese(double: CognitoDouble, upstream: Upst
     async with flow_browser(**kw) as browser:
         page = await _select(browser, lang="ja")
         assert "確認方法の選択" in page.doc.text and "メール" in page.doc.text
+
+
+@pytest.mark.parametrize(("factor", "channel"), [("EMAIL_OTP", "EMAIL"), ("SMS_OTP", "SMS")])
+async def test_no_remember_device_offer_after_a_passwordless_code(
+    double: CognitoDouble, upstream: Upstream, factor: str, channel: str
+) -> None:
+    # Issue 19: a remembered device spares a second factor; after a one-time code as the first
+    # factor there is none to spare, so the proxy must not promise it.
+    kw = _seed(double, upstream)
+    double.set_user_auth(kw["pool_id"], ("PASSWORD", "EMAIL_OTP", "SMS_OTP"))
+    double.set_device_tracking(kw["pool_id"], remembered="user_opt_in")
+    async with flow_browser(**kw) as browser:
+        page = await _select(browser)
+        code_page = await browser.follow(await browser.answer(page, {"choice": factor}))
+        # The code is the whole sign-in here, not a "two-step" second step.
+        assert "Enter your code" in code_page.doc.text
+        assert "Two-step verification" not in code_page.doc.text
+        code = double.last_code(kw["pool_id"], "pia", channel)  # type: ignore[arg-type]
+        assert code
+        done = await browser.answer(code_page, {"code": code})
+        assert done.status == 303 and done.location == "/", done.location
+        assert double.devices(kw["pool_id"], "pia")  # tracked (confirmed), just not offered
+
+
+async def test_remember_device_offer_after_password_and_an_emailed_mfa_code(
+    double: CognitoDouble, upstream: Upstream
+) -> None:
+    # The same EMAIL_OTP challenge name, now as MFA after the password: worth remembering.
+    pool = double.create_pool()
+    double.set_pool_mfa(pool, "ON", factors=("EMAIL_OTP",))
+    double.set_device_tracking(pool, remembered="user_opt_in")
+    client_id, secret = double.create_client(pool, secret=True, flows={"USER_AUTH"})
+    double.add_user(
+        pool, "pia", PASSWORD, attributes={"email": "pia@example.com"}, mfa=["EMAIL_OTP"]
+    )
+    double.set_user_auth(pool, ("PASSWORD",))
+    kw = pool_kwargs(double, pool, client_id, secret) | {
+        "upstream_url": upstream.url,
+        "auth_flow": "USER_AUTH",
+    }
+    async with flow_browser(**kw) as browser:
+        page = await _select(browser)
+        mfa = await browser.follow(
+            await browser.answer(page, {"choice": "PASSWORD_SRP", "password": PASSWORD})
+        )
+        assert "Two-step verification" in mfa.doc.text, mfa.doc.text[:300]
+        code = double.last_code(pool, "pia", "EMAIL")
+        assert code
+        done = await browser.answer(mfa, {"code": code})
+        assert done.status == 303
+        assert done.location == "/_auth/device?rd=%2F&spares=EMAIL_OTP"
+        ask = await browser.follow(done)
+        assert "you will not be asked for a code by email after your password" in ask.doc.text

@@ -109,3 +109,29 @@ def test_otpauth_uri_and_svg_qr() -> None:
     assert data_uri.startswith("data:image/svg+xml;base64,")
     svg = base64.b64decode(data_uri.split(",", 1)[1])
     assert svg.startswith(b"<svg") and b"<path" in svg and b"script" not in svg
+
+
+@pytest.mark.parametrize(
+    ("challenge", "first_factor", "spared"),
+    [
+        ("SOFTWARE_TOKEN_MFA", None, "SOFTWARE_TOKEN_MFA"),
+        ("MFA_SETUP", None, "SOFTWARE_TOKEN_MFA"),  # enrols, then answers, the app
+        ("SMS_MFA", None, "SMS_MFA"),
+        ("EMAIL_OTP", None, "EMAIL_OTP"),  # MFA after the password (USER_SRP_AUTH)
+        ("EMAIL_OTP", "PASSWORD", "EMAIL_OTP"),  # USER_AUTH: password, then emailed MFA
+        ("EMAIL_OTP", "EMAIL_OTP", None),  # USER_AUTH: the emailed code is the first factor
+        ("SMS_OTP", "SMS_OTP", None),
+        ("WEB_AUTHN", "WEB_AUTHN", None),
+        ("SELECT_MFA_TYPE", None, None),  # only picks the factor that comes next
+        ("NEW_PASSWORD_REQUIRED", None, None),
+        ("CUSTOM_CHALLENGE", None, None),
+    ],
+)
+def test_second_factor_is_what_a_remembered_device_would_spare(
+    challenge: str, first_factor: str | None, spared: str | None
+) -> None:
+    from proxy.auth.flow import second_factor
+
+    state = LoginState.new("/")
+    state.challenge, state.first_factor = challenge, first_factor
+    assert second_factor(state) == spared
