@@ -140,6 +140,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
                 connect_timeout=upstream.connect_timeout,
                 read_timeout=upstream.read_timeout,
                 max_connections=upstream.max_requests,
+                client=upstream.client,
             ),
             timing=upstream_timing,
             # Our branded page for 502/504 (the forwarder has no request language: English).

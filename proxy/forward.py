@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import ssl
 import time
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
+from urllib.parse import quote
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -22,6 +24,7 @@ from yarl import URL
 
 from proxy.aiohttp_internals import WholeBodyResponse
 from proxy.upgrade import connection_tokens, is_websocket_upgrade
+from proxy.upstream import UpstreamPool, UpstreamResponse
 
 __all__ = ["Forwarder", "UpstreamConfig"]
 
@@ -59,6 +62,11 @@ _WS_REQUEST_DROP = _REQUEST_DROP | {
     "sec-websocket-extensions",
 }
 _EMPTY: list[str] = []  # shared getall() default; never mutated
+# Methods whose body-less request goes without "Content-Length: 0"; every other one says it
+# (as aiohttp's client does: ClientRequest.GET_METHODS).
+_NO_LENGTH_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+# Left as they are in a request target that must be percent-encoded (RFC 3986 pchar, "/", "?").
+_TARGET_SAFE = "/?:@!$&'()*+,;=-._~%"
 _RESPONSE_REWRITE = frozenset({"location", "refresh", "set-cookie"})
 
 # Close codes that may appear in a close frame (RFC 6455 §7.4).
@@ -105,6 +113,9 @@ class UpstreamConfig:
     read_timeout: float = 60.0  # waiting for response headers / between body chunks
     max_connections: int = 512
     ws_max_message: int = 4 * 1024 * 1024
+    # "lean": proxy/upstream.py (asyncio protocol + llhttp); "aiohttp": aiohttp's ClientSession,
+    # the fallback for one release (GATE_UPSTREAM_CLIENT). WebSockets use aiohttp's either way.
+    client: Literal["lean", "aiohttp"] = "lean"
 
 
 class _WSMessage(Protocol):
@@ -172,14 +183,27 @@ class Forwarder:
         self._head_deadline = config.connect_timeout + config.read_timeout
         self._session: aiohttp.ClientSession | None = None
         self._ws_session: aiohttp.ClientSession | None = None
+        self._pool: UpstreamPool | None = None
+        if config.client not in ("lean", "aiohttp"):
+            raise ValueError(f"upstream client must be lean or aiohttp: {config.client!r}")
 
     async def start(self) -> None:
-        if self._session is not None:
+        if self._ws_session is not None:
             return
         cfg = self.config
-        self._session = self._client_session(
-            aiohttp.TCPConnector(limit=cfg.max_connections, limit_per_host=0)
-        )
+        if cfg.client == "lean":
+            self._pool = UpstreamPool(
+                self._host,
+                self._port,
+                ssl=ssl.create_default_context() if self._scheme == "https" else None,
+                limit=cfg.max_connections,
+                connect_timeout=cfg.connect_timeout,
+                read_timeout=cfg.read_timeout,
+            )
+        else:
+            self._session = self._client_session(
+                aiohttp.TCPConnector(limit=cfg.max_connections, limit_per_host=0)
+            )
         # WebSockets hold their upstream connection for as long as the client's, one to one:
         # in the HTTP pool, max_connections open sockets would starve every other request
         # (and the next WebSocket) until connect_timeout. Their own connector, no limit.
@@ -217,6 +241,9 @@ class Forwarder:
             if session is not None:
                 await session.close()
         self._session = self._ws_session = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
     # -- request side ---------------------------------------------------------
 
@@ -338,12 +365,15 @@ class Forwarder:
         return ";".join(out) if changed else value
 
     def _response(
-        self, request: web.Request, up: aiohttp.ClientResponse, cls: type[web.StreamResponse]
+        self,
+        request: web.Request,
+        up: aiohttp.ClientResponse | UpstreamResponse,
+        cls: type[web.StreamResponse],
     ) -> web.StreamResponse:
         resp = cls(status=up.status, reason=up.reason)
         headers = resp.headers
         drop = _HOP_BY_HOP
-        up_headers: CIMultiDictProxy[str] = up.headers
+        up_headers: CIMultiDictProxy[str] | CIMultiDict[str] = up.headers
         conn = up_headers.getall("Connection", _EMPTY)
         if conn:
             drop = drop | connection_tokens(conn)
@@ -386,14 +416,22 @@ class Forwarder:
         connection's scheme and Host). A WebSocket is relayed until either side closes or
         ``ws_stop`` is set (the caller's reason, e.g. the session ended: close code 1008).
         """
-        session = self._session
-        if session is None:
+        if self._ws_session is None:
             raise RuntimeError("Forwarder.start() has not been called")
+        tokens = connection_tokens(request.headers.getall("Connection", _EMPTY))
+        fwd = (forwarded_proto, forwarded_host)
+        pool = self._pool
+        if pool is not None and not is_websocket_upgrade(request.headers):
+            target = self._target_text(request, path_qs)
+            if target is None:
+                return self._error_page(400)
+            headers = self._request_headers(
+                request, _REQUEST_DROP, add_headers, drop_header, client_ip, tokens, *fwd
+            )
+            return await self._forward_lean(pool, request, target, headers)
         url = self._target(request, path_qs)
         if url is None:
             return self._error_page(400)
-        tokens = connection_tokens(request.headers.getall("Connection", _EMPTY))
-        fwd = (forwarded_proto, forwarded_host)
         if is_websocket_upgrade(request.headers):
             headers = self._request_headers(
                 request, _WS_REQUEST_DROP, add_headers, drop_header, client_ip, tokens, *fwd
@@ -403,6 +441,8 @@ class Forwarder:
         headers = self._request_headers(
             request, _REQUEST_DROP, add_headers, drop_header, client_ip, tokens, *fwd
         )
+        session = self._session
+        assert session is not None  # client "aiohttp"
         sent_at = time.perf_counter()
         # sock_read restarts on every byte: an upstream trickling its headers a byte a second
         # would hold the request for ever. Headers get one deadline (a body-less request only:
@@ -463,6 +503,74 @@ class Forwarder:
             up.close()  # cancellation: never return a half-read connection to the pool
             raise
         up.release()
+        return resp
+
+    # -- the lean client -------------------------------------------------------
+
+    def _target_text(self, request: web.Request, path_qs: str | None) -> str | None:
+        """The request target the upstream receives, as sent (no re-quoting)."""
+        target = request.raw_path if path_qs is None else path_qs
+        if not target.startswith("/"):
+            url = self._target(request, path_qs)  # absolute-form: keep the path (rare)
+            return None if url is None else url.raw_path_qs
+        target = self._base + target
+        if not target.isascii() or not target.isprintable() or " " in target:
+            # What yarl would send for such a path: the bytes percent-encoded, never raw.
+            target = quote(target, safe=_TARGET_SAFE)
+        return target
+
+    async def _forward_lean(
+        self, pool: UpstreamPool, request: web.Request, target: str, headers: CIMultiDict[str]
+    ) -> web.StreamResponse:
+        body = request.content if request.body_exists else None
+        if (
+            body is None
+            and request.method not in _NO_LENGTH_METHODS
+            and "Content-Length" not in headers
+        ):
+            headers["Content-Length"] = "0"  # as aiohttp's client (and browsers) send it
+        sent_at = time.perf_counter()
+        try:
+            up, conn, sender = await pool.request(request.method, target, headers, body)
+        except TimeoutError as exc:  # before OSError: TimeoutError is an OSError
+            log.warning("upstream timeout: %s %s", request.method, exc)
+            return self._error_page(504)
+        except OSError as exc:  # UpstreamError, or the client's upload failing
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                log.info("client disconnected before the response: %s", _exc_summary(exc))
+            else:
+                log.warning("upstream unreachable: %s %s", request.method, exc)
+            return self._error_page(502)
+        if self._timing is not None:
+            self._timing(request, sent_at, time.perf_counter())
+        ok = False
+        try:
+            if up.complete:
+                # Typical small response: the body came with the headers.
+                resp = self._response(request, up, WholeBodyResponse)
+                await resp.prepare(request)
+                await resp.write_eof(up.take_body())
+            else:
+                resp = self._response(request, up, web.StreamResponse)
+                await resp.prepare(request)
+                while chunk := await up.read():
+                    await resp.write(chunk)
+                await resp.write_eof()
+            ok = True
+        except ConnectionResetError as exc:
+            # resp.write/prepare: the client went away. Expected; no traceback.
+            log.info("client disconnected mid-response: %s", _exc_summary(exc))
+            return resp
+        except OSError as exc:  # UpstreamError / UpstreamTimeout mid-body
+            # Headers (maybe a Content-Length) are out: cut the client connection so it sees a
+            # truncated response, never a "complete" one with an error page appended.
+            log.warning("upstream failed mid-response: %s", exc)
+            if request.transport is not None:
+                request.transport.close()
+            return resp
+        finally:
+            pool.finish(conn, sender, ok)  # never a half-read connection back into the pool
         return resp
 
     # -- WebSocket ------------------------------------------------------------

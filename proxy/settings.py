@@ -108,6 +108,9 @@ class UpstreamSettings(_Section):
     # Requests in flight to this upstream (WebSockets aside); past it, 503 at once. Also the
     # size of its connection pool, so a request never waits for a pooled connection.
     max_requests: int = Field(256, ge=1)
+    # The HTTP client for proxied requests: "lean" (proxy/upstream.py, the default) or
+    # "aiohttp" (aiohttp's ClientSession, kept as the fallback for one release).
+    client: Literal["lean", "aiohttp"] = "lean"
     rules: list[RuleSettings] = Field(default_factory=list)
 
     @field_validator("url")

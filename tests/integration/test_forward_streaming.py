@@ -61,8 +61,11 @@ async def upload(request: web.Request) -> web.Response:
     )
 
 
-@pytest.fixture
-async def proxied() -> AsyncIterator[tuple[str, aiohttp.ClientSession]]:
+@pytest.fixture(params=["lean", "aiohttp"])
+async def proxied(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[str, aiohttp.ClientSession]]:
+    """A front proxy on either upstream client (GATE_UPSTREAM_CLIENT) before the upstream."""
     async with AsyncExitStack() as stack:
         up_app = web.Application()
         up_app.router.add_get("/download", download)
@@ -73,7 +76,7 @@ async def proxied() -> AsyncIterator[tuple[str, aiohttp.ClientSession]]:
         await web.TCPSite(up_runner, "127.0.0.1", 0).start()
         up_port = up_runner.addresses[0][1]
 
-        fwd = Forwarder(UpstreamConfig(url=f"http://127.0.0.1:{up_port}"))
+        fwd = Forwarder(UpstreamConfig(url=f"http://127.0.0.1:{up_port}", client=request.param))
         await fwd.start()
         stack.push_async_callback(fwd.close)
 

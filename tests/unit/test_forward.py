@@ -25,6 +25,16 @@ from proxy.upgrade import connection_tokens
 
 # --------------------------------------------------------------------------- helpers
 
+# Every test here runs against both upstream clients (GATE_UPSTREAM_CLIENT): the lean one
+# (proxy/upstream.py, the default) and aiohttp's ClientSession (the fallback).
+_CLIENT = ["lean"]
+
+
+@pytest.fixture(autouse=True, params=["lean", "aiohttp"])
+def upstream_client(request: pytest.FixtureRequest) -> str:
+    _CLIENT[0] = request.param
+    return str(request.param)
+
 
 @pytest.fixture
 async def stack() -> AsyncIterator[AsyncExitStack]:
@@ -76,6 +86,7 @@ async def front(
     handler_cancellation: bool = False,
     **cfg: object,
 ) -> Front:
+    cfg.setdefault("client", _CLIENT[0])
     fwd = Forwarder(UpstreamConfig(url=upstream_url, **cfg), error_page=error_page)  # type: ignore[arg-type]
     await fwd.start()
     stack.push_async_callback(fwd.close)
@@ -360,11 +371,11 @@ def cookie_app(seen: list[str | None]) -> web.Application:
     return app
 
 
-async def leak_scenario(stack: AsyncExitStack) -> list[str | None]:
+async def leak_scenario(stack: AsyncExitStack, using: str | None = None) -> list[str | None]:
     seen: list[str | None] = []
     up = await serve(stack, cookie_app(seen))
     # A hostname, not an IP: aiohttp's CookieJar silently ignores IP hosts.
-    f = await front(stack, f"http://localhost:{up.port}")
+    f = await front(stack, f"http://localhost:{up.port}", client=using or _CLIENT[0])
     user_a = await client(stack, cookie_jar=aiohttp.DummyCookieJar())
     user_b = await client(stack, cookie_jar=aiohttp.DummyCookieJar())
     async with user_a.get(f.url("/set")) as r:
@@ -384,7 +395,7 @@ async def test_cookie_leak_control_detects_a_shared_jar(
 ) -> None:
     # Proves the test above can fail: with a real jar, user B receives A's cookie.
     monkeypatch.setattr(aiohttp, "DummyCookieJar", aiohttp.CookieJar)
-    seen = await leak_scenario(stack)
+    seen = await leak_scenario(stack, using="aiohttp")  # the lean client has no jar at all
     assert seen[1] is not None and "sid=user-a-session" in seen[1]
 
 
