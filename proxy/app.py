@@ -14,7 +14,6 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from proxy.auth.devices import DeviceStore
 from proxy.auth.flow import Authenticator
-from proxy.auth.kit import CookieNames
 from proxy.auth.pages import Branding, Pages
 from proxy.auth.regulation import Limit, Regulator
 from proxy.auth.routes import AuthRoutes
@@ -68,6 +67,7 @@ OBSERVER_KEY = web.AppKey("observer", RequestObserver)
 
 def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Application:
     secret = settings.cookie.secret.get_secret_value()
+    cookies = settings.cookie.cookies  # names, attributes, "is it ours": one object for all
     prefix = settings.auth.prefix
     metrics = metrics or Metrics()
     raw_store = open_store(settings.session.store_url, timeout=settings.session.store_timeout)
@@ -143,6 +143,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
                 client=upstream.client,
             ),
             timing=upstream_timing,
+            refused_set_cookie=cookies.sets_ours,
             # Our branded page for 502/504 (the forwarder has no request language: English).
             error_page=lambda status: pages.render("error", lang="en", status=status),
         )
@@ -159,12 +160,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
         authenticator=Authenticator(cognito, verifier),
         cognito=cognito,
         refresher=refresher,
-        cookies=CookieNames(
-            session=settings.cookie.session_cookie,
-            flow=settings.cookie.flow_cookie,
-            secure=settings.cookie.secure,
-            device=settings.cookie.device_cookie,
-        ),
+        cookies=cookies,
         csrf_key=derive_key(secret, "csrf"),
         login_timeout=settings.session.login_timeout,
         allowed_redirect_origins=settings.auth.allowed_redirect_origins,
@@ -178,7 +174,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
     identity = Identity(
         sessions=sessions,
         refresher=refresher,
-        cookie_name=settings.cookie.session_cookie,
+        cookie_name=cookies.session,
         refresh_margin=settings.session.refresh_margin,
         cache=cache,
     )
@@ -205,7 +201,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
                 audience=settings.assertion.audience,
                 pass_method_override=settings.headers.pass_method_override,
             ),
-            own_cookies=frozenset({settings.cookie.session_cookie, settings.cookie.flow_cookie}),
+            cookies=cookies,
         ),
         answers=Answers(login_path=f"{prefix}/login", error_page=auth.error_page),
         check=CheckAnswer(

@@ -160,9 +160,12 @@ class Forwarder:
         *,
         error_page: Callable[[int], web.Response] | None = None,
         timing: Callable[[web.Request, float, float], None] | None = None,
+        refused_set_cookie: Callable[[str], bool] | None = None,
     ) -> None:
         """``timing(request, sent_at, headers_at)`` (``time.perf_counter`` values), if given,
-        is called once the upstream's response headers (or WebSocket handshake) arrived."""
+        is called once the upstream's response headers (or WebSocket handshake) arrived.
+        ``refused_set_cookie(value)``: an upstream ``Set-Cookie`` it is true for is dropped
+        (the proxy's own cookies: an app must not set or fix them)."""
         url = URL(config.url)
         if url.scheme not in ("http", "https") or not url.host or url.port is None:
             raise ValueError(f"upstream url must be absolute http(s): {config.url!r}")
@@ -171,6 +174,7 @@ class Forwarder:
         self.config = config
         self._error_page = error_page or _default_error_page
         self._timing = timing
+        self._refused_set_cookie = refused_set_cookie
         self._sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
         self._scheme = url.scheme
         self._host = url.host.lower()
@@ -384,6 +388,10 @@ class Forwarder:
                 continue
             if lname in _RESPONSE_REWRITE:
                 if lname == "set-cookie":
+                    if self._refused_set_cookie is not None and self._refused_set_cookie(value):
+                        name = value.split(";", 1)[0].split("=", 1)[0].strip()[:64]
+                        log.warning("upstream Set-Cookie for our cookie %r dropped", name)
+                        continue
                     value = self.rewrite_set_cookie(value)
                 else:
                     if public is None:

@@ -34,6 +34,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from proxy.cookies import OurCookies
 from proxy.eventloop import resolve as resolve_event_loop
 
 AuthFlow = Literal[
@@ -289,17 +290,9 @@ class CookieSettings(_Section):
         return value
 
     @property
-    def session_cookie(self) -> str:
-        return f"__Host-{self.name}" if self.secure else self.name
-
-    @property
-    def flow_cookie(self) -> str:
-        return f"__Host-{self.name}-login" if self.secure else f"{self.name}-login"
-
-    @property
-    def device_cookie(self) -> str:
-        """Long-lived handle to this browser's remembered-device record (sealed server-side)."""
-        return f"__Host-{self.name}-device" if self.secure else f"{self.name}-device"
+    def cookies(self) -> OurCookies:
+        """Our cookies' names and attributes: proxy/cookies.py is their one source."""
+        return OurCookies(self.name, secure=self.secure)
 
 
 class AuthSettings(_Section):

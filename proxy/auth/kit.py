@@ -19,19 +19,12 @@ from proxy.auth.i18n import pick_language, translate
 from proxy.auth.pages import Pages
 from proxy.auth.redirects import safe_return_path
 from proxy.auth.state import LoginState
+from proxy.cookies import OurCookies
 from proxy.sessions.sealed import SealedStore
 from proxy.sessions.session import Session, SessionManager
 from proxy.sessions.store import StoreUnavailable
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass(frozen=True)
-class CookieNames:
-    session: str
-    flow: str
-    secure: bool
-    device: str = "gate-device"
 
 
 def form_values(form: Any) -> dict[str, str]:
@@ -55,7 +48,7 @@ class AuthKit:
         pages: Pages,
         sessions: SessionManager,
         flows: SealedStore,
-        cookies: CookieNames,
+        cookies: OurCookies,
         csrf_key: bytes,
         login_timeout: float,
         body_timeout: float,
@@ -157,21 +150,10 @@ class AuthKit:
     def set_cookie(
         self, response: web.StreamResponse, name: str, value: str, max_age: int | None = None
     ) -> None:
-        # A session cookie (no Max-Age) unless the user asked to stay signed in.
-        response.set_cookie(
-            name,
-            value,
-            path="/",
-            secure=self.cookies.secure,
-            httponly=True,
-            samesite="Lax",
-            max_age=max_age,
-        )
+        self.cookies.set(response, name, value, max_age)
 
     def clear_cookie(self, response: web.StreamResponse, name: str) -> None:
-        response.del_cookie(
-            name, path="/", secure=self.cookies.secure, httponly=True, samesite="Lax"
-        )
+        self.cookies.clear(response, name)
 
     async def session(self, request: web.Request) -> Session | None:
         cookie = request.cookies.get(self.cookies.session)

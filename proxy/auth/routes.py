@@ -11,13 +11,14 @@ from proxy.auth.challenge_routes import ChallengeRoutes
 from proxy.auth.completion import Completion
 from proxy.auth.devices import DeviceStore
 from proxy.auth.flow import Authenticator
-from proxy.auth.kit import AuthKit, CookieNames
+from proxy.auth.kit import AuthKit
 from proxy.auth.login_routes import LoginRoutes
 from proxy.auth.logout_routes import LogoutRoutes
 from proxy.auth.pages import Pages, static_dir
 from proxy.auth.recovery_routes import RecoveryRoutes
 from proxy.auth.regulation import Regulator
 from proxy.cognito.client import CognitoClient
+from proxy.cookies import OurCookies
 from proxy.refresh import Refresher
 from proxy.sessions.sealed import SealedStore
 from proxy.sessions.session import SessionManager
@@ -34,7 +35,7 @@ class AuthRoutes:
         authenticator: Authenticator,
         cognito: CognitoClient,
         refresher: Refresher,
-        cookies: CookieNames,
+        cookies: OurCookies,
         csrf_key: bytes,
         login_timeout: float,
         allowed_redirect_origins: Collection[str] = (),

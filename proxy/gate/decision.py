@@ -22,11 +22,12 @@ from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
+from proxy.cookies import OurCookies
 from proxy.forward import Forwarder
 from proxy.forwarded import client_address, original_request
 from proxy.gate.capacity import Capacity
 from proxy.gate.cookies import cookie_value
-from proxy.gate.headers import HeaderPlan, without_cookies
+from proxy.gate.headers import HeaderPlan
 from proxy.gate.identify import Identify, InvalidToken, Unidentified
 from proxy.gate.outgoing import BadOverride, Outgoing, override_methods
 from proxy.gate.paths import BadPath, canonical_path, split_target
@@ -123,7 +124,7 @@ class ToUpstream:
     which stay between the browser and us."""
 
     outgoing: Outgoing
-    own_cookies: frozenset[str] = frozenset()
+    cookies: OurCookies
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +163,7 @@ class Gate:
         self._forwarders = upstreams.forwarders
         self._capacity = upstreams.capacity
         self._outgoing = to_upstream.outgoing
-        self._own_cookies = to_upstream.own_cookies
+        self._cookies = to_upstream.cookies
         self._login_path = answers.login_path
         self._reserved_prefix = answers.login_path.rsplit("/", 1)[0] or "/"
         self._error_page = answers.error_page
@@ -270,7 +271,7 @@ class Gate:
         cookies = request.headers.getall("Cookie", ())
         if not cookies:
             return [], self._drop_header
-        kept = without_cookies(cookies, self._own_cookies)
+        kept = self._cookies.without_ours(cookies)
         return ([("Cookie", kept)] if kept is not None else []), self._drop_reserved_and_cookie
 
     def _status(self, request: web.Request, status: int, error: str) -> web.Response:

@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
@@ -251,18 +251,3 @@ def _text(text: str, safe: str) -> str:
     if out.endswith(" "):
         out = out[:-1] + "%20"
     return out
-
-
-def without_cookies(cookie_headers: Sequence[str], names: frozenset[str]) -> str | None:
-    """The client's Cookie header(s) minus the proxy's own cookies, joined; None if empty.
-
-    The session cookie is a bearer credential for the proxy (it carries the record's key):
-    the app behind it never needs it, and an app that logs cookies must not be able to leak it.
-    """
-    kept = [
-        pair.strip()
-        for header in cookie_headers
-        for pair in header.split(";")
-        if pair.strip() and pair.split("=", 1)[0].strip() not in names
-    ]
-    return "; ".join(kept) or None

@@ -81,7 +81,7 @@ MUTANTS = [
     ),
     Mutant(
         "cookie_httponly",
-        "proxy/auth/kit.py",
+        "proxy/cookies.py",
         '            httponly=True,\n            samesite="Lax",\n            max_age=max_age,',
         '            samesite="None",\n            max_age=max_age,',
         (
@@ -333,6 +333,46 @@ MUTANTS = [
                 "test_tokens_linked_to_a_device_refresh_with_its_key",
             ),
         ),
+    ),
+    Mutant(
+        "our_cookies_kept_from_app",
+        "proxy/cookies.py",
+        'if pair.strip() and not self.is_ours(pair.split("=", 1)[0])',
+        "if pair.strip()",
+        (
+            (
+                "security/test_cookie_ownership.py",
+                "test_no_cookie_of_ours_reaches_the_app_in_any_spelling",
+            ),
+            ("integration/test_login_flow.py", "test_the_proxy_cookies_never_reach_the_upstream"),
+        ),
+    ),
+    Mutant(
+        "our_cookie_spellings",
+        "proxy/cookies.py",
+        "        return _bare(name) in self._bare_names",
+        "        return name in self.names[:2]  # the old list: exact session and login names",
+        (
+            (
+                "security/test_cookie_ownership.py",
+                "test_no_cookie_of_ours_reaches_the_app_in_any_spelling",
+            ),
+            ("security/test_cookie_ownership.py", "test_the_app_cannot_set_our_cookies"),
+        ),
+    ),
+    Mutant(
+        "upstream_set_cookie_dropped",
+        "proxy/forward.py",
+        "if self._refused_set_cookie is not None and self._refused_set_cookie(value):",
+        "if False:",
+        (("security/test_cookie_ownership.py", "test_the_app_cannot_set_our_cookies"),),
+    ),
+    Mutant(
+        "nameless_set_cookie",
+        "proxy/cookies.py",
+        "        return bool(eq) and not name.strip() and self.is_ours(",
+        "        return False and not name.strip() and self.is_ours(",
+        (("security/test_cookie_ownership.py", "test_the_app_cannot_set_our_cookies"),),
     ),
     Mutant(
         "method_override_stripped",

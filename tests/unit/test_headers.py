@@ -327,14 +327,3 @@ def test_objects_round_trip_as_json(obj: dict[str, Any]) -> None:
     encoded = header_value(obj)
     assert encoded is not None
     assert json.loads(unquote(encoded, errors="strict")) == obj
-
-
-def test_without_cookies_removes_only_the_named_cookies() -> None:
-    from proxy.gate.headers import without_cookies
-
-    names = frozenset({"gate", "gate-login"})
-    assert without_cookies(["gate=abc; theme=dark", "gate-login=x;sid=1"], names) == (
-        "theme=dark; sid=1"
-    )
-    assert without_cookies(["gate=abc"], names) is None
-    assert without_cookies(["gatekeeper=1; gate =2"], names) == "gatekeeper=1"

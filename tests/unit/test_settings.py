@@ -45,7 +45,7 @@ def test_env_only_configuration_with_derived_defaults(clean_env: pytest.MonkeyPa
     assert s.cognito.resolved_jwks_url.endswith("/eu-west-1_AbC123xyZ/.well-known/jwks.json")
     assert s.cognito.auth_flow == "USER_SRP_AUTH"
     assert s.session.store_url == "redis://127.0.0.1:6379/0"
-    assert s.cookie.session_cookie == "__Host-gate"
+    assert s.cookie.cookies.session == "__Host-gate"
     assert s.headers.preset == "oauth2-proxy"
 
 
