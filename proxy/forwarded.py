@@ -91,6 +91,14 @@ def resolve_client(
     trusted: Sequence[IPNetwork],
 ) -> ClientAddress:
     """The rule in the module doc, as a pure function of the request's parts."""
+    if not trusted:
+        # Nothing is trusted (the default): the peer is the client, and its address needs no
+        # parsing (a socket's peername is already an address). Only an IPv4-mapped IPv6
+        # address is written the way the trusted path (ipaddress) writes it.
+        text = peer or ""
+        if text.startswith("::ffff:") and "." in text:
+            text = text[7:]
+        return ClientAddress(ip=text, proto=scheme, host=host, forwarded_for=text)
     peer_ip = _ip(peer) if peer else None
     peer_text = str(peer_ip) if peer_ip is not None else (peer or "")
     if peer_ip is None or not trusted or not _trusted(peer_ip, trusted):

@@ -8,12 +8,12 @@ secret). Prometheus metrics live in their own registry and are served on their o
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
-import re
+import secrets
 import sys
 import time
-import uuid
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -244,7 +244,6 @@ def audit(event: str, **fields: Any) -> None:
 # -- per-request observation -----------------------------------------------------------------
 
 REQUEST_ID_HEADER = "X-Request-Id"
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # What a request learns on its way through, for its access log line.
 REQUEST_ID_KEY = web.RequestKey("request_id", str)
 USER_KEY = web.RequestKey("user", str)
@@ -252,11 +251,20 @@ SESSION_KEY = web.RequestKey("session_fp", str)
 _UPSTREAM_KEY = web.RequestKey("upstream_timing", tuple[float, float])
 
 
+# A fresh id: 16 random hex digits fixed per process, then a counter (32 in all, like the uuid4
+# hex it replaces). Unique across replicas and restarts, and ~20x cheaper than uuid4().
+_ID_PREFIX = secrets.token_hex(8)
+_ID_COUNTER = itertools.count(1)
+_ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
+
+
 def request_id_from(value: str | None) -> str:
-    """A trusted, well-formed incoming id (a load balancer's), or a fresh one."""
-    if value is not None and _REQUEST_ID.match(value):
+    """A trusted, well-formed incoming id (a load balancer's: 1-64 of ``A-Za-z0-9._-``), or a
+    fresh one. ``str.strip`` of the allowed characters leaves nothing exactly when every
+    character is allowed: the regex it replaces, without the regex engine."""
+    if value is not None and 0 < len(value) <= 64 and not value.strip(_ID_CHARS):
         return value
-    return uuid.uuid4().hex
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
 def upstream_timing(request: web.Request, sent_at: float, headers_at: float) -> None:

@@ -88,3 +88,10 @@ def test_no_peer_address() -> None:
 def test_parse_networks_names_the_bad_entry() -> None:
     with pytest.raises(ValueError, match=r"'10\.0\.0\.0/33'"):
         parse_networks(["10.0.0.0/8", "10.0.0.0/33"])
+
+
+def test_without_trusted_proxies_the_peer_is_taken_as_it_is() -> None:
+    # Issue 12: no ipaddress parsing per request when nothing is trusted; a mapped address
+    # still reads as the IPv4 one, as the trusted path writes it.
+    assert resolve("::ffff:10.0.0.5", ["1.2.3.4"], trusted=()).ip == "10.0.0.5"
+    assert resolve("2001:db8::1", [], trusted=()).forwarded_for == "2001:db8::1"

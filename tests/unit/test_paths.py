@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from proxy.gate import paths
 from proxy.gate.paths import BadPath, canonical_path, split_target
 from proxy.gate.policy import prefix_matches
 
@@ -168,3 +169,16 @@ def test_output_is_canonical_or_refused(parts: list[str]) -> None:
     # What the upstream receives is a fixed point: normalising again changes nothing, so the
     # path the rules matched is the path the upstream (and any second normaliser) sees.
     assert canonical_path(path) == path
+
+
+_OLD_PLAIN = re.compile(r"(?:/[A-Za-z0-9\-_~!$&'()*+,=:@][A-Za-z0-9\-._~!$&'()*+,=:@]*)*/?")
+
+
+@settings(max_examples=2000)
+@given(st.text(alphabet="/.%aZ09-_~!$&'()*+,=:@ #?\u00e9", max_size=16))
+def test_the_plain_path_shortcut_is_the_regex_it_replaced(tail: str) -> None:
+    # Issue 12: the fast path's test is three string operations instead of a regex; a path it
+    # calls plain must be exactly one the regex called plain (then it is returned unchanged).
+    raw = "/" + tail
+    shortcut = not raw.strip(paths._PLAIN_CHARS) and "//" not in raw and "/." not in raw
+    assert shortcut == bool(_OLD_PLAIN.fullmatch(raw))

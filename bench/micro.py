@@ -1,0 +1,182 @@
+"""Per-request work before and after issue 12's audit, one change at a time.
+
+    .venv/bin/python bench/micro.py [--number 20000]
+
+Each line times the old way (copied here as it was) and the code in proxy/ now, in one process,
+as the best of 7 repeats (the least disturbed by other work on the machine), and prints CPU µs
+per request for both. The whole-request effect of each change shows in `make bench`; this is
+where the per-change figures in docs/performance.md come from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import ipaddress
+import logging
+import os
+import re
+import sys
+import time
+import timeit
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from proxy.forwarded import resolve_client  # noqa: E402
+from proxy.gate import paths  # noqa: E402
+from proxy.logsink import AccessLine, LineSink  # noqa: E402
+from proxy.observe import FIELDS_ATTR, JsonFormatter, Metrics, request_id_from  # noqa: E402
+
+# -- the old ways, as they were before issue 12 --------------------------------------------
+
+_OLD_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_OLD_PLAIN = re.compile(r"(?:/[A-Za-z0-9\-_~!$&'()*+,=:@][A-Za-z0-9\-._~!$&'()*+,=:@]*)*/?")
+FIELDS: dict[str, Any] = {
+    "request_id": "0123456789abcdef0123456789abcdef",
+    "method": "GET",
+    "path": "/bench/item",
+    "route": "proxy",
+    "status": 200,
+    "duration_ms": 1.23,
+    "upstream_ms": 0.51,
+    "client_ip": "127.0.0.1",
+    "user": "3f1b2c4d-aaaa-bbbb-cccc-123456789012",
+    "session": "a1b2c3d4e5f6",
+}
+
+
+def _old_logger() -> logging.Logger:
+    log = logging.getLogger("micro.access")
+    log.propagate = False
+    handler = logging.StreamHandler(io.StringIO())  # a write per line, as to stderr
+    handler.setFormatter(JsonFormatter())
+    log.handlers[:] = [handler]
+    log.setLevel(logging.INFO)
+    return log
+
+
+def old_access_line(log: logging.Logger) -> None:
+    """RequestObserver._finish before: LogRecord, formatter, json.dumps, a write per line."""
+    f = FIELDS
+    log.info(
+        "%s %s %s %.1fms %s",
+        f["method"],
+        f["path"],
+        f["status"],
+        1.2345,
+        " ".join(f"{k}={v}" for k, v in f.items() if k in ("request_id", "user", "session")),
+        extra={FIELDS_ATTR: {k: v for k, v in f.items() if v is not None}},
+    )
+
+
+def new_access_line(line: AccessLine, sink: LineSink) -> None:
+    f = FIELDS
+    sink.write(
+        line.render(
+            time.time(),
+            request_id=f["request_id"],
+            method=f["method"],
+            path=f["path"],
+            route=f["route"],
+            status=f["status"],
+            seconds=0.0012345,
+            upstream_ms=f["upstream_ms"],
+            client_ip=f["client_ip"],
+            user=f["user"],
+            session=f["session"],
+        )
+    )
+
+
+def old_request_id_from(value: str | None) -> str:
+    if value is not None and _OLD_REQUEST_ID.match(value):
+        return value
+    return uuid.uuid4().hex
+
+
+def old_canonical_path(raw: str) -> str:
+    """canonical_path's fast path before: a regex."""
+    if not raw.startswith("/"):
+        raise ValueError(raw)
+    if _OLD_PLAIN.fullmatch(raw):
+        return raw
+    return paths.canonical_path(raw)
+
+
+def old_peer(peer: str) -> str:
+    """resolve_client before, with nothing trusted: the peer parsed by ipaddress anyway."""
+    addr = ipaddress.ip_address(peer)
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return str(addr)
+
+
+def old_count_request(metrics: Metrics, route: str, status: int, seconds: float) -> None:
+    """What caching the label children saves: .labels() per request."""
+    metrics.requests.labels(route, str(status)).inc()
+    metrics.duration.labels(route).observe(seconds)
+
+
+# -- timing ---------------------------------------------------------------------------------
+
+
+def best_us(fn: Callable[[], object], number: int) -> float:
+    return min(timeit.repeat(fn, number=number, repeat=7)) / number * 1e6
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--number", type=int, default=20000, help="calls per repeat")
+    args = parser.parse_args(argv)
+    n = args.number
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    sink = LineSink(devnull, flush_seconds=0.1)
+    line = AccessLine("json")
+    log = _old_logger()
+    metrics = Metrics()
+    metrics.count_request("proxy", 200, 0.001)  # children made once, as after the first request
+    path = "/bench/item/42"
+
+    cases: list[tuple[str, Callable[[], object], Callable[[], object]]] = [
+        ("access line (JSON) built and handed off", lambda: old_access_line(log),
+         lambda: new_access_line(line, sink)),
+        ("fresh request id", lambda: old_request_id_from(None), lambda: request_id_from(None)),
+        ("incoming X-Request-Id checked", lambda: old_request_id_from("lb-abc.1_2-0042"),
+         lambda: request_id_from("lb-abc.1_2-0042")),
+        ("peer address, nothing trusted", lambda: old_peer("127.0.0.1"),
+         lambda: resolve_client(peer="127.0.0.1", scheme="http", host="h", forwarded_for=(),
+                                forwarded_proto=(), forwarded_host=(), trusted=())),
+        ("plain path recognised", lambda: old_canonical_path(path),
+         lambda: paths.canonical_path(path)),
+        ("request metrics (counter + histogram)",
+         lambda: old_count_request(metrics, "proxy", 200, 0.001),
+         lambda: metrics.count_request("proxy", 200, 0.001)),
+    ]  # fmt: skip
+    print(f"best of 7 x {n:,} calls, µs per call (load average {os.getloadavg()[0]:.2f})")
+    print()
+    print("| per-request work | before µs | after µs | saved µs | after/before |")
+    print("|---|---:|---:|---:|---:|")
+    total_before = total_after = 0.0
+    for name, before, after in cases:
+        b, a = best_us(before, n), best_us(after, n)
+        total_before += b
+        total_after += a
+        print(f"| {name} | {b:.2f} | {a:.2f} | {b - a:.2f} | {a / b:.2f}x |")
+    print(
+        f"| **all of the above** | {total_before:.2f} | {total_after:.2f} "
+        f"| {total_before - total_after:.2f} | {total_after / total_before:.2f}x |"
+    )
+    sink.close()
+    os.close(devnull)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
