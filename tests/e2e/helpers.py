@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import struct
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,17 +56,6 @@ async def sign_in(page: Page, username: str = USER, password: str = PASSWORD) ->
 
 async def shot(page: Page, name: str) -> None:
     await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def totp(secret_b32: str, *, at: float | None = None, step: int = 30, digits: int = 6) -> str:
-    """RFC 6238 TOTP (HMAC-SHA1), as an authenticator app computes it from the shown secret."""
-    clean = secret_b32.replace(" ", "").upper()
-    key = base64.b32decode(clean + "=" * (-len(clean) % 8))
-    counter = int((time.time() if at is None else at) // step)
-    mac = hmac.new(key, struct.pack(">Q", counter), hashlib.sha1).digest()
-    offset = mac[-1] & 0x0F
-    number = struct.unpack(">I", mac[offset : offset + 4])[0] & 0x7FFFFFFF
-    return str(number % 10**digits).zfill(digits)
 
 
 # --- axe-core ---------------------------------------------------------------------------

@@ -16,9 +16,10 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Page
 
-from tests.e2e.helpers import Site, assert_accessible_as_seen, shot, sign_in, totp
+from tests.e2e.helpers import Site, assert_accessible_as_seen, shot, sign_in
 from tests.support.cognito_double import CognitoDouble
 from tests.support.stack import proxy_settings, running_proxy
+from tests.support.totp import totp
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from proxy.devtools.cognito_double import CognitoDouble
-from tests.support.challenges import FlowBrowser, flow_browser, pool_kwargs, totp
+from tests.support.challenges import FlowBrowser, flow_browser, pool_kwargs
 from tests.support.stack import Upstream
+from tests.support.totp import totp
 
 PASSWORD = "Device-user-pass-1!"
 

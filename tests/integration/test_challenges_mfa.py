@@ -13,8 +13,9 @@ import pytest
 
 from proxy.auth import qr
 from proxy.devtools.cognito_double import CognitoDouble
-from tests.support.challenges import FlowBrowser, Page, flow_browser, pool_kwargs, totp
+from tests.support.challenges import FlowBrowser, Page, flow_browser, pool_kwargs
 from tests.support.stack import Upstream
+from tests.support.totp import totp
 
 PASSWORD = "Mfa-user-pass-1!"
 

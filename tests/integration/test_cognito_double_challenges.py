@@ -30,6 +30,7 @@ from proxy.devtools.cognito_double import (
     captcha_challenge,
     running_double,
 )
+from tests.support.totp import totp
 
 USERNAME = "alice"
 EMAIL = "alice@example.com"
@@ -43,21 +44,6 @@ FLOWS = {
     "CUSTOM_AUTH",
     "USER_AUTH",
 }
-
-
-def totp(secret: str, at: float | None = None) -> str:
-    """RFC 6238 (SHA-1, 30 s, 6 digits), written here independently of the double."""
-    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
-    counter = int((time.time() if at is None else at) // 30)
-    digest = hmac.new(key, counter.to_bytes(8, "big"), hashlib.sha1).digest()
-    offset = digest[19] & 0x0F
-    value = int.from_bytes(digest[offset : offset + 4], "big") & 0x7FFFFFFF
-    return f"{value % 1_000_000:06d}"
-
-
-def test_totp_helper_matches_rfc_6238_vector() -> None:
-    secret = base64.b32encode(b"12345678901234567890").decode()
-    assert totp(secret, at=59) == "287082"  # RFC 6238 appendix B, last 6 of 94287082
 
 
 def error_code(exc: pytest.ExceptionInfo[ClientError]) -> str:

@@ -17,8 +17,9 @@ from proxy.demo import (
     start_demo_cognito,
     upstream_app,
 )
-from tests.support.challenges import FlowBrowser, totp
+from tests.support.challenges import FlowBrowser
 from tests.support.stack import running_proxy
+from tests.support.totp import totp
 
 
 @pytest.fixture(scope="module")

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import struct
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -102,17 +97,6 @@ class FlowBrowser(Browser):
         self, page: Page, fields: dict[str, str], path: str = "/_auth/challenge"
     ) -> Page:
         return await self.submit(path, fields, csrf=page.doc.csrf())
-
-
-def totp(secret: str, at: float | None = None, *, step: int = 30, digits: int = 6) -> str:
-    """RFC 6238 TOTP (HMAC-SHA1), as an authenticator app computes it from the base32 key."""
-    padded = secret.upper() + "=" * (-len(secret) % 8)
-    key = base64.b32decode(padded)
-    counter = int((time.time() if at is None else at) // step)
-    digest = hmac.new(key, struct.pack(">Q", counter), hashlib.sha1).digest()
-    offset = digest[-1] & 0x0F
-    value = struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF
-    return str(value % 10**digits).zfill(digits)
 
 
 def pool_kwargs(

@@ -1,4 +1,4 @@
-"""The browser tests compute TOTP codes themselves; pin the helper to RFC 6238's vectors."""
+"""The tests compute TOTP codes themselves (tests/support/totp.py); pin that to RFC 6238."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from tests.e2e.helpers import totp
+from tests.support.totp import totp
 
 # RFC 6238 appendix B, SHA-1 key "12345678901234567890", 8 digits.
 RFC_SECRET = base64.b32encode(b"12345678901234567890").decode()

@@ -1,0 +1,25 @@
+"""RFC 6238 TOTP as an authenticator app computes it: the tests' ONE helper.
+
+Written independently of the double's ``proxy/devtools/otp.py`` on purpose, so the double's
+codes are checked against a second implementation (pinned to the RFC's vectors in
+tests/unit/test_totp_helper.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import struct
+import time
+
+
+def totp(secret: str, at: float | None = None, *, step: int = 30, digits: int = 6) -> str:
+    """The code for base32 ``secret`` at ``at`` (default now); spaces and case as apps show it."""
+    clean = secret.replace(" ", "").upper()
+    key = base64.b32decode(clean + "=" * (-len(clean) % 8))
+    counter = int((time.time() if at is None else at) // step)
+    mac = hmac.new(key, struct.pack(">Q", counter), hashlib.sha1).digest()
+    offset = mac[-1] & 0x0F
+    number = struct.unpack(">I", mac[offset : offset + 4])[0] & 0x7FFFFFFF
+    return str(number % 10**digits).zfill(digits)
