@@ -11,15 +11,12 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
+from proxy.demo import free_port
 from proxy.sessions.backends import open_store
 from proxy.sessions.redis import RedisStore
 from proxy.sessions.sealed import SealedStore
 from proxy.sessions.store import StoreUnavailable
-from tests.support.redis_server import (
-    RedisProcess,
-    free_port,
-    start_redis_server,
-)
+from tests.support.redis_server import RedisProcess, start_redis_server
 
 pytestmark = pytest.mark.integration
 

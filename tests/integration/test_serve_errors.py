@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 import pytest
 
+from proxy.demo import free_port
 from tests.support.stack import COOKIE_SECRET
 
 
@@ -24,12 +25,6 @@ def taken_port() -> Iterator[int]:
         yield sock.getsockname()[1]
     finally:
         sock.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _serve(listen: str, metrics: str) -> subprocess.CompletedProcess[str]:
@@ -62,7 +57,7 @@ def _serve(listen: str, metrics: str) -> subprocess.CompletedProcess[str]:
 def test_a_taken_port_is_one_line_and_exit_2(setting: str) -> None:
     with taken_port() as port:
         taken = f"127.0.0.1:{port}"
-        free = f"127.0.0.1:{_free_port()}"
+        free = f"127.0.0.1:{free_port()}"
         listen, metrics = (taken, free) if setting == "GATE_LISTEN" else (free, taken)
         done = _serve(listen, metrics)
     assert done.returncode == 2, done.stderr

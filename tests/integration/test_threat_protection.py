@@ -8,31 +8,18 @@ a compromised password leads to the forgot-password flow with a message saying w
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 
-from proxy.devtools.cognito_double import CognitoDouble, running_double
+from proxy.devtools.cognito_double import CognitoDouble
 from tests.support.challenges import flow_browser, pool_kwargs
-from tests.support.stack import Upstream, recording_upstream
+from tests.support.stack import Upstream
 
 USER = "tess"
 PASSWORD = "Correct-Horse-9"
 BLOCKED_EN = "This sign-in was blocked for security reasons."
 BLOCKED_JA = "セキュリティ上の理由により、このサインインはブロックされました。"
-
-
-@pytest.fixture(scope="module")
-def double() -> Iterator[CognitoDouble]:
-    with running_double() as d:
-        yield d
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[Upstream]:
-    async with recording_upstream() as up:
-        yield up
 
 
 def _seed(double: CognitoDouble, upstream: Upstream, **settings: Any) -> dict[str, Any]:

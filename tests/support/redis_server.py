@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from proxy.demo import free_port
+
 __all__ = ["RedisProcess", "redis_server", "start_redis_server"]
 
 
@@ -50,12 +52,6 @@ class RedisProcess:
 
     def resume(self) -> None:
         os.kill(self.pid, signal.SIGCONT)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _answers_ping(port: int, host: str = "127.0.0.1") -> bool:

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.support.redis_server import free_port
+from proxy.demo import free_port
 
 __all__ = ["Node", "RedisCluster", "SentinelGroup", "persistent_redis", "redis_cluster",
            "secured_redis", "sentinel_group"]  # fmt: skip

@@ -7,7 +7,6 @@ import gzip
 import hashlib
 import json
 import logging
-import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
+from proxy.demo import free_port
 from proxy.forward import Forwarder, UpstreamConfig
 from proxy.upgrade import connection_tokens
 
@@ -113,12 +113,6 @@ async def client(stack: AsyncExitStack, **kw: object) -> aiohttp.ClientSession:
     session = aiohttp.ClientSession(**kw)  # type: ignore[arg-type]
     stack.push_async_callback(session.close)
     return session
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def echo(request: web.Request) -> web.Response:
