@@ -218,7 +218,9 @@ class AuthKit:
             return response
         except web.HTTPRequestEntityTooLarge:
             return self.error_page(request, 413, "error.bad_request")
-        except (ValueError, web.HTTPException):
+        except (ValueError, LookupError, web.HTTPException):
+            # LookupError: a charset Python has no codec for (``charset=x-no-such-charset``);
+            # ValueError covers bodies that do not decode in the charset they name.
             return self.error_page(request, 400, "error.bad_request")
         if bound_to == "session":
             cookie = request.cookies.get(self.cookies.session) or None

@@ -375,6 +375,18 @@ MUTANTS = [
         (("security/test_cookie_ownership.py", "test_the_app_cannot_set_our_cookies"),),
     ),
     Mutant(
+        "unknown_charset_400",
+        "proxy/auth/kit.py",
+        "        except (ValueError, LookupError, web.HTTPException):",
+        "        except (ValueError, web.HTTPException):",
+        (
+            (
+                "security/test_forms_and_pages.py",
+                "test_a_form_in_an_unknown_charset_is_400_never_500",
+            ),
+        ),
+    ),
+    Mutant(
         "method_override_stripped",
         "proxy/gate/outgoing.py",
         "            names.extend(METHOD_OVERRIDE)\n",

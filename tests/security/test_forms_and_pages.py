@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -148,3 +149,25 @@ async def test_redirect_after_logout_ignores_any_return_url(stack: Stack) -> Non
     )
     assert resp.status == 303
     assert _stays_home(stack.base, resp.headers["Location"])
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["login", "logout", "forgot", "forgot/confirm", "confirm", "challenge", "device"],
+)
+async def test_a_form_in_an_unknown_charset_is_400_never_500(
+    stack: Stack, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Issue 13.7: request.post() raised LookupError for the charset: a 500 and a traceback.
+    caplog.set_level(logging.WARNING)
+    await stack.signed_in_cookie()  # the body is read before any state or token is looked at
+    async with stack.browser.http.post(
+        f"{stack.base}/_auth/{path}",
+        data=b"csrf=x&username=carol&code=123456",
+        headers={"Content-Type": "application/x-www-form-urlencoded; charset=x-no-such-charset"},
+        allow_redirects=False,
+    ) as resp:
+        await resp.read()
+    assert resp.status == 400
+    assert resp.content_type == "text/html"  # our error page
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
