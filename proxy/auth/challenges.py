@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 # t(key, **placeholders) -> text in the page's language
 Translate = Callable[..., str]
 
-MAX_CODE = 64
 MAX_ANSWER = 2048
 MAX_CREDENTIAL = 16 * 1024
 MAX_PASSWORD = 256

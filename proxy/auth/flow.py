@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Mapping
 
 from proxy.auth.challenges import Invalid, step_for
@@ -184,7 +183,6 @@ def enter_challenge(state: LoginState, step: NeedsChallenge, fallback_username: 
     state.cognito_session = step.cognito_session
     state.parameters = {k: v for k, v in params.items() if k != "AVAILABLE_CHALLENGES"}
     state.available = json.loads(params.get("AVAILABLE_CHALLENGES", "[]"))
-    state.challenge_at = time.time()
     state.totp_secret = None
 
 

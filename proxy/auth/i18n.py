@@ -13,7 +13,6 @@ from types import MappingProxyType
 DEFAULT_LANGUAGE = "en"
 SUPPORTED_LANGUAGES: tuple[str, ...] = ("en", "ja")
 # Endonyms: a language switch shows each language in its own script.
-LANGUAGE_NAMES: Mapping[str, str] = MappingProxyType({"en": "English", "ja": "日本語"})
 
 _EN: dict[str, str] = {
     # Shared

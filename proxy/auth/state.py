@@ -9,6 +9,9 @@ import secrets
 import time
 from dataclasses import asdict, dataclass, field
 
+# Fields no longer kept; a flow record written before their removal still reads.
+_RETIRED = ("challenge_at",)
+
 
 @dataclass(slots=True)
 class LoginState:
@@ -25,8 +28,6 @@ class LoginState:
     parameters: dict[str, str] = field(default_factory=dict)
     remember: bool = False  # "keep me signed in" was ticked
     user_id_for_srp: str | None = None
-    # When the current challenge was issued: its Cognito Session lives ~3 minutes.
-    challenge_at: float | None = None
     # USER_AUTH's SELECT_CHALLENGE: the factors Cognito offers.
     available: list[str] = field(default_factory=list)
     # MFA_SETUP: the TOTP secret from AssociateSoftwareToken, shown to this user only.
@@ -56,6 +57,9 @@ class LoginState:
     @classmethod
     def from_bytes(cls, raw: bytes) -> LoginState | None:
         try:
-            return cls(**json.loads(raw))
-        except (ValueError, TypeError):
+            data = json.loads(raw)
+            for name in _RETIRED:  # written by an earlier release; a sign-in in progress goes on
+                data.pop(name, None)
+            return cls(**data)
+        except (ValueError, TypeError, AttributeError):
             return None

@@ -12,8 +12,6 @@ from typing import Any
 class CognitoError(Exception):
     """Base class. ``code`` is Cognito's error code, safe to log; the message may not be."""
 
-    retryable = False
-
     def __init__(self, code: str, message: str = "") -> None:
         super().__init__(code)
         self.code = code
@@ -73,13 +71,9 @@ class InvalidPassword(CognitoError):
 class TooManyRequests(CognitoError):
     """Throttling or Cognito's own lockout: "try again later", never a bad password."""
 
-    retryable = True
-
 
 class Unavailable(CognitoError):
     """Cognito cannot be reached or failed internally."""
-
-    retryable = True
 
 
 class Misconfigured(CognitoError):

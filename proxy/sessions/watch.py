@@ -33,7 +33,3 @@ class EndSignals:
     def ended(self, record_key: str) -> None:
         for event in self._waiting.get(record_key, ()):
             event.set()
-
-    @property
-    def watched(self) -> int:
-        return sum(len(v) for v in self._waiting.values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -135,3 +136,12 @@ def test_second_factor_is_what_a_remembered_device_would_spare(
     state = LoginState.new("/")
     state.challenge, state.first_factor = challenge, first_factor
     assert second_factor(state) == spared
+
+
+def test_a_flow_record_with_a_retired_field_still_reads() -> None:
+    """challenge_at was never read and is gone; a sign-in in progress across the deploy goes on."""
+    state = LoginState.new("/app")
+    record = json.loads(state.to_bytes())
+    record["challenge_at"] = 1234.5
+    assert LoginState.from_bytes(json.dumps(record).encode()) == state
+    assert LoginState.from_bytes(b"[]") is None
