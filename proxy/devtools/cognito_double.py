@@ -30,6 +30,12 @@ Beyond passwords it models every challenge Cognito has, each as strictly:
 * USER_AUTH: SELECT_CHALLENGE, PASSWORD, PASSWORD_SRP, EMAIL_OTP, SMS_OTP and WEB_AUTHN
   (assertions verified for real: see ``webauthn.py``); passkey registration via the API.
 * SignUp / ConfirmSignUp / ResendConfirmationCode, ForgotPassword / ConfirmForgotPassword.
+* The account page's access-token APIs: ChangePassword (previous password with the lockout,
+  policy), UpdateUserAttributes / GetUserAttributeVerificationCode / VerifyUserAttribute (a new
+  email or phone unverified until its code, or pending with the old value in effect when the
+  pool keeps original values: ``set_keep_original_attributes``), ListWebAuthnCredentials /
+  DeleteWebAuthnCredential, GetUserAuthFactors. Every access-token API needs the
+  aws.cognito.signin.user.admin scope (``mint_access_token`` makes tokens with other scopes).
 
 And Cognito as it changed in 2025-2026:
 
@@ -544,6 +550,36 @@ _FORGOT_CODE_TTL = 3600.0  # Cognito: password reset codes last one hour
 _SIGNUP_CODE_TTL = 86400.0  # sign-up confirmation codes: 24 hours
 _CODE_MISMATCH = "Invalid code or auth state for the user."
 _INVALID_SESSION = "Invalid session for the user."
+# The account page's attribute APIs.
+_VERIFIABLE_ATTRIBUTES = ("email", "phone_number")
+_VERIFY_CODE_TTL = 86400.0  # attribute verification codes: 24 hours, like sign-up codes
+_STANDARD_ATTRIBUTES = frozenset(
+    {
+        "address",
+        "birthdate",
+        "email",
+        "family_name",
+        "gender",
+        "given_name",
+        "locale",
+        "middle_name",
+        "name",
+        "nickname",
+        "phone_number",
+        "picture",
+        "preferred_username",
+        "profile",
+        "updated_at",
+        "website",
+        "zoneinfo",
+        "sub",
+        "email_verified",
+        "phone_number_verified",
+    }
+)
+# Not writable through UpdateUserAttributes by the user: sub, and the verified flags (only
+# VerifyUserAttribute sets them).
+_UNWRITABLE_ATTRIBUTES = frozenset({"sub", "email_verified", "phone_number_verified"})
 
 
 def _code_mismatch(reason: str) -> CognitoError:
@@ -632,6 +668,11 @@ class CognitoDouble:
         self._device_srp_pending: dict[tuple[str, str, str], str] = {}
         # (pool, username) -> (challenge, expiry) of a StartWebAuthnRegistration in progress
         self._registrations: dict[tuple[str, str], tuple[bytes, float]] = {}
+        # The account page's APIs: pool -> attributes kept until verified, (pool, user) -> new
+        # values pending, credential id -> ListWebAuthnCredentials' description.
+        self._keep_original: dict[str, frozenset[str]] = {}
+        self._pending_attributes: dict[tuple[str, str], dict[str, str]] = {}
+        self._passkey_meta: dict[bytes, dict[str, Any]] = {}
 
         self._operations: dict[str, _Operation] = {
             "InitiateAuth": self._op_initiate_auth,
@@ -662,6 +703,7 @@ class CognitoDouble:
             "AddUserPoolClientSecret": self._op_add_user_pool_client_secret,
             "DeleteUserPoolClientSecret": self._op_delete_user_pool_client_secret,
         }
+        self._operations.update(self._account_operations())
         self._iam_operations = frozenset(
             {
                 "AdminInitiateAuth",
@@ -1183,7 +1225,9 @@ class CognitoDouble:
         """Seed a WebAuthn credential (e.g. a ``SoftwareAuthenticator``'s) for a user."""
         with self._lock:
             user = self._user_or_value_error(pool_id, username)
-            user.passkeys.append(Passkey(credential_id, public_key, rp_id, 0, user_handle))
+            passkey = Passkey(credential_id, public_key, rp_id, 0, user_handle)
+            user.passkeys.append(passkey)
+            self._note_passkey(passkey, None)
 
     def last_code(
         self, pool_id: str, username: str, channel: Literal["SMS", "EMAIL"]
@@ -2112,6 +2156,7 @@ class CognitoDouble:
                 "WebAuthnCredentialNotSupportedException", "Credential already registered."
             )
         user.passkeys.append(passkey)
+        self._note_passkey(passkey, credential)
         return {}
 
     # ---- auth flows -----------------------------------------------------------------------
@@ -3194,6 +3239,7 @@ class CognitoDouble:
             raise _not_authorized("Access Token has expired")
         if claims["token_use"] != "access":  # noqa: S105 - a claim value, not a secret
             raise _not_authorized("Invalid Access Token", reason="not an access token")
+        self._check_user_admin_scope(claims)
         login = self._logins.get(claims["origin_jti"])
         if login is None or login.revoked:
             raise _not_authorized("Access Token has been revoked")
@@ -3208,6 +3254,271 @@ class CognitoDouble:
         for login in self._logins.values():
             if login.pool_id == pool.pool_id and login.username == user.username:
                 login.revoked = True
+
+    # ---- the account page's access-token APIs ----------------------------------------------
+    # ChangePassword, UpdateUserAttributes / VerifyUserAttribute / GetUserAttributeVerificationCode,
+    # ListWebAuthnCredentials / DeleteWebAuthnCredential, GetUserAuthFactors. Each takes the
+    # access token through ``_verify_access_token`` (signature, expiry, revocation, global
+    # sign-out, the aws.cognito.signin.user.admin scope).
+
+    def _account_operations(self) -> dict[str, _Operation]:
+        return {
+            "ChangePassword": self._op_change_password,
+            "UpdateUserAttributes": self._op_update_user_attributes,
+            "VerifyUserAttribute": self._op_verify_user_attribute,
+            "GetUserAttributeVerificationCode": self._op_get_user_attribute_verification_code,
+            "ListWebAuthnCredentials": self._op_list_webauthn_credentials,
+            "DeleteWebAuthnCredential": self._op_delete_webauthn_credential,
+            "GetUserAuthFactors": self._op_get_user_auth_factors,
+        }
+
+    def set_keep_original_attributes(self, pool_id: str, names: Sequence[str]) -> None:
+        """UserAttributeUpdateSettings.AttributesRequireVerificationBeforeUpdate: a new email /
+        phone_number is pending until VerifyUserAttribute; the old one stays in effect."""
+        unknown = set(names) - set(_VERIFIABLE_ATTRIBUTES)
+        if unknown:
+            raise ValueError(f"only {_VERIFIABLE_ATTRIBUTES} can wait for verification")
+        with self._lock:
+            self._pool_or_value_error(pool_id)
+            self._keep_original[pool_id] = frozenset(names)
+
+    def pending_attributes(self, pool_id: str, username: str) -> dict[str, str]:
+        """New values waiting for VerifyUserAttribute (keep-original pools only)."""
+        with self._lock:
+            self._user_or_value_error(pool_id, username)
+            return dict(self._pending_attributes.get((pool_id, username), {}))
+
+    def mint_access_token(self, pool_id: str, client_id: str, username: str, scope: str) -> str:
+        """An access token of a fresh login with ``scope`` (as the Hosted UI's /oauth2/token
+        would issue for an app client asking for only some scopes)."""
+        with self._lock:
+            pool = self._pool_or_value_error(pool_id)
+            client = self._app_client(client_id, pool_id)
+            user = self._user_or_value_error(pool_id, username)
+            ctx = _Ctx("InitiateAuth", pool, client, {}, {})
+            login = self._new_login(ctx, user)
+            now = int(self.clock())
+            claims = {
+                "sub": user.sub,
+                "iss": self.issuer(pool_id),
+                "origin_jti": login.origin_jti,
+                "event_id": str(uuid.uuid4()),
+                "auth_time": login.auth_time,
+                "iat": now,
+                "exp": now + self.token_ttl,
+                "client_id": client_id,
+                "token_use": "access",
+                "scope": scope,
+                "jti": str(uuid.uuid4()),
+                "username": user.username,
+            }
+            return self._sign(pool, claims)
+
+    @staticmethod
+    def _check_user_admin_scope(claims: Mapping[str, Any]) -> None:
+        """Every access-token API of the user (GetUser, ChangePassword, ListDevices, ...) needs
+        aws.cognito.signin.user.admin; OAuth tokens issued for other scopes alone are refused."""
+        scope = claims.get("scope")
+        if not isinstance(scope, str) or _ACCESS_SCOPE not in scope.split():
+            raise _not_authorized(
+                "Access Token does not have required scopes", reason=f"scope {scope!r}"
+            )
+
+    def _op_change_password(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        pool, user, _ = self._verify_access_token(_required_str(body, "AccessToken"))
+        proposed = _required_str(body, "ProposedPassword")
+        previous = body.get("PreviousPassword")
+        if user.status == "RESET_REQUIRED":
+            raise CognitoError(
+                "PasswordResetRequiredException", "Password reset required for the user"
+            )
+        # Every user of the double has a password, so PreviousPassword is required (Cognito
+        # lets passwordless-only users omit it).
+        if not isinstance(previous, str) or not previous:
+            raise _invalid("PreviousPassword is required", reason="no PreviousPassword")
+        self._check_lockout(user)
+        if not _same(previous, user.password):
+            raise self._wrong_password(user, f"ChangePassword: wrong password for {user.username}")
+        self._right_password(user)
+        self._check_password_policy(proposed)
+        self._store_password(pool, user, proposed)
+        return {}
+
+    def _attribute_list(self, body: Mapping[str, Any]) -> dict[str, str]:
+        entries = body.get("UserAttributes")
+        if not isinstance(entries, list):
+            raise _invalid("UserAttributes must be a list")
+        result: dict[str, str] = {}
+        for entry in entries:
+            if (
+                not isinstance(entry, dict)
+                or not isinstance(entry.get("Name"), str)
+                or not isinstance(entry.get("Value", ""), str)
+            ):
+                raise CognitoError("SerializationException", "UserAttributes entries need Name")
+            name, value = entry["Name"], entry.get("Value", "")
+            if name not in _STANDARD_ATTRIBUTES and not name.startswith("custom:"):
+                raise _invalid(f"user.{name}: Attribute does not exist in the schema.")
+            if name in _UNWRITABLE_ATTRIBUTES:
+                raise _not_authorized(
+                    "A client attempted to write unauthorized attribute", reason=f"writes {name}"
+                )
+            result[name] = value
+        return result
+
+    def _op_update_user_attributes(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        pool, user, _ = self._verify_access_token(_required_str(body, "AccessToken"))
+        changes = self._attribute_list(body)
+        keep = self._keep_original.get(pool.pool_id, frozenset())
+        pending = self._pending_attributes.setdefault((pool.pool_id, user.username), {})
+        deliveries: list[dict[str, str]] = []
+        for name, value in changes.items():
+            if name in _VERIFIABLE_ATTRIBUTES and value == user.attributes.get(name):
+                pending.pop(name, None)  # setting the current value back cancels a pending one
+                continue
+            if name in _VERIFIABLE_ATTRIBUTES and value:
+                deliveries.append(self._attribute_code(pool, user, name, value))
+                if name in keep:
+                    pending[name] = value  # the old value and its _verified stay in effect
+                    continue
+                user.attributes[f"{name}_verified"] = "false"
+            if value:
+                user.attributes[name] = value
+            else:
+                user.attributes.pop(name, None)
+        return {"CodeDeliveryDetailsList": deliveries} if deliveries else {}
+
+    def _attribute_code(self, pool: _Pool, user: _User, name: str, value: str) -> dict[str, str]:
+        """Send a verification code to ``value`` (the new address, pending or not)."""
+        channel = "EMAIL" if name == "email" else "SMS"
+        code = self._send_code(pool, user, channel)
+        user.codes[f"verify:{name}"] = _PendingCode(code, self.clock() + _VERIFY_CODE_TTL)
+        destination = mask_email(value) if name == "email" else mask_phone(value)
+        return {"Destination": destination, "DeliveryMedium": channel, "AttributeName": name}
+
+    def _verifiable(self, body: Mapping[str, Any]) -> str:
+        name = _required_str(body, "AttributeName")
+        if name not in _VERIFIABLE_ATTRIBUTES:
+            raise _invalid(f"Attribute {name} cannot be verified")
+        return name
+
+    def _op_get_user_attribute_verification_code(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        pool, user, _ = self._verify_access_token(_required_str(body, "AccessToken"))
+        name = self._verifiable(body)
+        pending = self._pending_attributes.get((pool.pool_id, user.username), {})
+        value = pending.get(name) or user.attributes.get(name)
+        if not value:
+            raise _invalid(f"User does not have a value for the attribute: {name}")
+        return {"CodeDeliveryDetails": self._attribute_code(pool, user, name, value)}
+
+    def _op_verify_user_attribute(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        pool, user, _ = self._verify_access_token(_required_str(body, "AccessToken"))
+        name = self._verifiable(body)
+        code = _required_str(body, "Code")
+        self._check_confirmation(user, f"verify:{name}", code)
+        pending = self._pending_attributes.get((pool.pool_id, user.username), {})
+        value = pending.get(name, user.attributes.get(name))
+        if value and name in pool.alias_attributes:
+            owner = self._find_user(pool, value)
+            if owner is not None and owner is not user:
+                raise CognitoError(
+                    "AliasExistsException", "An account with the given email already exists."
+                )
+        del user.codes[f"verify:{name}"]
+        if value:
+            user.attributes[name] = value
+        pending.pop(name, None)
+        user.attributes[f"{name}_verified"] = "true"
+        return {}
+
+    def _note_passkey(self, passkey: Passkey, credential: Mapping[str, Any] | None) -> None:
+        """What ListWebAuthnCredentials reports beyond the key: when, which kind, a name."""
+        response = credential.get("response") if credential else None
+        transports = response.get("transports") if isinstance(response, dict) else None
+        attachment = credential.get("authenticatorAttachment") if credential else None
+        self._passkey_meta[passkey.credential_id] = {
+            "CreatedAt": self.clock(),
+            "AuthenticatorTransports": [t for t in transports or [] if isinstance(t, str)],
+            # Cognito names a passkey after its authenticator (AAGUID); the double has no
+            # AAGUID table, so it says which kind it is.
+            "FriendlyCredentialName": (
+                "Security key" if attachment == "cross-platform" else "Passkey"
+            ),
+            **({"AuthenticatorAttachment": attachment} if isinstance(attachment, str) else {}),
+        }
+
+    def _op_list_webauthn_credentials(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        _, user, _ = self._verify_access_token(_required_str(body, "AccessToken"))
+        limit = body.get("MaxResults", 20)
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 0 <= limit <= 20:
+            raise _invalid("MaxResults must be an integer from 0 to 20")
+        start = 0
+        token = body.get("NextToken")
+        if token is not None:
+            if not isinstance(token, str) or not token.isdigit() or int(token) > len(user.passkeys):
+                raise _invalid("Invalid NextToken")
+            start = int(token)
+        page = user.passkeys[start : start + limit]
+        result: dict[str, Any] = {
+            "Credentials": [
+                {
+                    "CredentialId": b64url(p.credential_id),
+                    "RelyingPartyId": p.rp_id,
+                    **self._passkey_meta.setdefault(
+                        p.credential_id,
+                        {
+                            "CreatedAt": self.clock(),
+                            "AuthenticatorTransports": [],
+                            "FriendlyCredentialName": "Passkey",
+                        },
+                    ),
+                }
+                for p in page
+            ]
+        }
+        if start + limit < len(user.passkeys):
+            result["NextToken"] = str(start + limit)
+        return result
+
+    def _op_delete_webauthn_credential(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        _, user, _ = self._verify_access_token(_required_str(body, "AccessToken"))
+        wanted = _required_str(body, "CredentialId")
+        for passkey in user.passkeys:
+            if _same(b64url(passkey.credential_id), wanted):
+                user.passkeys.remove(passkey)
+                self._passkey_meta.pop(passkey.credential_id, None)
+                return {}
+        raise CognitoError("ResourceNotFoundException", "Credential not found.")
+
+    def _op_get_user_auth_factors(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        pool, user, _ = self._verify_access_token(_required_str(body, "AccessToken"))
+        factors = ["PASSWORD"]  # every user of the double has one
+        if "EMAIL_OTP" in pool.first_factors and self._verified(user, "email"):
+            factors.append("EMAIL_OTP")
+        if "SMS_OTP" in pool.first_factors and self._verified(user, "phone_number"):
+            factors.append("SMS_OTP")
+        if "WEB_AUTHN" in pool.first_factors and user.passkeys:
+            factors.append("WEB_AUTHN")
+        result: dict[str, Any] = {"Username": user.username, "ConfiguredUserAuthFactors": factors}
+        if user.mfa:
+            result["UserMFASettingList"] = list(user.mfa)
+        if user.preferred_mfa:
+            result["PreferredMfaSetting"] = user.preferred_mfa
+        return result
 
 
 @contextmanager
