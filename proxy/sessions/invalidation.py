@@ -93,6 +93,7 @@ class RedisInvalidation:
         self._on_resume = on_resume
         self._channel = channel
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self.subscribed = asyncio.Event()
         from redis.exceptions import RedisError
 
@@ -116,13 +117,19 @@ class RedisInvalidation:
 
     async def close(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
+        if task is None:
+            return
+        self._closing = True
+        # redis-py can swallow a cancellation that lands inside get_message and go on polling
+        # (a worker then hung on shutdown for ever): the flag ends the loop at the next poll,
+        # and the cancel is repeated until the task has really ended.
+        while not task.done():
             task.cancel()
-            await asyncio.wait((task,))
+            await asyncio.wait((task,), timeout=_POLL_SECONDS)
 
     async def _run(self) -> None:
         backoff = 0.1
-        while True:
+        while not self._closing:
             pubsub = self._client.pubsub()
             try:
                 await pubsub.subscribe(self._channel)
@@ -131,7 +138,7 @@ class RedisInvalidation:
                 self.subscribed.set()
                 backoff = 0.1
                 log.info("session invalidation subscribed")
-                while True:
+                while not self._closing:
                     message = await pubsub.get_message(
                         ignore_subscribe_messages=True, timeout=_POLL_SECONDS
                     )
