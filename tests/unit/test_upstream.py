@@ -4,7 +4,9 @@ close-delimited bodies, interim answers, a keep-alive connection closed under a 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from contextlib import AsyncExitStack
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -137,3 +139,39 @@ async def test_a_large_body_streams_through(stack: AsyncExitStack) -> None:
             total += len(chunk)
             await asyncio.sleep(0)  # a client slower than the upstream: back-pressure holds
     assert total == 3 * 1024 * 1024
+
+
+async def _https_upstream(stack: AsyncExitStack, tmp_path: Path) -> tuple[int, Path]:
+    from aiohttp import web
+
+    from tests.support.tls import make_tls_files
+
+    files = make_tls_files(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(files.cert, files.key)
+
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text="over tls")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", hello)
+    runner = web.AppRunner(app, shutdown_timeout=1)
+    await runner.setup()
+    stack.push_async_callback(runner.cleanup)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    return runner.addresses[0][1], files.ca
+
+
+async def test_an_https_upstream_is_verified(
+    stack: AsyncExitStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port, ca = await _https_upstream(stack, tmp_path)
+    http = await client(stack)
+    untrusted = await front(stack, f"https://127.0.0.1:{port}", client="lean")
+    async with http.get(untrusted.url("/x")) as r:
+        assert r.status == 502  # a certificate no trusted CA signed: never proxied to
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))  # OpenSSL's default verify paths read it
+    trusted = await front(stack, f"https://127.0.0.1:{port}", client="lean")
+    async with http.get(trusted.url("/x")) as r:
+        assert r.status == 200 and await r.read() == b"over tls"
