@@ -18,15 +18,9 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from tests.e2e.helpers import ARGS, ARTIFACTS, CHROMIUM, PASSWORD, USER, Site
 from tests.e2e.upstream import app_upstream
-from tests.support.cognito_double import CognitoDouble, running_double
+from tests.support.cognito_double import CognitoDouble
 from tests.support.redis_server import RedisProcess, start_redis_server
 from tests.support.stack import proxy_settings, running_proxy
-
-
-@pytest.fixture(scope="module")
-def double() -> Iterator[CognitoDouble]:
-    with running_double() as d:
-        yield d
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from tests.faults.harness import (
     signed_in_cookie,
     steady_load,
 )
-from tests.support.cognito_double import CognitoDouble, running_double
+from tests.support.cognito_double import CognitoDouble
 from tests.support.redis_server import RedisProcess, start_redis_server
 from tests.support.stack import CSRF_FIELD
 
@@ -35,12 +35,6 @@ PASSWORD = "Faults-redis-full-1!"
 USERS = 20
 IDLE = 20  # seconds: activity is written every IDLE/4 = 5 s, so the load crosses it
 FULL_GAUGE = "gate_session_store_full"
-
-
-@pytest.fixture(scope="module")
-def double() -> Iterator[CognitoDouble]:
-    with running_double() as d:
-        yield d
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,7 @@ from tests.faults.harness import (
     signed_in_cookie,
     steady_load,
 )
-from tests.support.cognito_double import CognitoDouble, running_double
+from tests.support.cognito_double import CognitoDouble
 
 pytestmark = pytest.mark.faults
 
@@ -36,12 +35,6 @@ CONNECT_TIMEOUT = 0.5
 HEAD_DEADLINE = CONNECT_TIMEOUT + READ_TIMEOUT
 RATE = 200.0  # requests a second over all four upstreams
 SECONDS = 8.0
-
-
-@pytest.fixture(scope="module")
-def double() -> Iterator[CognitoDouble]:
-    with running_double() as d:
-        yield d
 
 
 async def test_sick_upstreams_stay_bounded_and_others_are_unaffected(
