@@ -1,4 +1,5 @@
-"""Fixtures the integration, security, fault and browser suites share (a pytest plugin: see tests/conftest.py).
+"""Fixtures the integration, security, fault and browser suites share (a pytest plugin: see
+tests/conftest.py).
 
 A module that needs something else (a double with short-lived tokens, one per test) defines
 its own fixture of the same name, which wins for that module.
