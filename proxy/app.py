@@ -71,7 +71,12 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
     prefix = settings.auth.prefix
     metrics = metrics or Metrics()
     raw_store = open_store(settings.session.store_url, timeout=settings.session.store_timeout)
-    store = ObservedStore(raw_store, metrics.store_error, lambda full: metrics.store_full.set(full))
+    store = ObservedStore(
+        raw_store,
+        metrics.store_error,
+        lambda full: metrics.store_full.set(full),
+        deadline=settings.session.store_timeout,
+    )
     cognito = CognitoClient(
         settings.cognito,
         breaker=CircuitBreaker(on_change=lambda is_open: metrics.breaker_open.set(int(is_open))),

@@ -1,9 +1,12 @@
 """A SessionStore wrapper that reports each StoreUnavailable to a callback (for metrics), and
 whether the store is full: set by a write refused for memory, cleared by the next write that
-succeeds (metrics and readyz show it)."""
+succeeds (metrics and readyz show it). With a ``deadline``, each call as a whole gets that
+long: the backend's timeouts bound each step (waiting for a pooled connection, connecting, the
+command), and against a black-holed Redis those add up to several timeouts per call."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -13,15 +16,17 @@ T = TypeVar("T")
 
 
 class ObservedStore:
-    __slots__ = ("_on_error", "_on_full", "_store", "full")
+    __slots__ = ("_deadline", "_on_error", "_on_full", "_store", "full")
 
     def __init__(
         self,
         store: SessionStore,
         on_error: Callable[[str], None],
         on_full: Callable[[bool], None] | None = None,
+        deadline: float | None = None,
     ) -> None:
         self._store = store
+        self._deadline = deadline
         self._on_error = on_error
         self._on_full = on_full
         self.full = False
@@ -31,7 +36,11 @@ class ObservedStore:
 
     async def _observed(self, operation: str, call: Awaitable[T], write: bool = False) -> T:
         try:
-            result = await call
+            async with asyncio.timeout(self._deadline):
+                result = await call
+        except TimeoutError:
+            self._on_error(operation)
+            raise StoreUnavailable(f"store {operation} exceeded {self._deadline}s") from None
         except StoreUnavailable as exc:
             if isinstance(exc, StoreFull):
                 self._set_full(True)

@@ -52,6 +52,35 @@ class Served:
     def fds(self) -> int:
         return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
+    def sockets_to(self, ip: str, port: int) -> int:
+        """TCP sockets this process holds towards ip:port (in any state, SYN_SENT included)."""
+        hexaddr = "".join(f"{int(part):02X}" for part in reversed(ip.split(".")))
+        return self._sockets(2, f"{hexaddr}:{port:04X}")
+
+    def other_fds(self, peers: Sequence[tuple[str, int]]) -> int:
+        """Descriptors that are neither a client's connection nor one towards ``peers``: what
+        would grow if anything leaked. (Read one after the other while connections churn.)"""
+        fds = self.fds()
+        return fds - self.client_sockets() - sum(self.sockets_to(ip, port) for ip, port in peers)
+
+    def client_sockets(self) -> int:
+        """TCP connections from clients this process holds (on its listening port)."""
+        return self._sockets(1, f"0100007F:{int(self.base.rsplit(':', 1)[1]):04X}") - 1
+
+    def _sockets(self, column: int, address: str) -> int:
+        inodes = set()
+        fd_dir = f"/proc/{self.proc.pid}/fd"
+        for fd in os.listdir(fd_dir):
+            try:
+                link = os.readlink(f"{fd_dir}/{fd}")
+            except OSError:
+                continue  # closed meanwhile
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+        with open(f"/proc/{self.proc.pid}/net/tcp", encoding="ascii") as f:
+            next(f)
+            return sum(1 for line in f if (v := line.split())[column] == address and v[9] in inodes)
+
     def rss_mb(self) -> float:
         with open(f"/proc/{self.proc.pid}/status", encoding="ascii") as f:
             for line in f:
@@ -162,8 +191,9 @@ def connections_to(port: int) -> int:
 class Outcome:
     path: str
     started: float  # monotonic
-    seconds: float
+    seconds: float  # from sending to the whole answer, NOT counting the TCP connect (below)
     status: int | str  # an HTTP status, or the client-side exception's name
+    connect: float = 0.0  # opening a new connection to the proxy, if this request needed one
 
     @property
     def ended(self) -> float:
@@ -198,11 +228,29 @@ class Load:
 
 def load_client(connections: int = 0) -> aiohttp.ClientSession:
     """A client that never queues on its own side (``connections=0``: no pool limit), so the
-    latencies measured are the proxy's."""
+    latencies measured are the proxy's.
+
+    A new connection's TCP connect is measured apart (``Outcome.connect``): on a starved shared
+    machine the proxy's accept queue overflows and SYN retransmits (1 s, 3 s) would otherwise
+    pass for the proxy's answer time."""
+    trace = aiohttp.TraceConfig()
+
+    async def connect_start(_: Any, ctx: Any, __: Any) -> None:
+        if isinstance(ctx.trace_request_ctx, dict):
+            ctx.trace_request_ctx["connect_started"] = time.monotonic()
+
+    async def connect_end(_: Any, ctx: Any, __: Any) -> None:
+        if isinstance(ctx.trace_request_ctx, dict) and "connect_started" in ctx.trace_request_ctx:
+            began = ctx.trace_request_ctx.pop("connect_started")
+            ctx.trace_request_ctx["connect"] = time.monotonic() - began
+
+    trace.on_connection_create_start.append(connect_start)
+    trace.on_connection_create_end.append(connect_end)
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=connections),
         cookie_jar=aiohttp.DummyCookieJar(),
         timeout=aiohttp.ClientTimeout(total=30),
+        trace_configs=[trace],
     )
 
 
@@ -229,14 +277,19 @@ async def steady_load(
     async def one(path: str) -> None:
         started = time.monotonic()
         status: int | str
+        ctx: dict[str, float] = {}
         try:
-            async with http.get(base + path, headers=headers, allow_redirects=False) as resp:
+            async with http.get(
+                base + path, headers=headers, allow_redirects=False, trace_request_ctx=ctx
+            ) as resp:
                 await resp.read()
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError) as exc:
             status = type(exc).__name__
         load.outstanding -= 1
-        load.outcomes.append(Outcome(path, started, time.monotonic() - started, status))
+        connect = ctx.get("connect", 0.0)
+        seconds = time.monotonic() - started - connect
+        load.outcomes.append(Outcome(path, started + connect, seconds, status, connect))
 
     interval = 1.0 / rate
     begin = time.monotonic()
