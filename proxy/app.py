@@ -14,6 +14,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from proxy.auth.devices import DeviceStore
 from proxy.auth.flow import Authenticator
+from proxy.auth.i18n import pick_language
+from proxy.auth.kit import retry_url
 from proxy.auth.pages import Branding, Pages
 from proxy.auth.regulation import Limit, Regulator
 from proxy.auth.routes import AuthRoutes
@@ -149,8 +151,14 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
             ),
             timing=upstream_timing,
             refused_set_cookie=cookies.sets_ours,
-            # Our branded page for 502/504 (the forwarder has no request language: English).
-            error_page=lambda status: pages.render("error", lang="en", status=status),
+            # Our branded page for 502/504, in the browser's language (a proxied path's query
+            # is the app's: no ?lang of ours there).
+            error_page=lambda request, status: pages.render(
+                "error",
+                lang=pick_language(request.headers.get("Accept-Language"), None),
+                status=status,
+                retry_url=retry_url(request, status),
+            ),
         )
 
     forwarder = _forwarder(settings.upstream)
@@ -247,7 +255,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
     router.add_get(f"{prefix}/readyz", health.readyz)
     if signer is not None:
         router.add_get(f"{prefix}/jwks.json", _jwks_handler(signer))
-    router.add_route("*", prefix + "/{tail:.*}", _not_found)  # the prefix is ours alone
+    router.add_route("*", prefix + "/{tail:.*}", _not_found(auth.error_page))  # ours alone
     router.add_route("*", "/{tail:.*}", gate.proxy)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -317,5 +325,15 @@ def _jwks_handler(signer: AssertionSigner) -> Callable[[web.Request], Awaitable[
     return jwks
 
 
-async def _not_found(request: web.Request) -> web.StreamResponse:
-    return web.json_response({"error": "not found"}, status=404)
+def _not_found(
+    error_page: Callable[[web.Request, int, str], web.Response],
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """An unknown path under our prefix: the error page for a browser (a mistyped link should
+    not show raw JSON), JSON for API clients."""
+
+    async def not_found(request: web.Request) -> web.StreamResponse:
+        if "text/html" in request.headers.get("Accept", ""):
+            return error_page(request, 404, "status.404.message")
+        return web.json_response({"error": "not found"}, status=404)
+
+    return not_found

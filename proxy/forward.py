@@ -78,7 +78,7 @@ _REFRESH_RE = re.compile(
 )
 
 
-def _default_error_page(status: int) -> web.Response:
+def _default_error_page(request: web.Request, status: int) -> web.Response:
     if status == 504:
         title, text = "504 Gateway Timeout", "Gateway timeout"
     elif status == 400:
@@ -158,7 +158,8 @@ class Forwarder:
         self,
         config: UpstreamConfig,
         *,
-        error_page: Callable[[int], web.Response] | None = None,
+        # (request, status) -> the page; the request gives the page its language.
+        error_page: Callable[[web.Request, int], web.Response] | None = None,
         timing: Callable[[web.Request, float, float], None] | None = None,
         refused_set_cookie: Callable[[str], bool] | None = None,
     ) -> None:
@@ -432,14 +433,14 @@ class Forwarder:
         if pool is not None and not is_websocket_upgrade(request.headers):
             target = self._target_text(request, path_qs)
             if target is None:
-                return self._error_page(400)
+                return self._error_page(request, 400)
             headers = self._request_headers(
                 request, _REQUEST_DROP, add_headers, drop_header, client_ip, tokens, *fwd
             )
             return await self._forward_lean(pool, request, target, headers)
         url = self._target(request, path_qs)
         if url is None:
-            return self._error_page(400)
+            return self._error_page(request, 400)
         if is_websocket_upgrade(request.headers):
             headers = self._request_headers(
                 request, _WS_REQUEST_DROP, add_headers, drop_header, client_ip, tokens, *fwd
@@ -469,7 +470,7 @@ class Forwarder:
                 )
         except TimeoutError as exc:  # before OSError: TimeoutError is an OSError
             log.warning("upstream timeout: %s %s", request.method, _exc_summary(exc))
-            return self._error_page(504)
+            return self._error_page(request, 504)
         except (aiohttp.ClientError, OSError) as exc:
             transport = request.transport
             if transport is None or transport.is_closing():
@@ -477,7 +478,7 @@ class Forwarder:
                 log.info("client disconnected before the response: %s", _exc_summary(exc))
             else:
                 log.warning("upstream unreachable: %s %s", request.method, _exc_summary(exc))
-            return self._error_page(502)
+            return self._error_page(request, 502)
         if self._timing is not None:
             self._timing(request, sent_at, time.perf_counter())
         content = up.content
@@ -542,14 +543,14 @@ class Forwarder:
             up, conn, sender = await pool.request(request.method, target, headers, body)
         except TimeoutError as exc:  # before OSError: TimeoutError is an OSError
             log.warning("upstream timeout: %s %s", request.method, exc)
-            return self._error_page(504)
+            return self._error_page(request, 504)
         except OSError as exc:  # UpstreamError, or the client's upload failing
             transport = request.transport
             if transport is None or transport.is_closing():
                 log.info("client disconnected before the response: %s", _exc_summary(exc))
             else:
                 log.warning("upstream unreachable: %s %s", request.method, exc)
-            return self._error_page(502)
+            return self._error_page(request, 502)
         if self._timing is not None:
             self._timing(request, sent_at, time.perf_counter())
         ok = False
@@ -592,7 +593,7 @@ class Forwarder:
         stop: asyncio.Event | None = None,
     ) -> web.StreamResponse:
         if not web.WebSocketResponse().can_prepare(_handshake_view(request, None)):
-            return self._error_page(400)
+            return self._error_page(request, 400)
         offered = [
             p
             for v in request.headers.getall("Sec-WebSocket-Protocol", _EMPTY)
@@ -613,13 +614,13 @@ class Forwarder:
             )
         except TimeoutError as exc:
             log.warning("upstream websocket timeout: %s", _exc_summary(exc))
-            return self._error_page(504)
+            return self._error_page(request, 504)
         except aiohttp.WSServerHandshakeError as exc:
             log.warning("upstream refused websocket: status %s", exc.status)
-            return self._error_page(502)
+            return self._error_page(request, 502)
         except (aiohttp.ClientError, OSError) as exc:
             log.warning("upstream websocket unreachable: %s", _exc_summary(exc))
-            return self._error_page(502)
+            return self._error_page(request, 502)
         if self._timing is not None:
             self._timing(request, sent_at, time.perf_counter())
         client = web.WebSocketResponse(

@@ -29,6 +29,9 @@ _EN: dict[str, str] = {
     "login.title": "Sign in",
     "login.heading": "Sign in",
     "login.subheading": "Enter your username and password to continue.",
+    # USER_AUTH: the factor (password, code, passkey) is chosen on the next page.
+    "login.subheading_username": "Enter your username to continue.",
+    "login.next": "Continue",
     "login.username": "Username",
     "login.password": "Password",
     "login.submit": "Sign in",
@@ -95,7 +98,9 @@ _EN: dict[str, str] = {
     "status.501": "Not supported",
     "status.501.message": "This sign-in step is not supported yet.",
     "status.502": "Bad gateway",
-    "status.502.message": "The application returned an invalid response. Please try again.",
+    "status.502.message": (
+        "The application could not be reached or sent an invalid response. Please try again."
+    ),
     "status.503": "Service unavailable",
     "status.503.message": "The service is temporarily unavailable. Please try again shortly.",
     "status.504": "Gateway timeout",
@@ -219,6 +224,8 @@ _JA: dict[str, str] = {
     "login.title": "サインイン",
     "login.heading": "サインイン",
     "login.subheading": "続行するには、ユーザー名とパスワードを入力してください。",
+    "login.subheading_username": "続行するには、ユーザー名を入力してください。",
+    "login.next": "次へ",
     "login.username": "ユーザー名",
     "login.password": "パスワード",
     "login.submit": "サインイン",
@@ -285,7 +292,9 @@ _JA: dict[str, str] = {
     "status.501": "未対応",
     "status.501.message": "このサインイン手順にはまだ対応していません。",
     "status.502": "不正なゲートウェイ応答",
-    "status.502.message": "アプリケーションから不正な応答が返されました。もう一度お試しください。",
+    "status.502.message": (
+        "アプリケーションに接続できないか、不正な応答が返されました。もう一度お試しください。"
+    ),
     "status.503": "サービス利用不可",
     "status.503.message": (
         "サービスは一時的に利用できません。しばらくしてからもう一度お試しください。"

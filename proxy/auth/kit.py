@@ -40,6 +40,25 @@ def see_other(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})
 
 
+# Answers whose message says "try again": the page gets a button that does so.
+RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def retry_url(request: web.Request, status: int, key: str = "") -> str | None:
+    """Where "Try again" goes: the same page (a form page's GET is a fresh form, with the same
+    ?lang), or None when trying again cannot help. Read through safe_return_path: the path is
+    the browser's."""
+    if status not in RETRYABLE and key != "error.csrf":
+        return None
+    if request.method in ("GET", "HEAD"):
+        return safe_return_path(request.raw_path)
+    lang = request.query.get("lang")
+    path = safe_return_path(request.path, default="")
+    if not path:
+        return None
+    return path + (f"?{urlencode({'lang': lang})}" if lang in ("en", "ja") else "")
+
+
 class AuthKit:
     def __init__(
         self,
@@ -113,7 +132,7 @@ class AuthKit:
             status=status,
             heading=translate(lang, f"status.{status}"),
             message=translate(lang, key),
-            retry_url=None,
+            retry_url=retry_url(request, status, key),
         )
 
     def action(self, request: web.Request, path: str) -> str:

@@ -82,7 +82,7 @@ async def front(
     stack: AsyncExitStack,
     upstream_url: str,
     *,
-    error_page: Callable[[int], web.Response] | None = None,
+    error_page: Callable[[web.Request, int], web.Response] | None = None,
     handler_cancellation: bool = False,
     **cfg: object,
 ) -> Front:
@@ -727,13 +727,15 @@ async def test_connect_timeout_covers_pool_wait(stack: AsyncExitStack) -> None:
 
 
 async def test_custom_error_page(stack: AsyncExitStack) -> None:
-    def page(status: int) -> web.Response:
-        return web.Response(status=status, text=f"custom {status}")
+    def page(request: web.Request, status: int) -> web.Response:
+        # The request is there for the page's language.
+        lang = request.headers.get("Accept-Language", "-")
+        return web.Response(status=status, text=f"custom {status} {lang}")
 
     f = await front(stack, f"http://127.0.0.1:{free_port()}", error_page=page)
     s = await client(stack)
-    async with s.get(f.url("/")) as r:
-        assert (r.status, await r.text()) == (502, "custom 502")
+    async with s.get(f.url("/"), headers={"Accept-Language": "ja"}) as r:
+        assert (r.status, await r.text()) == (502, "custom 502 ja")
 
 
 @pytest.mark.parametrize(
