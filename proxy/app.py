@@ -170,6 +170,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
         pages=pages,
         sessions=sessions,
         flows=SealedStore(store, derive_key(secret, "login"), namespace="f"),
+        prelogin_key=derive_key(secret, "login token"),
         authenticator=Authenticator(cognito, verifier),
         cognito=cognito,
         refresher=refresher,

@@ -17,6 +17,7 @@ from aiohttp import web
 from proxy.auth import csrf
 from proxy.auth.i18n import pick_language, translate
 from proxy.auth.pages import Pages
+from proxy.auth.prelogin import PreLoginTokens
 from proxy.auth.redirects import safe_return_path
 from proxy.auth.state import LoginState
 from proxy.cookies import OurCookies
@@ -67,6 +68,7 @@ class AuthKit:
         pages: Pages,
         sessions: SessionManager,
         flows: SealedStore,
+        tokens: PreLoginTokens,
         cookies: OurCookies,
         csrf_key: bytes,
         login_timeout: float,
@@ -78,6 +80,7 @@ class AuthKit:
         self.pages = pages
         self.sessions = sessions
         self.flows = flows
+        self._tokens = tokens
         self.cookies = cookies
         self._csrf_key = csrf_key
         self._login_timeout = login_timeout
@@ -188,21 +191,32 @@ class AuthKit:
         cookie = request.cookies.get(self.cookies.flow)
         if not cookie:
             return None
+        if self._tokens.is_token(cookie):
+            return self._tokens.read(cookie)
         raw = await self.flows.load(cookie)
         return LoginState.from_bytes(raw) if raw is not None else None
 
     async def new_flow(self, request: web.Request) -> tuple[LoginState, str]:
-        """A fresh sign-in state for this request's ``rd``, and the cookie value holding it."""
+        """A fresh sign-in state for this request's ``rd``, and the cookie value holding it: a
+        signed token, so that showing a form writes nothing to the store (prelogin.py)."""
         state = LoginState.new(safe_return_path(request.query.get("rd")))
-        return state, await self.flows.create(state.to_bytes(), self._login_timeout)
+        return state, self._tokens.issue(state)
 
     async def save_flow(self, request: web.Request, state: LoginState) -> bool:
-        """Save the sign-in state; False when it expired meanwhile."""
+        """Save the sign-in state; False when it expired meanwhile. Only a stored state can be
+        saved in place: the steps that save this way (a challenge page, a resend) exist only
+        after ``save_and_go`` stored it, so a token here means the sign-in is not where the
+        page thinks (start again)."""
         cookie = request.cookies.get(self.cookies.flow, "")
+        if self._tokens.is_token(cookie):
+            return False
         return await self.flows.save(cookie, state.to_bytes(), self._login_timeout)
 
     async def delete_flow(self, request: web.Request) -> None:
-        await self.flows.delete(request.cookies.get(self.cookies.flow, ""))
+        """End the pre-login state (a token has nothing stored to delete)."""
+        cookie = request.cookies.get(self.cookies.flow, "")
+        if not self._tokens.is_token(cookie):
+            await self.flows.delete(cookie)
 
     async def restart(self, request: web.Request, message: str) -> web.StreamResponse:
         """The login form of a fresh sign-in, saying why the last one cannot go on."""
@@ -214,9 +228,18 @@ class AuthKit:
     async def save_and_go(
         self, request: web.Request, state: LoginState, page: str
     ) -> web.StreamResponse:
+        """Keep ``state`` for the next page and go there. The first such step of a sign-in
+        (a form was posted, a challenge or a detour follows) stores it: the cookie becomes the
+        sealed record's handle."""
+        location = self.action(request, page)
+        if self._tokens.is_token(request.cookies.get(self.cookies.flow, "")):
+            cookie = await self.flows.create(state.to_bytes(), self._login_timeout)
+            response = see_other(location)
+            self.set_cookie(response, self.cookies.flow, cookie)
+            return response
         if not await self.save_flow(request, state):
             return await self.restart(request, "error.flow_expired")
-        raise web.HTTPSeeOther(self.action(request, page))
+        raise web.HTTPSeeOther(location)
 
     # -- posted forms --------------------------------------------------------------------------
 

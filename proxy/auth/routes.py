@@ -15,6 +15,7 @@ from proxy.auth.kit import AuthKit
 from proxy.auth.login_routes import LoginRoutes
 from proxy.auth.logout_routes import LogoutRoutes
 from proxy.auth.pages import Pages, static_dir
+from proxy.auth.prelogin import PreLoginTokens
 from proxy.auth.recovery_routes import RecoveryRoutes
 from proxy.auth.regulation import Regulator
 from proxy.cognito.client import CognitoClient
@@ -32,6 +33,7 @@ class AuthRoutes:
         pages: Pages,
         sessions: SessionManager,
         flows: SealedStore,
+        prelogin_key: bytes,
         authenticator: Authenticator,
         cognito: CognitoClient,
         refresher: Refresher,
@@ -51,6 +53,7 @@ class AuthRoutes:
             pages=pages,
             sessions=sessions,
             flows=flows,
+            tokens=PreLoginTokens(prelogin_key, login_timeout),
             cookies=cookies,
             csrf_key=csrf_key,
             login_timeout=login_timeout,

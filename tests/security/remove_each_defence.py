@@ -77,7 +77,7 @@ MUTANTS = [
         "proxy/auth/completion.py",
         "        await kit.delete_flow(request)\n",
         "",
-        (("security/test_cookies.py", "test_sign_in_deletes_the_pre_login_cookie_and_its_state"),),
+        (("security/test_cookies.py", "test_a_sign_in_that_stored_its_state_leaves_none_behind"),),
     ),
     Mutant(
         "cookie_httponly",
@@ -385,6 +385,26 @@ MUTANTS = [
                 "test_a_form_in_an_unknown_charset_is_400_never_500",
             ),
         ),
+    ),
+    Mutant(
+        "prelogin_writes_nothing",
+        "proxy/auth/kit.py",
+        "        return state, self._tokens.issue(state)",
+        "        return state, await self.flows.create(state.to_bytes(), self._login_timeout)",
+        (
+            (
+                "security/test_prelogin.py",
+                "test_a_flood_of_login_pages_writes_nothing_to_the_memory_store",
+            ),
+            ("security/test_prelogin.py", "test_a_flood_of_login_pages_writes_nothing_to_redis"),
+        ),
+    ),
+    Mutant(
+        "prelogin_token_mac",
+        "proxy/auth/prelogin.py",
+        "            if not hmac.compare_digest(self._mac(body), _unb64(mac)):",
+        "            if False:",
+        (("unit/test_prelogin.py", "test_another_key_or_a_changed_byte_is_nothing"),),
     ),
     Mutant(
         "method_override_stripped",

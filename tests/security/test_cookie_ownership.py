@@ -13,9 +13,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from proxy.demo import free_port
 from tests.security.conftest import PASSWORD, USER, pool_settings
 from tests.support.cognito_double import CognitoDouble
-from tests.support.redis_server import free_port
 from tests.support.stack import CSRF_FIELD, proxy_settings, running_proxy
 
 # What a hostile app answers with: each tries to set a cookie of ours in some spelling.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -11,8 +12,10 @@ import pytest
 from proxy.sessions.memory import MemoryStore
 from proxy.sessions.session import SessionManager
 from tests.security.conftest import PASSWORD, USER, Stack, stack_for
+from tests.support.challenges import flow_browser, pool_kwargs
 from tests.support.cognito_double import CognitoDouble
-from tests.support.stack import CSRF_FIELD
+from tests.support.stack import CSRF_FIELD, recording_upstream
+from tests.support.totp import totp
 
 
 def _set_cookies(resp: aiohttp.ClientResponse) -> dict[str, str]:
@@ -69,15 +72,51 @@ async def test_sign_in_deletes_the_pre_login_cookie_and_its_state(secure_stack: 
     assert value in ("", '""')
     assert any(a.lower().startswith("max-age=0") for a in attrs) or "expires=" in cleared.lower()
     assert "Secure" in attrs and "Path=/" in attrs  # or the browser would not replace it
-    # The server-side state is gone too: replaying the old pre-login cookie starts over.
+    # Before any challenge the pre-login cookie is a signed token with no server-side state
+    # (nothing to delete): replaying it is only a login form, its CSRF token no credential.
+    assert flow.startswith("t1.")
     async with secure_stack.browser.http.post(
         secure_stack.base + "/_auth/login",
         data={"csrf": "x", "username": USER, "password": PASSWORD},
         headers={"Cookie": f"__Host-gate-login={flow}"},
         allow_redirects=False,
     ) as replay:
-        assert replay.status == 400
+        assert replay.status == 403
         assert "__Host-gate" not in _set_cookies(replay)
+
+
+async def test_a_sign_in_that_stored_its_state_leaves_none_behind(double: CognitoDouble) -> None:
+    # A challenge stores the sign-in's state (the Cognito session, the username): once signed
+    # in, the pre-login cookie that held it leads nowhere.
+    pool = double.create_pool()
+    double.set_pool_mfa(pool, "OPTIONAL", factors=("SOFTWARE_TOKEN_MFA",))
+    client_id, secret = double.create_client(pool, secret=True)
+    double.add_user(pool, "mia", PASSWORD, mfa=("SOFTWARE_TOKEN_MFA",))
+    async with (
+        recording_upstream() as upstream,
+        flow_browser(
+            **pool_kwargs(double, pool, client_id, secret), upstream_url=upstream.url
+        ) as browser,
+    ):
+        first = await browser.sign_in("mia", PASSWORD)
+        assert first.status == 303 and first.location == "/_auth/challenge"
+        stored = browser.cookie("gate-login")
+        assert stored and not stored.startswith("t1.")  # a sealed record's handle now
+        page = await browser.follow(first)
+        assert (await browser.get("/_auth/challenge")).status == 200
+        code = totp(double.totp_secret(pool, "mia") or "", time.time())
+        done = await browser.answer(page, {"code": code})
+        assert done.status == 303 and browser.cookie("gate")
+        async with (
+            aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http,
+            http.get(
+                browser.base + "/_auth/challenge",
+                headers={"Cookie": f"gate-login={stored}"},
+                allow_redirects=False,
+            ) as replay,
+        ):
+            assert replay.status == 303
+            assert replay.headers["Location"].startswith("/_auth/login")
 
 
 async def test_plain_http_cookies_drop_the_host_prefix_but_keep_the_rest(stack: Stack) -> None:
