@@ -508,6 +508,53 @@ MUTANTS = [
             ),
         ),
     ),
+    Mutant(
+        "upstream_head_crlf",
+        "proxy/upstream.py",
+        "if not _crlf_free(text, lines):",
+        "if False:",
+        (("unit/test_upstream.py", "test_a_header_with_a_line_break_is_never_written"),),
+    ),
+    Mutant(
+        "upstream_retry_idempotent_only",
+        "proxy/upstream.py",
+        "retry = body is None and method in IDEMPOTENT",
+        "retry = True",
+        (
+            (
+                "unit/test_upstream.py",
+                "test_a_stale_keepalive_connection_is_retried_only_for_idempotent_requests",
+            ),
+        ),
+    ),
+    Mutant(
+        "upstream_tls_verified",
+        "proxy/forward.py",
+        'ssl=ssl.create_default_context() if self._scheme == "https" else None,',
+        'ssl=ssl._create_unverified_context() if self._scheme == "https" else None,',
+        (("unit/test_upstream.py", "test_an_https_upstream_is_verified"),),
+    ),
+    Mutant(
+        "log_text_escaped",
+        "proxy/logsink.py",
+        '    if value.isprintable() and "\\\\" not in value:\n'
+        "        return value\n    return value.translate",
+        "    return value\n    return value.translate",
+        (
+            (
+                "unit/test_logsink.py",
+                "test_a_text_line_cannot_be_split_or_carry_control_characters",
+            ),
+        ),
+    ),
+    Mutant(
+        "log_json_escaped",
+        "proxy/logsink.py",
+        "if every.isascii() and every.isprintable() and "
+        """'"' not in every and "\\\\" not in every:""",
+        "if True:",
+        (("unit/test_logsink.py", "test_every_hostile_value_is_valid_json_on_one_line"),),
+    ),
 ]
 
 
