@@ -35,7 +35,6 @@ from proxy.gate.policy import (
     Access,
     AllRules,
     Policy,
-    Route,
     Rule,
     Unauthenticated,
     prefix_matches,
@@ -111,11 +110,6 @@ class Upstreams:
         missing = [r.name for r in self.policy.routes if r.name not in self.forwarders]
         if missing:
             raise ValueError(f"no forwarder for upstream(s) {', '.join(missing)}")
-
-    @classmethod
-    def single(cls, forwarder: Forwarder) -> Upstreams:
-        """One upstream for every path."""
-        return cls(Policy([Route(name="default")]), {"default": forwarder})
 
 
 @dataclass(frozen=True, slots=True)
