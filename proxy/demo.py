@@ -387,7 +387,14 @@ def start_demo_cognito(sites: Iterable[DemoSite] = DEMO_SITES, **listen: Any) ->
         if site.custom_auth:
             double.set_custom_auth(pool_id, captcha_challenge)
             flows.add("CUSTOM_AUTH")
-        client_id, client_secret = double.create_client(pool_id, secret=True, flows=flows)
+        # Refresh-token rotation on, as a pool set up today by the book has it.
+        client_id, client_secret = double.create_client(
+            pool_id,
+            secret=True,
+            flows=flows,
+            refresh_token_rotation=True,
+            retry_grace_period_seconds=10,
+        )
         pools[site.key] = DemoPool(pool_id, client_id, client_secret)
         for user in site.users:
             attributes = {"email": user.email, "preferred_username": user.username.title()}

@@ -230,8 +230,9 @@ def audit(event: str, **fields: Any) -> None:
 
     Events: login.success, login.failure (reason=...), login.challenge (challenge=...),
     login.blocked (reason=threat_protection: Cognito's threat protection refused it), mfa.*,
-    logout, signout.everywhere, ban. Fields must never be secrets: pass a session
-    fingerprint, a ``sub``, a client ip, a reason class.
+    logout, signout.everywhere, ban, session.end (reason=refresh_rejected, code=Cognito's).
+    Fields must never be secrets: pass a session fingerprint, a ``sub``, a client ip, a reason
+    class.
     """
     reason = str(fields.get("reason") or fields.get("challenge") or "")
     for sink in list(_audit_sinks):

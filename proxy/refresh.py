@@ -49,6 +49,17 @@ class Refresher:
         self._cognito = cognito
         self._verifier = verifier
 
+    async def discard(self, fresh: Session, previous: Session) -> None:
+        """Revoke the refresh token rotation gave ``fresh`` when nobody will keep it (the
+        session ended while it was being refreshed): it must not outlive the sign-out."""
+        token = fresh.refresh_token
+        if not token or token == previous.refresh_token:
+            return
+        try:
+            await self._cognito.revoke(token)
+        except errors.CognitoError as exc:
+            log.warning("revoking the rotated refresh token of an ended session: %s", exc.code)
+
     async def refresh(self, session: Session) -> RefreshOutcome:
         """Fresh, verified tokens for ``session`` as a new Session (not saved)."""
         if not session.refresh_token:

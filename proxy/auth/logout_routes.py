@@ -86,10 +86,13 @@ class LogoutRoutes:
             # not depend on Cognito answering.
             await sessions.end_all(session.sub)
             await sessions.delete(cookie, session)
-            access_token = await self._live_access_token(session)
+            live = await self._live_session(session)
+            # A refresh with rotation replaced the refresh token: the new one is the one to
+            # revoke if GlobalSignOut fails.
+            session = live or session
             try:
-                if access_token is not None:
-                    await self._cognito.global_sign_out(access_token)
+                if live is not None:
+                    await self._cognito.global_sign_out(live.access_token)
                     log.info("signed out everywhere session=%s", sessions.fingerprint(cookie))
                     return
             except CognitoError as exc:
@@ -109,17 +112,17 @@ class LogoutRoutes:
             session=sessions.fingerprint(cookie),
         )
 
-    async def _live_access_token(self, session: Session) -> str | None:
+    async def _live_session(self, session: Session) -> Session | None:
         """GlobalSignOut needs an unexpired access token; an idle session's may have expired.
         Refreshed the one way every refresh goes (the device key included). None: there is no
         live token to be had (the caller revokes this session's refresh token instead)."""
         if session.expires_at > time.time() + 30:
-            return session.access_token
+            return session
         fresh = await self._refresher.refresh(session)
         if isinstance(fresh, Session):
-            return fresh.access_token
+            return fresh
         if isinstance(fresh, NoRefreshToken):
-            return session.access_token  # Cognito judges it: refused, we revoke below
+            return session  # Cognito judges its access token: refused, we revoke below
         log.warning(
             "refresh before GlobalSignOut failed (%s); revoking this session's token", fresh.code
         )

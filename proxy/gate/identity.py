@@ -16,6 +16,7 @@ from aiohttp import web
 
 from proxy.gate.cache import SessionCache
 from proxy.gate.cookies import cookie_value
+from proxy.observe import audit
 from proxy.refresh import NoRefreshToken, Refresher, RefreshFailed, RefreshRejected
 from proxy.sessions.session import Session, SessionManager
 
@@ -139,14 +140,39 @@ class Identity:
                     return current
                 raise RefreshUnavailable
 
-    async def _refresh(self, cookie: str, session: Session) -> Session | None:
+    async def _refresh(
+        self, cookie: str, session: Session, *, again: bool = True
+    ) -> Session | None:
         still_valid = session.expires_at > time.time()
         fresh = await self._refresher.refresh(session)
         if isinstance(fresh, NoRefreshToken):
             return session if still_valid else None
         if isinstance(fresh, RefreshRejected):
+            # With refresh-token rotation a refused token may just be an old one: another
+            # replica (whose lease ran out mid-call) replaced it and saved the new tokens.
+            saved = await self.sessions.load(cookie)
+            if saved is not None and saved.refresh_token != session.refresh_token:
+                log.info(
+                    "refresh token superseded (%s); using the saved tokens, session=%s",
+                    fresh.code,
+                    self.sessions.fingerprint(cookie),
+                )
+                if not self._needs_refresh(saved) or not again:
+                    return saved
+                return await self._refresh(cookie, saved, again=False)
             # Revoked or expired refresh token: the session is over.
-            log.info("refresh rejected, ending session=%s", self.sessions.fingerprint(cookie))
+            log.info(
+                "refresh rejected (%s), ending session=%s",
+                fresh.code,
+                self.sessions.fingerprint(cookie),
+            )
+            audit(
+                "session.end",
+                reason="refresh_rejected",
+                code=fresh.code,
+                user=session.sub,
+                session=self.sessions.fingerprint(cookie),
+            )
             await self.sessions.delete(cookie, session)
             return None
         if isinstance(fresh, RefreshFailed):
@@ -157,6 +183,11 @@ class Identity:
             if still_valid:
                 return session
             raise RefreshUnavailable from None
+        # One store write holds the new tokens and, with rotation, the new refresh token: no
+        # replica can refresh with the one rotation just replaced (we hold the lease).
         if not await self.sessions.save(cookie, fresh):
-            return None  # signed out while we were refreshing: stay signed out
+            # Signed out while we were refreshing: stay signed out, and do not leave the
+            # rotated refresh token valid at Cognito.
+            await self._refresher.discard(fresh, session)
+            return None
         return fresh

@@ -96,8 +96,10 @@ def proxy_settings(
     client_secret: str | None = None,
     auth_flow: str = "USER_SRP_AUTH",
     store_url: str = "memory://",
+    cognito_extra: dict[str, Any] | None = None,
     **sections: Any,
 ) -> Settings:
+    """``cognito_extra``: further ``cognito`` settings (refresh_flow, client_secret_next...)."""
     cognito: dict[str, Any] = {
         "user_pool_id": pool_id,
         "client_id": client_id,
@@ -108,6 +110,7 @@ def proxy_settings(
     }
     if issuer:
         cognito["issuer"] = issuer
+    cognito.update(cognito_extra or {})
     values: dict[str, Any] = {
         "listen": "127.0.0.1:8080",  # unused: running_proxy picks a free port
         "upstream": {"url": upstream_url},
