@@ -24,7 +24,9 @@ What it does, and why:
   (keep-alive, not close-delimited, not HEAD, the request body fully sent).
 - **Retry**: a pooled connection the upstream closed while it sat idle fails before any
   response byte arrives; such a request is sent again on a fresh connection once, only if its
-  method is idempotent and it has no body (nothing of the client's was consumed).
+  method is idempotent and its body is not being streamed (none, or one that had arrived whole
+  and is sent again byte for byte: nothing of the client's stream was consumed).
+- **One answer per request**: bytes that start a second response end the connection.
 - **Safety**: a head with CR, LF or NUL inside a name, value or target is refused
   (:class:`UpstreamError`), never written.
 
@@ -130,6 +132,10 @@ class UpstreamResponse:
             self._raw.append((name, value))
 
     def on_headers_complete(self) -> None:
+        if self._in_body:
+            # A second answer to one request (response splitting, or a desynchronised app): the
+            # connection can no longer be trusted to frame the next exchange.
+            raise UpstreamError("the upstream sent more than one response")
         parser = self._conn.parser
         assert parser is not None
         status = parser.get_status_code()
@@ -363,7 +369,7 @@ class _Connection(asyncio.Protocol):
     def _check_timeout(self, read_timeout: float) -> None:
         self._timer = None
         resp = self.response
-        if resp is None or self.closed:
+        if resp is None or self.closed or resp.complete:
             return
         # Headers of a body-less request: one deadline, however slowly they trickle in.
         since = self._begun if self._strict_head and not resp._in_body else self._last_io

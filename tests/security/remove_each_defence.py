@@ -555,6 +555,13 @@ MUTANTS = [
         "if True:",
         (("unit/test_logsink.py", "test_every_hostile_value_is_valid_json_on_one_line"),),
     ),
+    Mutant(
+        "upstream_one_answer_per_request",
+        "proxy/upstream.py",
+        'raise UpstreamError("the upstream sent more than one response")',
+        "pass",
+        (("unit/test_upstream.py", "test_a_second_answer_to_one_request_ends_the_connection"),),
+    ),
 ]
 
 

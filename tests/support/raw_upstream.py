@@ -70,6 +70,11 @@ def _answer(path: str, method: str, body: bytes) -> bytes:
     if path.startswith("/utf8"):
         name = "caf\u00e9 \u65e5\u672c"
         return f"HTTP/1.1 200 OK\r\nX-Name: {name}\r\nContent-Length: 1\r\n\r\n.".encode()
+    if path.startswith("/twice"):
+        return (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst"
+            b"HTTP/1.1 302 Found\r\nLocation: http://evil.example/\r\nContent-Length: 0\r\n\r\n"
+        )
     if path.startswith("/big"):
         size = 3 * 1024 * 1024
         return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + b"z" * size

@@ -175,3 +175,14 @@ async def test_an_https_upstream_is_verified(
     trusted = await front(stack, f"https://127.0.0.1:{port}", client="lean")
     async with http.get(trusted.url("/x")) as r:
         assert r.status == 200 and await r.read() == b"over tls"
+
+
+async def test_a_second_answer_to_one_request_ends_the_connection(stack: AsyncExitStack) -> None:
+    up, f = await lean(stack)
+    http = await client(stack)
+    async with http.get(f.url("/twice")) as r:
+        assert r.status == 200 and await r.read() == b"first"
+        assert "Location" not in r.headers
+    async with http.get(f.url("/next")) as r:  # never the smuggled 302
+        assert r.status == 200 and await r.read() == b"GET 0"
+    assert up.connections == 2
