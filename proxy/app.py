@@ -19,6 +19,7 @@ from proxy.auth.kit import retry_url
 from proxy.auth.pages import Branding, Pages
 from proxy.auth.regulation import Limit, Regulator
 from proxy.auth.routes import AuthRoutes
+from proxy.auth.session_cards import SessionCards
 from proxy.cognito.breaker import CircuitBreaker
 from proxy.cognito.client import CognitoClient
 from proxy.cognito.tokens import JwksCache, JwksUnavailable, TokenVerifier
@@ -117,6 +118,15 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
         if cache is not None
         else invalidation_for(raw_store)
     )
+    # The account page's view of each session (browser, IP, last active); None: page off.
+    cards = SessionCards(store, derive_key(secret, "cards")) if settings.account.enabled else None
+    card_ttl = float(max(settings.session.lifetime, settings.session.remember_lifetime))
+
+    async def session_changed(record_hash: str) -> None:
+        await invalidation.changed(record_hash)
+        if cards is not None:
+            await cards.seen(record_hash, card_ttl)  # a record write is activity (or its end)
+
     sessions = SessionManager(
         store,
         derive_key(secret, "session"),
@@ -124,7 +134,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
         idle_timeout=settings.session.idle_timeout,
         remember_lifetime=settings.session.remember_lifetime,
         remember_idle_timeout=settings.session.remember_idle_timeout,
-        on_change=invalidation.changed,
+        on_change=session_changed,
     )
     pages = Pages(
         branding=Branding(
@@ -184,6 +194,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
         devices=DeviceStore(
             SealedStore(store, derive_key(secret, "device"), namespace="d"), cognito
         ),
+        cards=cards,
     )
     identity = Identity(
         sessions=sessions,

@@ -321,6 +321,12 @@ class AuthSettings(_Section):
         return value
 
 
+class AccountSettings(_Section):
+    """The account page (``<auth prefix>/account``): a signed-in user's own sessions."""
+
+    enabled: bool = True
+
+
 class HeadersSettings(_Section):
     preset: Literal["oauth2-proxy", "authelia"] = "oauth2-proxy"
     extra: dict[str, str] = Field(default_factory=dict, description="header name → claim name")
@@ -486,6 +492,7 @@ class Settings(BaseSettings):
     session: SessionSettings = SessionSettings()
     cookie: CookieSettings
     auth: AuthSettings = AuthSettings()
+    account: AccountSettings = AccountSettings()
     headers: HeadersSettings = HeadersSettings()
     upstreams: list[RouteSettings] = Field(default_factory=list)
     assertion: AssertionSettings = AssertionSettings()

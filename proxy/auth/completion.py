@@ -13,6 +13,7 @@ from proxy.auth.devices import DeviceStore
 from proxy.auth.flow import second_factor
 from proxy.auth.kit import AuthKit, see_other
 from proxy.auth.outcomes import SignedIn
+from proxy.auth.session_cards import SessionCards
 from proxy.auth.state import LoginState
 from proxy.cognito.client import Device
 from proxy.observe import audit
@@ -23,11 +24,22 @@ log = logging.getLogger("proxy.auth")
 
 class Completion:
     def __init__(
-        self, kit: AuthKit, *, devices: DeviceStore | None, remember_lifetime: float
+        self,
+        kit: AuthKit,
+        *,
+        devices: DeviceStore | None,
+        remember_lifetime: float,
+        cards: SessionCards | None = None,
     ) -> None:
         self._kit = kit
+        self._cards = cards
         self.devices = devices
         self._remember_lifetime = remember_lifetime
+
+    def _lifetime(self, remember: bool) -> float:
+        """The longest a session lives (its idle limit moves with activity)."""
+        timeouts = self._kit.sessions.timeouts
+        return timeouts.remember_lifetime if remember else timeouts.lifetime
 
     async def remembered_device(self, request: web.Request, username: str) -> Device | None:
         """The device this browser confirmed for ``username`` earlier, if any."""
@@ -68,6 +80,15 @@ class Completion:
                     }
                 )
         session_cookie = await kit.sessions.create(step.session)
+        record = kit.sessions.record_hash(session_cookie)
+        if self._cards is not None and record is not None:
+            # What the account page shows of this session to the user's other browsers.
+            await self._cards.record(
+                record,
+                user_agent=request.headers.get("User-Agent", ""),
+                ip=client_ip(request),
+                ttl=self._lifetime(step.session.remember),
+            )
         await kit.delete_flow(request)
         old = request.cookies.get(kit.cookies.session)
         if old:

@@ -27,8 +27,10 @@ class LogoutRoutes:
         cognito: CognitoClient,
         refresher: Refresher,
         allowed_redirect_origins: Collection[str],
+        account: bool = False,
     ) -> None:
         self._kit = kit
+        self._account = account  # the account page is on: link to it
         self._cognito = cognito
         self._refresher = refresher
         self._allowed_origins = tuple(allowed_redirect_origins)
@@ -51,6 +53,7 @@ class LogoutRoutes:
             csrf_token=kit.session_token(cookie),
             user=session.claims.get("email") or session.username,
             rd=request.query.get("rd", "")[:2048],
+            account_url=kit.action(request, "account") if self._account else None,
         )
 
     def _after_logout(self, rd: str | None) -> str:

@@ -4,9 +4,11 @@ family (login, logout, challenges and devices, recovery). Wiring only."""
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Any
 
 from aiohttp import web
 
+from proxy.auth.account_routes import AccountRoutes
 from proxy.auth.challenge_routes import ChallengeRoutes
 from proxy.auth.completion import Completion
 from proxy.auth.devices import DeviceStore
@@ -18,6 +20,7 @@ from proxy.auth.pages import Pages, static_dir
 from proxy.auth.prelogin import PreLoginTokens
 from proxy.auth.recovery_routes import RecoveryRoutes
 from proxy.auth.regulation import Regulator
+from proxy.auth.session_cards import SessionCards
 from proxy.cognito.client import CognitoClient
 from proxy.cookies import OurCookies
 from proxy.refresh import Refresher
@@ -45,7 +48,9 @@ class AuthRoutes:
         regulator: Regulator,
         body_timeout: float = 15.0,
         devices: DeviceStore | None = None,
+        cards: SessionCards | None = None,
     ) -> None:
+        """``cards``: the sessions' cards; None turns the account page off."""
         self.prefix = prefix
         self._pages = pages
         self.kit = AuthKit(
@@ -64,8 +69,10 @@ class AuthRoutes:
                 cognito.auth_flow, "required"
             ),
         )
-        completion = Completion(self.kit, devices=devices, remember_lifetime=remember_lifetime)
-        self._families = (
+        completion = Completion(
+            self.kit, devices=devices, remember_lifetime=remember_lifetime, cards=cards
+        )
+        self._families: tuple[Any, ...] = (
             LoginRoutes(
                 self.kit,
                 authenticator=authenticator,
@@ -80,8 +87,13 @@ class AuthRoutes:
                 cognito=cognito,
                 refresher=refresher,
                 allowed_redirect_origins=allowed_redirect_origins,
+                account=cards is not None,
             ),
         )
+
+        if cards is not None:
+            self._families += (AccountRoutes(self.kit, cards=cards),)
+        self.account = cards is not None
 
     def error_page(self, request: web.Request, status: int, key: str) -> web.Response:
         """Our branded error page (the gate answers 503 with it too)."""

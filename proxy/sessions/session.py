@@ -308,6 +308,32 @@ class SessionManager:
         log.info("ended %d session(s) of one user", len(keys))
         return len(keys)
 
+    async def live_records(self, sub: str) -> list[str]:
+        """The record hashes of user ``sub``'s sessions that still exist (the account page's
+        session list); the index's stale members are skipped."""
+        live = []
+        for key in await self._store.members(self._index_key(sub)):
+            if await self._store.get(key) is not None:
+                live.append(key.rsplit(":", 1)[-1])
+        return live
+
+    async def end_record(self, sub: str, record_hash: str) -> bool:
+        """End one session of user ``sub`` named by its record hash, as ``end_all`` ends each:
+        only a member of that user's index, so one user can never end another's session."""
+        index = self._index_key(sub)
+        key = next(
+            (k for k in await self._store.members(index) if k.rsplit(":", 1)[-1] == record_hash),
+            None,
+        )
+        if key is None:
+            return False
+        await self._store.delete(key)
+        await self._store.remove_member(index, key)
+        self.ends.ended(key)
+        if self._on_change is not None:
+            await self._on_change(record_hash)
+        return True
+
     async def _changed(self, cookie: str) -> None:
         if self._on_change is not None and (record := self._sealed.record_hash(cookie)):
             await self._on_change(record)

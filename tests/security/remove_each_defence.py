@@ -26,6 +26,18 @@ class Mutant(NamedTuple):
 
 MUTANTS = [
     Mutant(
+        "account_end_own_sessions_only",
+        "proxy/sessions/session.py",
+        '(k for k in await self._store.members(index) if k.rsplit(":", 1)[-1] == record_hash),',
+        'iter([f"gate:s:{record_hash}"]),',
+        (
+            (
+                "integration/test_account_sessions.py",
+                "test_another_users_session_id_ends_nothing",
+            ),
+        ),
+    ),
+    Mutant(
         "csrf_token_login",
         "proxy/auth/kit.py",
         'if not csrf.tokens_match(state.csrf, values.get("csrf")):',
