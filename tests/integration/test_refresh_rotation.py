@@ -20,6 +20,7 @@ import pytest
 from botocore.exceptions import ClientError
 from yarl import URL
 
+from proxy.cognito.client import CognitoClient, Tokens
 from proxy.devtools.cognito_double import CognitoDouble, running_double
 from proxy.sessions.session import Session, SessionManager
 from tests.support.redis_server import RedisProcess
@@ -243,3 +244,79 @@ async def test_a_client_secret_rotation_mid_traffic_loses_nothing(
     refused = [f for f in double.failures if "secret" in f[2].lower()]
     assert len(refused) == 1, refused
     assert upstream.last_headers["X-Forwarded-User"] == "rory"
+
+
+async def test_signed_out_during_a_refresh_revokes_the_rotated_token(
+    double: CognitoDouble, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sign-out while a refresh is at Cognito: the session stays ended, and the refresh token
+    that refresh brought (rotation) is revoked too, not left valid."""
+    kw = seed(double, upstream, refresh_token_rotation=True, retry_grace_period_seconds=0)
+    original = CognitoClient.refresh
+    at_cognito = asyncio.Event()
+
+    async def slow(
+        self: CognitoClient, refresh_token: str, username: str, device_key: str | None = None
+    ) -> Tokens:
+        tokens = await original(self, refresh_token, username, device_key)
+        at_cognito.set()
+        await asyncio.sleep(0.5)  # the answer is on its way back while the user signs out
+        return tokens
+
+    monkeypatch.setattr(CognitoClient, "refresh", slow)
+    async with running_proxy(proxy_settings(**kw)) as base:
+        browser, tab = Browser(base), Browser(base)
+        try:
+            assert (await browser.login("rory", PASSWORD)).status == 303
+            tab = same_cookie(browser, base)
+            await asyncio.sleep(FAST_TTL / 2 + 0.3)
+            pending = asyncio.create_task(tab.get("/refreshing", headers=JSON))
+            await at_cognito.wait()
+            await sign_out(browser)
+            await pending
+            assert (await tab.get("/after", headers=JSON)).status == 401
+        finally:
+            await browser.close()
+            await tab.close()
+    (used,) = [c["RefreshToken"] for c in refreshes(double, kw["client_id"])]
+    revoked = [
+        c["Token"] for c in double.calls_to("RevokeToken") if c["ClientId"] == kw["client_id"]
+    ]
+    assert len(revoked) == 2 and revoked[0] == used  # sign-out's, then the rotated one
+    assert revoked[1] != used
+
+
+async def test_a_pool_moving_to_the_multi_region_issuer_keeps_its_sessions(
+    double: CognitoDouble, upstream: Upstream
+) -> None:
+    kw = seed(double, upstream)
+    local = double.issuer(kw["pool_id"])
+    moved = f"https://issuer-cognito-idp.{double.region}.amazonaws.com/{kw['pool_id']}"
+    kw.pop("issuer")
+    settings = proxy_settings(**kw, cognito_extra={"issuers": [local, moved]})
+    try:
+        async with running_proxy(settings) as base:
+            browser = Browser(base)
+            try:
+                assert (await browser.login("rory", PASSWORD)).status == 303
+                double.issuer_style = "multi_region"  # the move, with sessions open
+                await asyncio.sleep(FAST_TTL / 2 + 0.3)
+                assert (await browser.get("/moved", headers=JSON)).status == 200
+                assert len(refreshes(double, kw["client_id"])) == 1  # new tokens, new iss
+                fresh = Browser(base)
+                try:  # and new sign-ins, whose tokens carry the new issuer
+                    assert (await fresh.login("rory", PASSWORD)).status == 303
+                    assert (await fresh.get("/new", headers=JSON)).status == 200
+                finally:
+                    await fresh.close()
+            finally:
+                await browser.close()
+        only_local = proxy_settings(**kw, issuer=local)
+        async with running_proxy(only_local) as base:
+            browser = Browser(base)
+            try:  # without the new issuer listed, its tokens are refused
+                assert (await browser.login("rory", PASSWORD)).status != 303
+            finally:
+                await browser.close()
+    finally:
+        double.issuer_style = "local"

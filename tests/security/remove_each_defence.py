@@ -171,6 +171,18 @@ MUTANTS = [
         ),
     ),
     Mutant(
+        "revoke_rotated_refresh_token",
+        "proxy/gate/identity.py",
+        "            await self._refresher.discard(fresh, session)",
+        "            pass",
+        (
+            (
+                "integration/test_refresh_rotation.py",
+                "test_signed_out_during_a_refresh_revokes_the_rotated_token",
+            ),
+        ),
+    ),
+    Mutant(
         "threat_protection_block_mapping",
         "proxy/cognito/errors.py",
         "        return SignInBlocked(code, message)",
