@@ -36,6 +36,10 @@ from proxy.settings import CognitoSettings
 
 log = logging.getLogger("proxy.cognito")
 
+# Concurrent Cognito calls per process: a refresh wave of every signed-in session must not
+# queue behind a few slow calls.
+COGNITO_CONNECTIONS = 100
+
 # Operations that are safe to send again after a transient failure: starting a sign-in (a new
 # SRP_A or the same password check), refreshing, revoking. Never a challenge answer: it is
 # single-use, and a resend after a lost reply reads as a wrong answer (or a replay).
@@ -214,6 +218,9 @@ class CognitoClient:
             # A challenge answer is single-use: botocore must never resend one blindly.
             retries={"total_max_attempts": 1},
             user_agent_extra="cognito-gate",
+            # botocore's default of 10 connections queued 200 sessions' refreshes behind a slow
+            # Cognito for minutes (issue 18.3); the wait for one is inside the timeout below.
+            max_pool_connections=COGNITO_CONNECTIONS,
         )
         self._client = await self._stack.enter_async_context(
             session.client(
@@ -340,7 +347,10 @@ class CognitoClient:
 
     async def _attempt(self, operation: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         try:
-            response: dict[str, Any] = await getattr(self._client, operation)(**kwargs)
+            # The whole attempt, waiting for a pooled connection included: botocore's own
+            # timeouts start only once it has one.
+            async with asyncio.timeout(self._settings.timeout):
+                response: dict[str, Any] = await getattr(self._client, operation)(**kwargs)
         except ClientError as exc:
             error = self._refresh_flow_refusal(
                 operation, kwargs, from_response(exc.response.get("Error", {}))

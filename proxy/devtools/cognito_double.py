@@ -81,6 +81,7 @@ import hashlib
 import hmac
 import json
 import logging
+import random
 import re
 import secrets
 import socket
@@ -649,6 +650,16 @@ class CognitoDouble:
         # operation -> (error code, message): every call to it fails so, as a throttled or
         # locked-out Cognito would answer. Tests set and clear it.
         self.inject_errors: dict[str, tuple[str, str]] = {}
+        # A slow, flaky Cognito for fault tests: operation -> seconds each call waits first, and
+        # operation -> share of calls (0..1) answered by one of `flaky_errors` in turn.
+        self.inject_latency: dict[str, float] = {}
+        self.inject_flaky: dict[str, float] = {}
+        self.flaky_errors: tuple[tuple[str, str, int], ...] = (
+            ("ThrottlingException", "Rate exceeded", 400),
+            ("InternalErrorException", "Internal server error", 500),
+        )
+        self._flaky_rng = random.Random(18)  # noqa: S311 (a test's dice, not a secret)
+        self._flaky_turn = 0
 
         # Handlers run on the server thread while tests seed from theirs: one lock for all state.
         self._lock = threading.RLock()
@@ -1308,6 +1319,13 @@ class CognitoDouble:
             injected = self.inject_errors.get(operation)
             if injected is not None:
                 raise CognitoError(injected[0], injected[1], reason="injected by the test")
+            delay = self.inject_latency.get(operation)
+            if delay:
+                await asyncio.sleep(delay)
+            if self._flaky_rng.random() < self.inject_flaky.get(operation, 0.0):
+                self._flaky_turn += 1
+                code, message, status = self.flaky_errors[self._flaky_turn % len(self.flaky_errors)]
+                raise CognitoError(code, message, status=status, reason="injected: flaky Cognito")
             if operation in self._iam_operations and self.require_admin_sigv4:
                 self._check_sigv4(request.headers.get("Authorization", ""))
             with self._lock:
