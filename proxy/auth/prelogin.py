@@ -19,12 +19,20 @@ import binascii
 import hashlib
 import hmac
 import json
+import logging
 import time
+import zlib
 
-from proxy.auth.redirects import MAX_LENGTH
 from proxy.auth.state import LoginState
 
+log = logging.getLogger("proxy.auth")
+
 PREFIX = "t1."  # sealed store handles are base64url.MAC: never this prefix
+# Browsers keep cookies up to 4096 bytes (name, value and attributes): a return path so long
+# that even compressed it does not fit is dropped (the browser returns to "/"), or the cookie
+# would be, and with it the sign-in.
+MAX_TOKEN = 3600
+_MAX_PAYLOAD = 16 * 1024
 _MAC_LABEL = b"cognito-gate pre-login token\x00"
 _MAC_BYTES = 24
 # A clock a little ahead on another replica must not make a fresh token look forged.
@@ -52,9 +60,19 @@ class PreLoginTokens:
         return hmac.new(self._key, _MAC_LABEL + body.encode(), hashlib.sha256).digest()[:_MAC_BYTES]
 
     def issue(self, state: LoginState) -> str:
-        """The cookie value carrying ``state``'s CSRF token, return path and start time."""
+        """The cookie value carrying ``state``'s CSRF token, return path and start time. A
+        return path too long for a cookie becomes "/" (in ``state`` too: it is what travels)."""
+        token = self._issue(state)
+        if len(token) > MAX_TOKEN:
+            log.info("return path too long for the pre-login cookie; returning to /")
+            state.return_to = "/"
+            token = self._issue(state)
+        return token
+
+    def _issue(self, state: LoginState) -> str:
         payload = {"c": state.csrf, "r": state.return_to, "t": state.started_at}
-        body = _b64(json.dumps(payload, separators=(",", ":")).encode())
+        raw = json.dumps(payload, separators=(",", ":")).encode()
+        body = _b64(zlib.compress(raw, 6))  # percent-encoded paths shrink a lot
         return f"{PREFIX}{body}.{_b64(self._mac(body))}"
 
     def read(self, cookie: str, *, now: float | None = None) -> LoginState | None:
@@ -62,14 +80,18 @@ class PreLoginTokens:
         if not self.is_token(cookie):
             return None
         body, dot, mac = cookie[len(PREFIX) :].partition(".")
-        if not dot or len(body) > 4 * MAX_LENGTH:
+        if not dot or len(body) > 2 * MAX_TOKEN:
             return None
         try:
             if not hmac.compare_digest(self._mac(body), _unb64(mac)):
                 return None
-            payload = json.loads(_unb64(body))
+            inflate = zlib.decompressobj()
+            raw = inflate.decompress(_unb64(body), _MAX_PAYLOAD)
+            if inflate.unconsumed_tail or not inflate.eof:
+                return None
+            payload = json.loads(raw)
             csrf, return_to, started_at = payload["c"], payload["r"], float(payload["t"])
-        except (binascii.Error, ValueError, TypeError, KeyError):
+        except (binascii.Error, zlib.error, ValueError, TypeError, KeyError):
             return None
         if not isinstance(csrf, str) or not isinstance(return_to, str):
             return None

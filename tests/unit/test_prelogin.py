@@ -52,3 +52,18 @@ def test_garbage_is_nothing_never_an_error(cookie: str) -> None:
 
 def test_a_sealed_store_handle_is_never_taken_for_a_token() -> None:
     assert not PreLoginTokens.is_token("AQID" * 16 + ".abcdef")
+
+
+def test_long_return_paths_fit_a_cookie_or_go_home() -> None:
+    from proxy.auth.redirects import MAX_LENGTH, safe_return_path
+
+    longest = LoginState.new(safe_return_path("/" + "a" * (MAX_LENGTH - 1)))
+    token = TOKENS.issue(longest)
+    read = TOKENS.read(token)
+    assert read is not None and read.return_to == longest.return_to
+    # Re-encoding may triple a path; what does not fit even compressed returns home.
+    state = LoginState.new(safe_return_path("/?" + "".join(chr(33 + i % 90) for i in range(2040))))
+    token = TOKENS.issue(state)
+    assert len("__Host-gate-login=" + token) + 60 < 4096  # with the attributes, one cookie
+    read = TOKENS.read(token)
+    assert read is not None and read.return_to == state.return_to
