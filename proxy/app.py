@@ -20,8 +20,10 @@ from proxy.auth.pages import Branding, Pages
 from proxy.auth.regulation import Limit, Regulator
 from proxy.auth.routes import AuthRoutes
 from proxy.auth.session_cards import SessionCards
+from proxy.cognito.account import PasswordPolicy
 from proxy.cognito.breaker import CircuitBreaker
 from proxy.cognito.client import CognitoClient
+from proxy.cognito.errors import Unavailable as CognitoUnavailable
 from proxy.cognito.tokens import JwksCache, JwksUnavailable, TokenVerifier
 from proxy.forward import Forwarder, UpstreamConfig
 from proxy.forwarded import TRUSTED_PROXIES, parse_networks
@@ -32,7 +34,7 @@ from proxy.gate.capacity import Capacity
 from proxy.gate.decision import Answers, CheckAnswer, Gate, ToUpstream, Upstreams
 from proxy.gate.headers import build_plan
 from proxy.gate.identify import Identify
-from proxy.gate.identity import Identity
+from proxy.gate.identity import Identity, RefreshUnavailable
 from proxy.gate.outgoing import Outgoing
 from proxy.gate.policy import Policy
 from proxy.gate.websocket import SessionGuard
@@ -43,7 +45,7 @@ from proxy.sessions.backends import open_store
 from proxy.sessions.invalidation import invalidation_for
 from proxy.sessions.observed import ObservedStore
 from proxy.sessions.sealed import SealedStore
-from proxy.sessions.session import SessionManager
+from proxy.sessions.session import Session, SessionManager
 from proxy.sessions.store import CountingStore, StoreUnavailable
 from proxy.settings import Settings, UpstreamSettings
 
@@ -195,6 +197,8 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
             SealedStore(store, derive_key(secret, "device"), namespace="d"), cognito
         ),
         cards=cards,
+        live_session=lambda cookie: live_session(cookie),
+        password_policy=PasswordPolicy(**settings.account.password_policy.model_dump()),
     )
     identity = Identity(
         sessions=sessions,
@@ -203,6 +207,14 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
         refresh_margin=settings.session.refresh_margin,
         cache=cache,
     )
+
+    async def live_session(cookie: str) -> Session | None:
+        """For the account page: the session with tokens fresh enough to call Cognito."""
+        try:
+            return await identity.resolve_cookie(cookie)
+        except RefreshUnavailable:
+            raise CognitoUnavailable("RefreshUnavailable") from None
+
     mode = settings.auth.bearer
     bearer = None if mode == "off" else BearerAuth(verifier, mode)
     gate = Gate(

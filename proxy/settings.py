@@ -321,10 +321,23 @@ class AuthSettings(_Section):
         return value
 
 
+class PasswordPolicySettings(_Section):
+    """The user pool's password policy (its PasswordPolicyType), which the account page shows
+    and checks before asking Cognito; Cognito's default unless the pool was given another.
+    Cognito stays the judge: a password it refuses is refused whatever this says."""
+
+    min_length: int = Field(8, ge=6, le=99)
+    require_lowercase: bool = True
+    require_uppercase: bool = True
+    require_numbers: bool = True
+    require_symbols: bool = True
+
+
 class AccountSettings(_Section):
-    """The account page (``<auth prefix>/account``): a signed-in user's own sessions."""
+    """The account page (``<auth prefix>/account``): a signed-in user's password and sessions."""
 
     enabled: bool = True
+    password_policy: PasswordPolicySettings = PasswordPolicySettings()
 
 
 class HeadersSettings(_Section):

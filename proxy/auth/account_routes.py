@@ -1,6 +1,8 @@
-"""``/account``: a signed-in user's own account (issue 16). Sessions: this user's cognito-gate
-sessions (per-user index + their cards), end one or every other. Every form posts back here
-through ``kit.session_form`` (same origin, body limits, the session-bound CSRF token).
+"""``/account``: a signed-in user's own account (issue 16). Password: ChangePassword with the
+current one, the pool's policy shown and checked first, wrong current passwords counted by the
+brute-force regulation like sign-ins. Sessions: this user's cognito-gate sessions (per-user
+index + their cards), end one or every other. Every form posts back here through
+``kit.session_form`` (same origin, body limits, the session-bound CSRF token).
 """
 
 from __future__ import annotations
@@ -8,16 +10,29 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
 
+from proxy.auth.challenges import Invalid, new_password_from, password_fields
+from proxy.auth.context import client_ip
 from proxy.auth.kit import AuthKit, see_other
+from proxy.auth.messages import password_policy_message
+from proxy.auth.regulation import Regulator
 from proxy.auth.session_cards import Card, SessionCards
+from proxy.cognito import errors
+from proxy.cognito.account import AccessTokenRejected, AccountApi, PasswordPolicy, unmet_rules
 from proxy.observe import audit
 from proxy.sessions.session import Session
+from proxy.sessions.store import StoreUnavailable
+
+# The session behind a cookie with tokens fresh enough to call Cognito (the gate's Identity:
+# the one refresh path, single-flight under the session's lease), None when it is gone.
+# Raises errors.Unavailable when the tokens expired and cannot be refreshed now.
+LiveSession = Callable[[str], Awaitable[Session | None]]
 
 log = logging.getLogger("proxy.auth")
 
@@ -26,7 +41,9 @@ _RECORD_HASH = re.compile(r"[0-9a-f]{64}")
 _NOTICES = {
     "session_ended": "account.sessions.ended",
     "others_ended": "account.sessions.others_ended",
+    "password_changed": "account.password.changed",
 }
+_MAX_PASSWORD = 256
 
 
 def _when(moment: float) -> dict[str, str]:
@@ -36,15 +53,29 @@ def _when(moment: float) -> dict[str, str]:
 
 
 class AccountRoutes:
-    def __init__(self, kit: AuthKit, *, cards: SessionCards) -> None:
+    def __init__(
+        self,
+        kit: AuthKit,
+        *,
+        cards: SessionCards,
+        api: AccountApi,
+        live_session: LiveSession,
+        regulator: Regulator,
+        password_policy: PasswordPolicy,
+    ) -> None:
         self._kit = kit
         self._cards = cards
+        self._api = api
+        self._live_session = live_session
+        self._regulator = regulator
+        self._policy = password_policy
 
     def register(self, router: web.UrlDispatcher) -> None:
         kit = self._kit
         kit.route(router, "GET", "account", self.account_page)
         kit.route(router, "POST", "account/sessions/end", self.end_session)
         kit.route(router, "POST", "account/sessions/end-others", self.end_others)
+        kit.route(router, "POST", "account/password", self.change_password)
 
     def _to_login(self, request: web.Request) -> web.Response:
         """Not signed in: the login page, and back here afterwards."""
@@ -53,11 +84,11 @@ class AccountRoutes:
             query["lang"] = lang
         return see_other(f"{self._kit.prefix}/login?{urlencode(query)}")
 
-    def _back(self, request: web.Request, done: str) -> web.Response:
+    def _back(self, request: web.Request, done: str, anchor: str = "sessions") -> web.Response:
         query = {"done": done}
         if lang := request.query.get("lang"):
             query["lang"] = lang
-        return see_other(f"{self._kit.prefix}/account?{urlencode(query)}#sessions")
+        return see_other(f"{self._kit.prefix}/account?{urlencode(query)}#{anchor}")
 
     async def account_page(self, request: web.Request) -> web.StreamResponse:
         kit = self._kit
@@ -66,19 +97,67 @@ class AccountRoutes:
         if session is None or not cookie:
             return self._to_login(request)
         notice = _NOTICES.get(request.query.get("done", ""))
+        return await self._page(
+            request, cookie, session, notice=kit.t(request, notice) if notice else None
+        )
+
+    async def _page(
+        self,
+        request: web.Request,
+        cookie: str,
+        session: Session,
+        *,
+        status: int = 200,
+        notice: str | None = None,
+        password_error: str | None = None,
+    ) -> web.Response:
+        kit = self._kit
+        t = kit.t
+
+        def tr(key: str, **fmt: str) -> str:
+            return t(request, key, **fmt)
+
+        fields = [
+            {
+                "name": "current_password",
+                "label": tr("account.password.current"),
+                "type": "password",
+                "autocomplete": "current-password",
+            },
+            *password_fields(tr),
+        ]
         response = kit.render(
             request,
             "account.html",
+            status=status,
             user=session.claims.get("email") or session.username,
             csrf_token=kit.session_token(cookie),
             sessions=await self._session_rows(session, kit.sessions.record_hash(cookie)),
             end_action=kit.action(request, "account/sessions/end"),
             end_others_action=kit.action(request, "account/sessions/end-others"),
             logout_url=kit.action(request, "logout"),
-            notice=kit.t(request, notice) if notice else None,
+            notice=notice,
+            password_action=kit.action(request, "account/password"),
+            password_fields=fields,
+            password_rules=self._rules(request),
+            password_error=password_error,
         )
         response.headers["Cache-Control"] = "no-store"
         return response
+
+    def _rules(self, request: web.Request) -> list[str]:
+        """The pool's policy in words, shown above the form."""
+        policy, t = self._policy, self._kit.t
+        rules = [t(request, "account.password.rule.length", n=str(policy.min_length))]
+        for required, key in (
+            (policy.require_uppercase, "upper"),
+            (policy.require_lowercase, "lower"),
+            (policy.require_numbers, "digit"),
+            (policy.require_symbols, "symbol"),
+        ):
+            if required:
+                rules.append(t(request, f"account.password.rule.{key}"))
+        return rules
 
     async def _session_rows(self, session: Session, current: str | None) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
@@ -150,3 +229,60 @@ class AccountRoutes:
                 ended += 1
         audit("account.others_ended", user=session.sub, count=ended)
         return self._back(request, "others_ended")
+
+    async def change_password(self, request: web.Request) -> web.StreamResponse:
+        posted = await self._posted(request)
+        if isinstance(posted, web.StreamResponse):
+            return posted
+        cookie, session, form = posted
+        kit = self._kit
+
+        async def again(status: int, key: str) -> web.Response:
+            return await self._page(
+                request, cookie, session, status=status, password_error=kit.t(request, key)
+            )
+
+        current = form.get("current_password", "")
+        if not current or len(current) > _MAX_PASSWORD:
+            return await again(400, "error.required_field")
+        proposed = new_password_from(form)
+        if isinstance(proposed, Invalid):
+            return await again(400, proposed.message)
+        unmet = unmet_rules(self._policy, proposed)
+        if unmet:  # checked here first: Cognito is not asked about a password it would refuse
+            return await again(400, unmet[0])
+        address = client_ip(request)
+        # The current password is a password check like a sign-in: the same bans and counts.
+        if await self._regulator.banned(session.username, address) is not None:
+            return await again(429, "error.too_many")
+        try:
+            live = await self._live_session(cookie)
+            if live is None:
+                return self._to_login(request)
+            await self._api.change_password(live.access_token, current, proposed)
+        except AccessTokenRejected:
+            await kit.sessions.delete(cookie, session)  # Cognito ended it (e.g. signed out)
+            return self._to_login(request)
+        except errors.BadCredentials:  # a wrong current password, or Cognito's lockout
+            await self._count_failure(session, address)
+            audit("account.password_change_failed", user=session.sub, ip=address)
+            return await again(400, "account.password.wrong_current")
+        except errors.InvalidPassword as exc:
+            return await again(400, password_policy_message(exc))
+        except errors.TooManyRequests:
+            return await again(429, "error.too_many")
+        except errors.CognitoError as exc:
+            log.warning("ChangePassword failed: %s", exc.code)
+            return await again(503, "error.unavailable")
+        try:
+            await self._regulator.succeeded(session.username)
+        except StoreUnavailable:
+            log.warning("could not clear failed attempts: session store unavailable")
+        audit("account.password_changed", user=session.sub, ip=address)
+        return self._back(request, "password_changed", anchor="password")
+
+    async def _count_failure(self, session: Session, address: str) -> None:
+        try:
+            await self._regulator.failed(session.username, address)
+        except StoreUnavailable:
+            log.warning("could not record a password attempt: session store unavailable")

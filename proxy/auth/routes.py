@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from proxy.auth.account_routes import AccountRoutes
+from proxy.auth.account_routes import AccountRoutes, LiveSession
 from proxy.auth.challenge_routes import ChallengeRoutes
 from proxy.auth.completion import Completion
 from proxy.auth.devices import DeviceStore
@@ -21,6 +21,7 @@ from proxy.auth.prelogin import PreLoginTokens
 from proxy.auth.recovery_routes import RecoveryRoutes
 from proxy.auth.regulation import Regulator
 from proxy.auth.session_cards import SessionCards
+from proxy.cognito.account import AccountApi, PasswordPolicy
 from proxy.cognito.client import CognitoClient
 from proxy.cookies import OurCookies
 from proxy.refresh import Refresher
@@ -49,8 +50,11 @@ class AuthRoutes:
         body_timeout: float = 15.0,
         devices: DeviceStore | None = None,
         cards: SessionCards | None = None,
+        live_session: LiveSession | None = None,
+        password_policy: PasswordPolicy | None = None,
     ) -> None:
-        """``cards``: the sessions' cards; None turns the account page off."""
+        """``cards``: the sessions' cards; None turns the account page off. ``live_session``:
+        a cookie's session with fresh tokens (the gate's Identity; default: load only)."""
         self.prefix = prefix
         self._pages = pages
         self.kit = AuthKit(
@@ -92,7 +96,16 @@ class AuthRoutes:
         )
 
         if cards is not None:
-            self._families += (AccountRoutes(self.kit, cards=cards),)
+            self._families += (
+                AccountRoutes(
+                    self.kit,
+                    cards=cards,
+                    api=AccountApi(cognito),
+                    live_session=live_session or sessions.load,
+                    regulator=regulator,
+                    password_policy=password_policy or PasswordPolicy(),
+                ),
+            )
         self.account = cards is not None
 
     def error_page(self, request: web.Request, status: int, key: str) -> web.Response:

@@ -865,3 +865,8 @@ class CognitoClient:
         if self._secret is not None:
             kwargs["ClientSecret"] = self._secret
         await self._call("revoke_token", **kwargs)
+
+    async def user_api(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """One of the user's own access-token APIs (ChangePassword, ListDevices, ...), through
+        the same breaker and retries; proxy/cognito/account.py holds the calls themselves."""
+        return await self._call(operation, **kwargs)

@@ -26,6 +26,18 @@ class Mutant(NamedTuple):
 
 MUTANTS = [
     Mutant(
+        "account_password_regulated",
+        "proxy/auth/account_routes.py",
+        "if await self._regulator.banned(session.username, address) is not None:",
+        "if False:",
+        (
+            (
+                "integration/test_account_password.py",
+                "test_wrong_current_passwords_are_regulated_like_sign_ins",
+            ),
+        ),
+    ),
+    Mutant(
         "account_end_own_sessions_only",
         "proxy/sessions/session.py",
         '(k for k in await self._store.members(index) if k.rsplit(":", 1)[-1] == record_hash),',

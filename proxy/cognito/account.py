@@ -1,0 +1,83 @@
+"""The account page's Cognito calls: the user's own access-token APIs (public, no IAM).
+
+Each takes the session's access token; Cognito refuses it when it expired, was revoked or
+signed out globally, or lacks the aws.cognito.signin.user.admin scope: ``AccessTokenRejected``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from proxy.cognito.client import CognitoClient
+from proxy.cognito.errors import BadCredentials, CognitoError
+
+
+class AccessTokenRejected(CognitoError):
+    """Cognito no longer accepts this session's access token: the session is over."""
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordPolicy:
+    """The pool's password policy (PasswordPolicyType), as configured for the proxy."""
+
+    min_length: int = 8
+    require_lowercase: bool = True
+    require_uppercase: bool = True
+    require_numbers: bool = True
+    require_symbols: bool = True
+
+
+# Cognito's symbol characters (developer guide, "Password requirements"); a space counts when
+# it is neither first nor last.
+SYMBOLS = frozenset("^$*.[]{}()?\"!@#%&/\\,><':;|_~`=+-")
+
+
+def unmet_rules(policy: PasswordPolicy, password: str) -> list[str]:
+    """The rules ``password`` breaks, as i18n keys (the ones Cognito's own refusals map to)."""
+    inner_space = " " in password.strip(" ")
+    broken = [
+        (len(password) >= policy.min_length, "error.password_policy.length"),
+        (
+            not policy.require_uppercase or any(c.isupper() for c in password),
+            "error.password_policy.upper",
+        ),
+        (
+            not policy.require_lowercase or any(c.islower() for c in password),
+            "error.password_policy.lower",
+        ),
+        (
+            not policy.require_numbers or any(c.isdigit() for c in password),
+            "error.password_policy.digit",
+        ),
+        (
+            not policy.require_symbols or inner_space or any(c in SYMBOLS for c in password),
+            "error.password_policy.symbol",
+        ),
+    ]
+    return [key for ok, key in broken if not ok]
+
+
+def _token_refused(exc: CognitoError) -> bool:
+    # The one place the account calls read Cognito's message: a refused access token and a
+    # wrong previous password share NotAuthorizedException.
+    return exc.code == "NotAuthorizedException" and "access token" in exc.detail.lower()
+
+
+class AccountApi:
+    def __init__(self, client: CognitoClient) -> None:
+        self._client = client
+
+    async def _call(self, operation: str, access_token: str, **kwargs: object) -> dict[str, object]:
+        try:
+            return await self._client.user_api(operation, AccessToken=access_token, **kwargs)
+        except BadCredentials as exc:
+            if _token_refused(exc):
+                raise AccessTokenRejected(exc.code, exc.detail) from None
+            raise
+
+    async def change_password(self, access_token: str, previous: str, proposed: str) -> None:
+        """ChangePassword. BadCredentials: the previous password is wrong (or Cognito's
+        lockout: PasswordAttemptsExceeded); InvalidPassword: the pool's policy refused it."""
+        await self._call(
+            "change_password", access_token, PreviousPassword=previous, ProposedPassword=proposed
+        )
