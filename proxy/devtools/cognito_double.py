@@ -43,7 +43,9 @@ And Cognito as it changed in 2025-2026:
   0-60): GetTokensFromRefreshToken (ClientSecret, not SECRET_HASH; DeviceKey for device-bound
   sessions) returns a new refresh token only with rotation on, and the old one then works only
   within the grace period (RefreshTokenReuseException after it). With rotation on
-  REFRESH_TOKEN_AUTH is not an allowed flow of the client.
+  REFRESH_TOKEN_AUTH is not an allowed flow of the client. DescribeUserPoolClient shows it
+  (``set_refresh_token_rotation`` stands in for UpdateUserPoolClient, which resets every member
+  it is not given).
 * Up to two client secrets per app client (AddUserPoolClientSecret / DeleteUserPoolClientSecret,
   and ``add_client_secret`` / ``delete_client_secret`` for tests): either one is accepted.
 * Cognito's own lockout: after five wrong passwords a user is locked out for 2^(n-5) seconds (at
@@ -713,6 +715,7 @@ class CognitoDouble:
             "GetTokensFromRefreshToken": self._op_get_tokens_from_refresh_token,
             "AddUserPoolClientSecret": self._op_add_user_pool_client_secret,
             "DeleteUserPoolClientSecret": self._op_delete_user_pool_client_secret,
+            "DescribeUserPoolClient": self._op_describe_user_pool_client,
         }
         self._operations.update(self._account_operations())
         self._iam_operations = frozenset(
@@ -724,6 +727,7 @@ class CognitoDouble:
                 "AdminForgetDevice",
                 "AddUserPoolClientSecret",
                 "DeleteUserPoolClientSecret",
+                "DescribeUserPoolClient",
             }
         )
         self._auth_flows: dict[str, _Step] = {
@@ -1642,6 +1646,30 @@ class CognitoDouble:
         client = self._app_client(_required_str(body, "ClientId"), pool.pool_id)
         self._delete_client_secret(client, _required_str(body, "ClientSecretId"))
         return {}
+
+    def _op_describe_user_pool_client(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """The members of UserPoolClientType the double models (the rest are not sent)."""
+        pool = self._pool(_required_str(body, "UserPoolId"))
+        client = self._app_client(_required_str(body, "ClientId"), pool.pool_id)
+        described: dict[str, Any] = {
+            "UserPoolId": pool.pool_id,
+            "ClientId": client.client_id,
+            "ExplicitAuthFlows": sorted(client.flows),
+            "PreventUserExistenceErrors": "ENABLED"
+            if self.prevent_user_existence_errors
+            else "LEGACY",
+            "EnableTokenRevocation": True,
+            "EnablePropagateAdditionalUserContextData": client.propagate_user_context,
+            "RefreshTokenRotation": {
+                "Feature": "ENABLED" if client.rotation else "DISABLED",
+                "RetryGracePeriodSeconds": client.grace_seconds,
+            },
+        }
+        if client.secret is not None:
+            described["ClientSecret"] = client.secret
+        return {"UserPoolClient": described}
 
     def _op_global_sign_out(
         self, body: dict[str, Any], headers: Mapping[str, str]

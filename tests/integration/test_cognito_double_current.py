@@ -240,6 +240,24 @@ def test_rotation_refuses_refresh_token_auth(rotating: Client, admin: bool) -> N
     assert "AuthenticationResult" in rotating.refresh_token_auth(token, admin=admin)
 
 
+def test_describe_user_pool_client_shows_rotation_and_flows(rotating: Client) -> None:
+    described = rotating.boto.describe_user_pool_client(
+        UserPoolId=rotating.pool_id, ClientId=rotating.client_id
+    )["UserPoolClient"]
+    assert described["RefreshTokenRotation"] == {
+        "Feature": "ENABLED",
+        "RetryGracePeriodSeconds": 10,
+    }
+    assert "ALLOW_REFRESH_TOKEN_AUTH" not in described["ExplicitAuthFlows"]
+    assert described.get("ClientSecret") == rotating.secret
+    rotating.double.set_refresh_token_rotation(rotating.client_id, False)
+    described = rotating.boto.describe_user_pool_client(
+        UserPoolId=rotating.pool_id, ClientId=rotating.client_id
+    )["UserPoolClient"]
+    assert described["RefreshTokenRotation"]["Feature"] == "DISABLED"
+    assert "ALLOW_REFRESH_TOKEN_AUTH" in described["ExplicitAuthFlows"]
+
+
 def test_old_refresh_token_is_valid_only_within_the_grace_period(rotating: Client) -> None:
     double = rotating.double
     old = rotating.tokens()["RefreshToken"]
