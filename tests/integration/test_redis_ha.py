@@ -63,10 +63,14 @@ async def test_sessions_work_on_a_three_master_cluster(
             finally:
                 for browser in browsers:
                     await browser.close()
-            # Three sessions and three per-user session indexes, spread over the masters by hash
-            # slot (login flows were deleted).
+            # Three sessions, their three account-page cards and three per-user session
+            # indexes, spread over the masters by hash slot (login flows were deleted).
             sizes = [int(n.command("DBSIZE").strip(":\r\n")) for n in cluster.masters]
-            assert sum(sizes) == 6
+            cards = [
+                int(n.command("KEYS", "gate:card:*").split("\r\n", 1)[0].lstrip("*"))
+                for n in cluster.masters
+            ]
+            assert (sum(sizes), sum(cards)) == (9, 3)
 
 
 async def test_sentinel_failover_during_traffic_keeps_the_session(
