@@ -23,30 +23,16 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from proxy.aiohttp_internals import WholeBodyResponse
-from proxy.upgrade import connection_tokens, is_websocket_upgrade
+from proxy.upgrade import HOP_BY_HOP, connection_tokens, is_websocket_upgrade
 from proxy.upstream import UpstreamPool, UpstreamResponse
 
 __all__ = ["Forwarder", "UpstreamConfig"]
 
 log = logging.getLogger("proxy.forward")
 
-# RFC 9110 §7.6.1 hop-by-hop headers, plus the non-standard Proxy-Connection.
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
 # Set by us after filtering (client values are never trusted). Expect is answered
 # by our own server (100 Continue), so it must not reach the upstream as well.
-_REQUEST_DROP = _HOP_BY_HOP | {
+_REQUEST_DROP = HOP_BY_HOP | {
     "host",
     "x-forwarded-for",
     "x-forwarded-proto",
@@ -377,7 +363,7 @@ class Forwarder:
     ) -> web.StreamResponse:
         resp = cls(status=up.status, reason=up.reason)
         headers = resp.headers
-        drop = _HOP_BY_HOP
+        drop = HOP_BY_HOP
         up_headers: CIMultiDictProxy[str] | CIMultiDict[str] = up.headers
         conn = up_headers.getall("Connection", _EMPTY)
         if conn:

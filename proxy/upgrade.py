@@ -16,6 +16,22 @@ from multidict import MultiMapping
 
 _EMPTY: tuple[str, ...] = ()
 
+# RFC 9110 §7.6.1 hop-by-hop headers, plus the non-standard Proxy-Connection: the one list the
+# forwarder drops and the claim-header mapping refuses (gate/headers.py).
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+
 
 def connection_tokens(values: Iterable[str]) -> frozenset[str]:
     """Lower-cased tokens listed in Connection header(s)."""

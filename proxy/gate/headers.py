@@ -45,6 +45,8 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
 
+from proxy.upgrade import HOP_BY_HOP
+
 __all__ = [
     "DEFAULT_PRESET",
     "MAX_VALUE_LENGTH",
@@ -95,25 +97,16 @@ _ALSO_RESERVED = ("X-Forwarded-Access-Token",)
 
 # Stripping these from every client request (which reserving does) would break HTTP
 # framing, routing or the app's own auth, so no claim may be mapped onto them.
-_FORBIDDEN = frozenset(
-    {
-        "authorization",
-        "connection",
-        "content-encoding",
-        "content-length",
-        "content-type",
-        "cookie",
-        "expect",
-        "host",
-        "keep-alive",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
+# Proxy-Authenticate is a response header, so a request may carry it as a claim.
+_FORBIDDEN = (HOP_BY_HOP - {"proxy-authenticate"}) | {
+    "authorization",
+    "content-encoding",
+    "content-length",
+    "content-type",
+    "cookie",
+    "expect",
+    "host",
+}
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Printable ASCII and space, except "%" (the escape) and, inside list items, ",".
