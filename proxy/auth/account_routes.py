@@ -42,14 +42,23 @@ _NOTICES = {
     "session_ended": "account.sessions.ended",
     "others_ended": "account.sessions.others_ended",
     "password_changed": "account.password.changed",
+    "device_forgotten": "account.devices.forgotten",
 }
+# Cognito's device keys: "<region>_<uuid>".
+_DEVICE_KEY = re.compile(
+    r"[a-z]{2}(?:-[a-z]+)+-\d_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+)
 _MAX_PASSWORD = 256
 
 
-def _when(moment: float) -> dict[str, str]:
+def _when(moment: float) -> dict[str, Any]:
     """A time as the page shows it: machine-readable and in UTC (the server knows no zone)."""
     at = datetime.fromtimestamp(moment, UTC)
-    return {"iso": at.isoformat(timespec="seconds"), "text": at.strftime("%Y-%m-%d %H:%M UTC")}
+    return {
+        "iso": at.isoformat(timespec="seconds"),
+        "text": at.strftime("%Y-%m-%d %H:%M UTC"),
+        "t": moment,
+    }
 
 
 class AccountRoutes:
@@ -76,6 +85,7 @@ class AccountRoutes:
         kit.route(router, "POST", "account/sessions/end", self.end_session)
         kit.route(router, "POST", "account/sessions/end-others", self.end_others)
         kit.route(router, "POST", "account/password", self.change_password)
+        kit.route(router, "POST", "account/devices/forget", self.forget_device)
 
     def _to_login(self, request: web.Request) -> web.Response:
         """Not signed in: the login page, and back here afterwards."""
@@ -141,9 +151,33 @@ class AccountRoutes:
             password_fields=fields,
             password_rules=self._rules(request),
             password_error=password_error,
+            forget_action=kit.action(request, "account/devices/forget"),
+            **await self._devices(cookie, session),
         )
         response.headers["Cache-Control"] = "no-store"
         return response
+
+    async def _devices(self, cookie: str, session: Session) -> dict[str, Any]:
+        """The remembered-devices section: its rows, or that they could not be read now (the
+        rest of the page does not depend on Cognito answering)."""
+        try:
+            live = await self._live_session(cookie)
+            listed = await self._api.list_devices((live or session).access_token)
+        except errors.CognitoError as exc:
+            log.warning("ListDevices failed: %s", exc.code)
+            return {"devices": [], "devices_unavailable": True}
+        rows: list[dict[str, Any]] = [
+            {
+                "key": device.key,
+                "name": device.name,
+                "ip": device.last_ip,
+                "current": device.key == session.device_key,
+                "last_signed_in": _when(device.last_signed_in) if device.last_signed_in else None,
+            }
+            for device in listed
+        ]
+        rows.sort(key=lambda r: (not r["current"], -(r["last_signed_in"] or {}).get("t", 0)))
+        return {"devices": rows, "devices_unavailable": False}
 
     def _rules(self, request: web.Request) -> list[str]:
         """The pool's policy in words, shown above the form."""
@@ -286,3 +320,33 @@ class AccountRoutes:
             await self._regulator.failed(session.username, address)
         except StoreUnavailable:
             log.warning("could not record a password attempt: session store unavailable")
+
+    async def forget_device(self, request: web.Request) -> web.StreamResponse:
+        """ForgetDevice: that device signs in with MFA again (and this browser, if it is this
+        one, no longer offers its device key)."""
+        posted = await self._posted(request)
+        if isinstance(posted, web.StreamResponse):
+            return posted
+        cookie, session, form = posted
+        kit = self._kit
+        key = form.get("device", "")
+        if not _DEVICE_KEY.fullmatch(key):
+            return kit.error_page(request, 400, "error.bad_request")
+        try:
+            live = await self._live_session(cookie)
+            if live is None:
+                return self._to_login(request)
+            await self._api.forget_device(live.access_token, key)
+        except AccessTokenRejected:
+            await kit.sessions.delete(cookie, session)
+            return self._to_login(request)
+        except errors.Misconfigured:  # ResourceNotFound: not (or no longer) this user's device
+            return self._back(request, "device_forgotten", anchor="devices")
+        except errors.CognitoError as exc:
+            log.warning("ForgetDevice failed: %s", exc.code)
+            return kit.error_page(request, 503, "error.unavailable")
+        audit("account.device_forgotten", user=session.sub)
+        response = self._back(request, "device_forgotten", anchor="devices")
+        if key == session.device_key:
+            kit.clear_cookie(response, kit.cookies.device)
+        return response

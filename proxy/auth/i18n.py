@@ -79,6 +79,16 @@ _EN: dict[str, str] = {
     "account.password.submit": "Change password",
     "account.password.wrong_current": "The current password is not right.",
     "account.password.changed": "Your password is changed.",
+    "account.devices.heading": "Remembered devices",
+    "account.devices.lede": (
+        "Devices that can sign in without the second step. "
+        "Forget one to be asked for it again there."
+    ),
+    "account.devices.unnamed": "Unnamed device",
+    "account.devices.last_signed_in": "Last sign-in",
+    "account.devices.forget": "Forget this device",
+    "account.devices.forgotten": "That device is forgotten.",
+    "account.devices.unavailable": "Your devices cannot be shown right now.",
     # Inline errors (role=alert)
     "error.bad_credentials": "Incorrect username or password.",
     "error.missing_fields": "Enter your username and password.",
@@ -297,6 +307,16 @@ _JA: dict[str, str] = {
     "account.password.submit": "パスワードを変更",
     "account.password.wrong_current": "現在のパスワードが正しくありません。",
     "account.password.changed": "パスワードを変更しました。",
+    "account.devices.heading": "記憶済みのデバイス",
+    "account.devices.lede": (
+        "2 段階目の確認なしでサインインできるデバイスです。"
+        "削除すると、そのデバイスでは再び確認を求められます。"
+    ),
+    "account.devices.unnamed": "名前のないデバイス",
+    "account.devices.last_signed_in": "最終サインイン",
+    "account.devices.forget": "このデバイスを削除",
+    "account.devices.forgotten": "そのデバイスを削除しました。",
+    "account.devices.unavailable": "現在、デバイスを表示できません。",
     "error.bad_credentials": "ユーザー名またはパスワードが正しくありません。",
     "error.missing_fields": "ユーザー名とパスワードを入力してください。",
     "error.generic": "問題が発生しました。もう一度お試しください。",

@@ -7,6 +7,8 @@ signed out globally, or lacks the aws.cognito.signin.user.admin scope: ``AccessT
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from proxy.cognito.client import CognitoClient
 from proxy.cognito.errors import BadCredentials, CognitoError
@@ -14,6 +16,23 @@ from proxy.cognito.errors import BadCredentials, CognitoError
 
 class AccessTokenRejected(CognitoError):
     """Cognito no longer accepts this session's access token: the session is over."""
+
+
+@dataclass(frozen=True, slots=True)
+class RememberedDevice:
+    """One device Cognito tracks for the user (ListDevices' DeviceType)."""
+
+    key: str
+    name: str
+    last_ip: str
+    last_signed_in: float | None  # epoch seconds
+
+
+def _epoch(value: Any) -> float | None:
+    # botocore parses Cognito's timestamps into datetimes.
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return float(value) if isinstance(value, int | float) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +86,7 @@ class AccountApi:
     def __init__(self, client: CognitoClient) -> None:
         self._client = client
 
-    async def _call(self, operation: str, access_token: str, **kwargs: object) -> dict[str, object]:
+    async def _call(self, operation: str, access_token: str, **kwargs: object) -> dict[str, Any]:
         try:
             return await self._client.user_api(operation, AccessToken=access_token, **kwargs)
         except BadCredentials as exc:
@@ -81,3 +100,32 @@ class AccountApi:
         await self._call(
             "change_password", access_token, PreviousPassword=previous, ProposedPassword=proposed
         )
+
+    async def list_devices(self, access_token: str) -> list[RememberedDevice]:
+        """ListDevices, every page of it (60 per page, Cognito's maximum)."""
+        devices: list[RememberedDevice] = []
+        token: str | None = None
+        for _ in range(50):  # a bound: Cognito keeps few devices per user
+            extra: dict[str, object] = {"Limit": 60}
+            if token:
+                extra["PaginationToken"] = token
+            answer = await self._call("list_devices", access_token, **extra)
+            for device in answer.get("Devices") or []:
+                attributes = {
+                    a.get("Name"): a.get("Value", "") for a in device.get("DeviceAttributes") or []
+                }
+                devices.append(
+                    RememberedDevice(
+                        key=str(device.get("DeviceKey", "")),
+                        name=str(attributes.get("device_name") or ""),
+                        last_ip=str(attributes.get("last_ip_used") or ""),
+                        last_signed_in=_epoch(device.get("DeviceLastAuthenticatedDate")),
+                    )
+                )
+            token = answer.get("PaginationToken")
+            if not token:
+                break
+        return devices
+
+    async def forget_device(self, access_token: str, device_key: str) -> None:
+        await self._call("forget_device", access_token, DeviceKey=device_key)
