@@ -310,7 +310,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keepalive", type=int, default=10_000, help="idle keep-alive conns")
     parser.add_argument("--websockets", type=int, default=1000, help="open WebSockets")
     parser.add_argument("--hold", type=float, default=3.0, help="seconds to hold them idle")
+    parser.add_argument(
+        "--minutes", type=float, help="instead: a long day of mixed load (longday.py)"
+    )
+    parser.add_argument("--rate", type=float, default=100.0, help="with --minutes: page loads/s")
     args = parser.parse_args(argv)
+    if args.minutes:
+        import longday
+
+        return asyncio.run(longday.run(args.minutes, args.rate))
     return run_soak(args)
 
 
