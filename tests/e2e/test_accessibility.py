@@ -66,7 +66,9 @@ async def _error_503(page: Page, site: Site) -> None:
         session={"store_url": "redis://127.0.0.1:9/0", "store_timeout": 0.5},  # nothing there
     )
     async with running_proxy(settings) as base:
+        # The login form needs no store (its state rides in the signed cookie); signing in does.
         await page.goto(f"{base}/_auth/login")
+        await sign_in(page)
         await page.wait_for_load_state()
     assert await page.inner_text("h1") == "Service unavailable"
 
@@ -223,6 +225,54 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "error": "That code is incorrect.",
         "notice": "A new code is on its way.",
         "login_url": "/_auth/login",
+    },
+    "account.html": BASE
+    | {
+        "user": "erin@example.com",
+        "notice": "Your password was changed.",
+        "password_action": "/_auth/account/password",
+        "password_fields": [
+            {
+                "name": "current_password",
+                "label": "Current password",
+                "type": "password",
+                "autocomplete": "current-password",
+            },
+            {
+                "name": "new_password",
+                "label": "New password",
+                "type": "password",
+                "autocomplete": "new-password",
+            },
+        ],
+        "password_rules": ["At least 8 characters", "A number"],
+        "password_error": "Incorrect password.",
+        "forget_action": "/_auth/account/devices/forget",
+        "devices": [
+            {
+                "key": "us-east-1_dev",
+                "name": "Laptop",
+                "ip": "192.0.2.7",
+                "current": True,
+                "last_signed_in": {"iso": "2026-12-01T10:00:00Z", "text": "1 Dec 2026"},
+            }
+        ],
+        "devices_unavailable": False,
+        "sessions": [
+            {
+                "id": "a" * 64,
+                "browser": "Firefox",
+                "os": "Linux",
+                "ip": "192.0.2.7",
+                "current": current,
+                "signed_in_at": {"iso": "2026-12-01T10:00:00Z", "text": "1 Dec 2026"},
+                "last_seen": {"iso": "2026-12-02T10:00:00Z", "text": "2 Dec 2026"},
+            }
+            for current in (True, False)
+        ],
+        "end_action": "/_auth/account/sessions/end",
+        "end_others_action": "/_auth/account/sessions/end-others",
+        "logout_url": "/_auth/logout",
     },
     "remember_device.html": BASE
     | {
