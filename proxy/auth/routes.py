@@ -8,7 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
-from proxy.auth.account_routes import AccountRoutes, LiveSession
+from proxy.auth.account.base import LiveSession
+from proxy.auth.account.routes import AccountRoutes
 from proxy.auth.challenge_routes import ChallengeRoutes
 from proxy.auth.completion import Completion
 from proxy.auth.devices import DeviceStore

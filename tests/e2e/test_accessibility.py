@@ -230,49 +230,69 @@ SAMPLES: dict[str, dict[str, Any]] = {
     | {
         "user": "erin@example.com",
         "notice": "Your password was changed.",
-        "password_action": "/_auth/account/password",
-        "password_fields": [
+        "sections": [
             {
-                "name": "current_password",
-                "label": "Current password",
-                "type": "password",
-                "autocomplete": "current-password",
+                "name": "password",
+                "template": "account/_password.html",
+                "v": {
+                    "action": "/_auth/account/password",
+                    "fields": [
+                        {
+                            "name": "current_password",
+                            "label": "Current password",
+                            "type": "password",
+                            "autocomplete": "current-password",
+                        },
+                        {
+                            "name": "new_password",
+                            "label": "New password",
+                            "type": "password",
+                            "autocomplete": "new-password",
+                        },
+                    ],
+                    "rules": ["At least 8 characters", "A number"],
+                    "error": "Incorrect password.",
+                },
             },
             {
-                "name": "new_password",
-                "label": "New password",
-                "type": "password",
-                "autocomplete": "new-password",
+                "name": "devices",
+                "template": "account/_devices.html",
+                "v": {
+                    "action": "/_auth/account/devices/forget",
+                    "devices": [
+                        {
+                            "key": "us-east-1_dev",
+                            "name": "Laptop",
+                            "ip": "192.0.2.7",
+                            "current": True,
+                            "last_signed_in": {"iso": "2026-12-01T10:00:00Z", "text": "1 Dec 2026"},
+                        }
+                    ],
+                    "unavailable": False,
+                },
+            },
+            {
+                "name": "sessions",
+                "template": "account/_sessions.html",
+                "v": {
+                    "sessions": [
+                        {
+                            "id": "a" * 64,
+                            "browser": "Firefox",
+                            "os": "Linux",
+                            "ip": "192.0.2.7",
+                            "current": current,
+                            "signed_in_at": {"iso": "2026-12-01T10:00:00Z", "text": "1 Dec 2026"},
+                            "last_seen": {"iso": "2026-12-02T10:00:00Z", "text": "2 Dec 2026"},
+                        }
+                        for current in (True, False)
+                    ],
+                    "end_action": "/_auth/account/sessions/end",
+                    "end_others_action": "/_auth/account/sessions/end-others",
+                    "logout_url": "/_auth/logout",
+                },
             },
         ],
-        "password_rules": ["At least 8 characters", "A number"],
-        "password_error": "Incorrect password.",
-        "forget_action": "/_auth/account/devices/forget",
-        "devices": [
-            {
-                "key": "us-east-1_dev",
-                "name": "Laptop",
-                "ip": "192.0.2.7",
-                "current": True,
-                "last_signed_in": {"iso": "2026-12-01T10:00:00Z", "text": "1 Dec 2026"},
-            }
-        ],
-        "devices_unavailable": False,
-        "sessions": [
-            {
-                "id": "a" * 64,
-                "browser": "Firefox",
-                "os": "Linux",
-                "ip": "192.0.2.7",
-                "current": current,
-                "signed_in_at": {"iso": "2026-12-01T10:00:00Z", "text": "1 Dec 2026"},
-                "last_seen": {"iso": "2026-12-02T10:00:00Z", "text": "2 Dec 2026"},
-            }
-            for current in (True, False)
-        ],
-        "end_action": "/_auth/account/sessions/end",
-        "end_others_action": "/_auth/account/sessions/end-others",
-        "logout_url": "/_auth/logout",
     },
     "remember_device.html": BASE
     | {

@@ -27,7 +27,7 @@ class Mutant(NamedTuple):
 MUTANTS = [
     Mutant(
         "account_password_regulated",
-        "proxy/auth/account_routes.py",
+        "proxy/auth/account/password.py",
         "if await self._regulator.banned(session.username, address) is not None:",
         "if False:",
         (

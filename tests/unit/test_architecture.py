@@ -16,7 +16,7 @@ def documented_rooms() -> set[str]:
     text = DOC.read_text(encoding="utf-8")
     block = text.split("## Rooms", 1)[1].split("```", 2)[1]
     rooms: set[str] = set()
-    folder = ""
+    folder = sub = ""
     inside = False
     for line in block.splitlines():
         if line == "proxy/":
@@ -29,10 +29,19 @@ def documented_rooms() -> set[str]:
         if m := re.match(r"^  (\S+)", line):
             name = m.group(1)
             folder = name if name.endswith("/") else ""
+            sub = ""
             rooms.add(name)
+        elif m := re.match(r"^    (\S+/)(?:\s|$)", line):
+            assert folder, f"a folder outside any folder: {line!r}"
+            sub = folder + m.group(1)
+            rooms.add(sub)
         elif m := re.match(r"^    (\S+\.py)\b", line):
             assert folder, f"a file outside any folder: {line!r}"
+            sub = ""
             rooms.add(folder + m.group(1))
+        elif m := re.match(r"^      (\S+\.py)\b", line):
+            assert sub, f"a file outside any sub-folder: {line!r}"
+            rooms.add(sub + m.group(1))
     return rooms
 
 
@@ -42,9 +51,9 @@ def tree_rooms() -> set[str]:
         rel = path.relative_to(PROXY)
         if "__pycache__" in rel.parts or path.name == "__init__.py":
             continue
-        if path.is_dir() and len(rel.parts) == 1:
-            rooms.add(f"{rel}/")
-        elif path.suffix == ".py" and len(rel.parts) <= 2:
+        if path.is_dir() and (len(rel.parts) == 1 or any(path.glob("*.py"))):
+            rooms.add(f"{rel.as_posix()}/")  # a sub-folder is a room when it holds code
+        elif path.suffix == ".py" and len(rel.parts) <= 3:
             rooms.add(rel.as_posix())
     return rooms
 

@@ -1,0 +1,92 @@
+"""Remembered devices: ListDevices with name, IP and last sign-in, the current one marked;
+ForgetDevice (that device signs in with MFA again)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from aiohttp import web
+
+from proxy.auth.account.base import Viewer, when
+from proxy.auth.account.page import AccountPage
+from proxy.cognito import errors
+from proxy.cognito.account import AccessTokenRejected, AccountApi
+from proxy.observe import audit
+
+log = logging.getLogger("proxy.auth")
+
+# Cognito's device keys: "<region>_<uuid>".
+_DEVICE_KEY = re.compile(
+    r"[a-z]{2}(?:-[a-z]+)+-\d_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+)
+
+
+class DevicesSection:
+    name = "devices"
+    notices = {"device_forgotten": "account.devices.forgotten"}
+
+    def __init__(self, page: AccountPage, *, api: AccountApi) -> None:
+        self._page = page
+        self._api = api
+
+    def register(self, router: web.UrlDispatcher) -> None:
+        self._page.kit.route(router, "POST", "account/devices/forget", self.forget_device)
+
+    async def view(
+        self, request: web.Request, viewer: Viewer, error: str | None
+    ) -> dict[str, Any] | None:
+        """Its rows, or that they could not be read now (the rest of the page does not depend
+        on Cognito answering); hidden when the user has no remembered device."""
+        action = self._page.kit.action(request, "account/devices/forget")
+        try:
+            live = await viewer.live()
+            listed = await self._api.list_devices((live or viewer.session).access_token)
+        except errors.CognitoError as exc:
+            log.warning("ListDevices failed: %s", exc.code)
+            return {"devices": [], "unavailable": True, "action": action}
+        if not listed:
+            return None
+        rows: list[dict[str, Any]] = [
+            {
+                "key": device.key,
+                "name": device.name,
+                "ip": device.last_ip,
+                "current": device.key == viewer.session.device_key,
+                "last_signed_in": when(device.last_signed_in) if device.last_signed_in else None,
+            }
+            for device in listed
+        ]
+        rows.sort(key=lambda r: (not r["current"], -(r["last_signed_in"] or {}).get("t", 0)))
+        return {"devices": rows, "unavailable": False, "action": action}
+
+    async def forget_device(self, request: web.Request) -> web.StreamResponse:
+        """ForgetDevice (and this browser, if it is this one, no longer offers its key)."""
+        page = self._page
+        posted = await page.posted(request)
+        if isinstance(posted, web.StreamResponse):
+            return posted
+        viewer, form = posted
+        kit = page.kit
+        key = form.get("device", "")
+        if not _DEVICE_KEY.fullmatch(key):
+            return kit.error_page(request, 400, "error.bad_request")
+        try:
+            live = await viewer.live()
+            if live is None:
+                return page.to_login(request)
+            await self._api.forget_device(live.access_token, key)
+        except AccessTokenRejected:
+            await kit.sessions.delete(viewer.cookie, viewer.session)
+            return page.to_login(request)
+        except errors.Misconfigured:  # ResourceNotFound: not (or no longer) this user's device
+            return page.back(request, "device_forgotten", anchor=self.name)
+        except errors.CognitoError as exc:
+            log.warning("ForgetDevice failed: %s", exc.code)
+            return kit.error_page(request, 503, "error.unavailable")
+        audit("account.device_forgotten", user=viewer.session.sub)
+        response = page.back(request, "device_forgotten", anchor=self.name)
+        if key == viewer.session.device_key:
+            kit.clear_cookie(response, kit.cookies.device)
+        return response

@@ -1,0 +1,112 @@
+"""``/account``: the page that assembles the sections, and what their handlers share (the
+posted form of a signed-in browser, the way back to the page, the page again with an error)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from proxy.auth.account.base import LiveSession, Section, Viewer
+from proxy.auth.kit import AuthKit, see_other
+from proxy.sessions.session import Session
+
+
+class AccountPage:
+    def __init__(self, kit: AuthKit, live_session: LiveSession) -> None:
+        self.kit = kit
+        self._live = live_session
+        self.sections: list[Section] = []
+
+    def add(self, section: Section) -> None:
+        self.sections.append(section)
+
+    def register(self, router: web.UrlDispatcher) -> None:
+        self.kit.route(router, "GET", "account", self.show)
+        for section in self.sections:
+            section.register(router)
+
+    def viewer(self, cookie: str, session: Session) -> Viewer:
+        return Viewer(cookie, session, self._live)
+
+    def to_login(self, request: web.Request, back: str = "account") -> web.Response:
+        """Not signed in (or no longer): the login page, and back here afterwards."""
+        query = {"rd": f"{self.kit.prefix}/{back}"}
+        if lang := request.query.get("lang"):
+            query["lang"] = lang
+        return see_other(f"{self.kit.prefix}/login?{urlencode(query)}")
+
+    def back(self, request: web.Request, done: str, anchor: str) -> web.Response:
+        """After a form: the page again (303), saying ``done`` at the top, at the section."""
+        query = {"done": done}
+        if lang := request.query.get("lang"):
+            query["lang"] = lang
+        return see_other(f"{self.kit.prefix}/account?{urlencode(query)}#{anchor}")
+
+    async def posted(
+        self, request: web.Request
+    ) -> tuple[Viewer, dict[str, str]] | web.StreamResponse:
+        """A form of the account page: same origin, body limits, the session-bound CSRF
+        token (kit.session_form), and a session behind the cookie; else the answer."""
+        posted = await self.kit.session_form(request)
+        if isinstance(posted, web.StreamResponse):
+            return posted
+        cookie, form = posted
+        session = await self.kit.sessions.load(cookie) if cookie else None
+        if cookie is None or session is None:
+            return self.to_login(request)
+        return self.viewer(cookie, session), form
+
+    async def show(self, request: web.Request) -> web.StreamResponse:
+        kit = self.kit
+        cookie = request.cookies.get(kit.cookies.session)
+        session = await kit.session(request)
+        if session is None or not cookie:
+            return self.to_login(request)
+        notices: dict[str, str] = {}
+        for section in self.sections:
+            notices.update(section.notices)
+        notice = notices.get(request.query.get("done", ""))
+        return await self.render(
+            request, self.viewer(cookie, session), notice=kit.t(request, notice) if notice else None
+        )
+
+    async def again(
+        self, request: web.Request, viewer: Viewer, section: str, status: int, key: str
+    ) -> web.Response:
+        """The page again with ``key`` (i18n) as ``section``'s error, answered ``status``."""
+        return await self.render(
+            request, viewer, status=status, errors={section: self.kit.t(request, key)}
+        )
+
+    async def render(
+        self,
+        request: web.Request,
+        viewer: Viewer,
+        *,
+        status: int = 200,
+        notice: str | None = None,
+        errors: Mapping[str, str] | None = None,
+    ) -> web.Response:
+        kit = self.kit
+        shown: list[dict[str, Any]] = []
+        for section in self.sections:
+            view = await section.view(request, viewer, (errors or {}).get(section.name))
+            if view is not None:
+                shown.append(
+                    {"name": section.name, "template": f"account/_{section.name}.html", "v": view}
+                )
+        session = viewer.session
+        response = kit.render(
+            request,
+            "account.html",
+            status=status,
+            user=session.claims.get("email") or session.username,
+            csrf_token=kit.session_token(viewer.cookie),
+            notice=notice,
+            sections=shown,
+        )
+        response.headers["Cache-Control"] = "no-store"
+        return response
