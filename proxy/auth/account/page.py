@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from proxy.auth.account.base import LiveSession, Section, Viewer
-from proxy.auth.kit import AuthKit, see_other
+from proxy.auth.kit import AuthKit, Handler, see_other
 from proxy.sessions.session import Session
 
 
@@ -27,6 +27,13 @@ class AccountPage:
         self.kit.route(router, "GET", "account", self.show)
         for section in self.sections:
             section.register(router)
+
+    def sensitive_route(
+        self, router: web.UrlDispatcher, method: str, path: str, handler: Handler
+    ) -> None:
+        """A route that changes how the user signs in (password, email, phone, MFA, passkeys):
+        every such action registers here, so the step-up rule (a recent sign-in) has one place."""
+        self.kit.route(router, method, path, handler)
 
     def viewer(self, cookie: str, session: Session) -> Viewer:
         return Viewer(cookie, session, self._live)
