@@ -127,7 +127,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
     async def session_changed(record_hash: str) -> None:
         await invalidation.changed(record_hash)
         if cards is not None:
-            await cards.seen(record_hash, card_ttl)  # a record write is activity (or its end)
+            await cards.seen(record_hash, card_ttl)  # a record write is activity
 
     sessions = SessionManager(
         store,
@@ -137,6 +137,9 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
         remember_lifetime=settings.session.remember_lifetime,
         remember_idle_timeout=settings.session.remember_idle_timeout,
         on_change=session_changed,
+        on_end=invalidation.ended,
+        # A session's card ends with it (sign-out, everywhere or one by one, or a prune).
+        companions=(lambda record: (SessionCards.key(record),)) if cards is not None else None,
     )
     pages = Pages(
         branding=Branding(

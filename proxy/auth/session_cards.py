@@ -79,7 +79,9 @@ class SessionCards:
         self._aead = AESGCM(key)
 
     @staticmethod
-    def _key(record_hash: str) -> str:
+    def key(record_hash: str) -> str:
+        """The store key of a session's card: it lives and dies with the session (the
+        session manager deletes it with the record)."""
         return _PREFIX + record_hash
 
     def _seal(self, key: str, card: Card) -> bytes:
@@ -100,12 +102,12 @@ class SessionCards:
         """The card of a session just created (its record lives at most ``ttl`` seconds)."""
         now = time.time() if now is None else now
         browser, system = describe_user_agent(user_agent)
-        key = self._key(record_hash)
+        key = self.key(record_hash)
         card = Card(browser, system, ip, now, now)
         await self._store.set(key, self._seal(key, card), ttl)
 
     async def load(self, record_hash: str) -> Card | None:
-        key = self._key(record_hash)
+        key = self.key(record_hash)
         raw = await self._store.get(key)
         return None if raw is None else self._open(key, raw)
 
@@ -115,7 +117,7 @@ class SessionCards:
         now = time.time()
         if card is None or now - card.last_seen < SEEN_EVERY:
             return
-        key = self._key(record_hash)
+        key = self.key(record_hash)
         fresh = Card(card.browser, card.os, card.ip, card.signed_in_at, now)
         try:
             await self._store.set(key, self._seal(key, fresh), ttl)
@@ -123,4 +125,4 @@ class SessionCards:
             return  # the session goes on; its card shows an older last_seen
 
     async def delete(self, record_hash: str) -> None:
-        await self._store.delete(self._key(record_hash))
+        await self._store.delete(self.key(record_hash))

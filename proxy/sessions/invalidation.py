@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from proxy.sessions.store import SessionStore
@@ -41,6 +41,11 @@ class LocalInvalidation:
     async def changed(self, record: str) -> None:
         """SessionManager's change hook: the record behind ``record`` changed or ended."""
         self._on_invalidate(record)
+
+    async def ended(self, records: Sequence[str]) -> None:
+        """SessionManager's end hook: these records ended (a sign-out, everywhere or not)."""
+        for record in records:
+            self._on_invalidate(record)
 
     def start(self) -> None:
         pass
@@ -103,6 +108,21 @@ class RedisInvalidation:
         """SessionManager's change hook: drop it here at once, then tell the others."""
         self._on_invalidate(record)
         await self.publish(record)
+
+    async def ended(self, records: Sequence[str]) -> None:
+        """SessionManager's end hook: drop them here, then tell the others in one round trip
+        (a message per record, as ``changed`` sends, in one pipeline)."""
+        for record in records:
+            self._on_invalidate(record)
+        if not records:
+            return
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for record in records:
+                    pipe.publish(self._channel, record)
+                await pipe.execute()
+        except self._failures as exc:
+            log.warning("session invalidation not published (%s)", type(exc).__name__)
 
     async def publish(self, record: str) -> None:
         try:

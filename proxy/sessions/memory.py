@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from proxy.sessions.store import check_ttl
 
@@ -130,6 +130,23 @@ class MemoryStore:
 
     async def members(self, key: str) -> frozenset[str]:
         return frozenset(self._live_set(key, self._clock())[1])
+
+    async def existing(self, keys: Collection[str]) -> frozenset[str]:
+        now = self._clock()
+        return frozenset(
+            k
+            for k in keys
+            if ((item := self._data.get(k)) is not None and item[0] > now)
+            or self._live_set(k, now)[1]
+        )
+
+    async def delete_members(
+        self, key: str, members: Collection[str], also: Collection[str] = ()
+    ) -> None:
+        for k in (*members, *also):
+            await self.delete(k)
+        for member in members:
+            await self.remove_member(key, member)
 
     def _live_set(self, key: str, now: float) -> tuple[float, builtins.set[str]]:
         entry = self._sets.get(key)

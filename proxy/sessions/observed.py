@@ -7,7 +7,7 @@ command), and against a black-holed Redis those add up to several timeouts per c
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import TypeVar
 
 from proxy.sessions.store import SessionStore, StoreFull, StoreUnavailable
@@ -88,6 +88,14 @@ class ObservedStore:
 
     async def members(self, key: str) -> frozenset[str]:
         return await self._observed("members", self._store.members(key))
+
+    async def existing(self, keys: Collection[str]) -> frozenset[str]:
+        return await self._observed("existing", self._store.existing(keys))
+
+    async def delete_members(
+        self, key: str, members: Collection[str], also: Collection[str] = ()
+    ) -> None:
+        await self._observed("delete_members", self._store.delete_members(key, members, also))
 
     async def incr(self, key: str, ttl: float) -> int:
         return await self._observed("incr", self._store.incr(key, ttl), write=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -320,6 +321,38 @@ class RedisStore:
         except _FAILURES as exc:
             raise StoreUnavailable(f"redis SMEMBERS failed: {type(exc).__name__}") from exc
         return frozenset(m.decode() if isinstance(m, bytes) else str(m) for m in raw)
+
+    async def existing(self, keys: Collection[str]) -> frozenset[str]:
+        ordered = list(keys)
+        if not ordered:
+            return frozenset()
+        try:
+            # One EXISTS per key (a multi-key EXISTS would cross Cluster slots), one round trip.
+            async with self._client.pipeline(transaction=False) as pipe:
+                for key in ordered:
+                    pipe.exists(key)
+                found = await pipe.execute()
+        except _FAILURES as exc:
+            raise StoreUnavailable(f"redis EXISTS failed: {type(exc).__name__}") from exc
+        return frozenset(key for key, n in zip(ordered, found, strict=True) if n)
+
+    async def delete_members(
+        self, key: str, members: Collection[str], also: Collection[str] = ()
+    ) -> None:
+        doomed = [*members, *also]
+        if not doomed:
+            return
+        try:
+            # One DEL per key (Cluster routes each to its slot); the SREM after them: a member
+            # stays listed until its key is gone, never the other way round.
+            async with self._client.pipeline(transaction=False) as pipe:
+                for doomed_key in doomed:
+                    pipe.delete(doomed_key)
+                if members:
+                    pipe.srem(key, *members)
+                await pipe.execute()
+        except _FAILURES as exc:
+            raise StoreUnavailable(f"redis DEL failed: {type(exc).__name__}") from exc
 
     async def ping(self) -> None:
         try:

@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 
@@ -173,7 +173,6 @@ class Timeouts:
 TOUCH_FRACTION = 0.25
 LOCK_LEASE = 10.0
 _INDEX_PREFIX = "gate:u:"
-INDEX_PRUNE_AT = 32
 _LOCK_PREFIX = "gate:lock:"
 
 
@@ -181,7 +180,10 @@ class SessionManager:
     """Creates, loads and ends sessions; the cookie value is the only handle to one.
 
     Keeps a per-user index (a set of store keys per ``sub``, in the store) so that "sign out
-    everywhere" can end every session of a user on every replica sharing the store.
+    everywhere" can end every session of a user on every replica sharing the store, in a
+    number of round trips that does not grow with the user's sessions. The index lives until
+    the absolute end of its longest-lived session, and members whose record has gone (expired,
+    idle) are dropped at the user's next sign-in and whenever the index is read.
     """
 
     def __init__(
@@ -194,26 +196,42 @@ class SessionManager:
         remember_lifetime: float = 0.0,
         remember_idle_timeout: float = 0.0,
         on_change: Callable[[str], Awaitable[None]] | None = None,
+        on_end: Callable[[Sequence[str]], Awaitable[None]] | None = None,
+        companions: Callable[[str], Sequence[str]] | None = None,
     ) -> None:
         self._store = store
         self._sealed = SealedStore(store, secret, namespace="s")
         self.lifetime = lifetime
         self.timeouts = Timeouts(lifetime, idle_timeout, remember_lifetime, remember_idle_timeout)
         self.ends = EndSignals()
-        # Told the record hash after every save and delete: session caches (this replica's
-        # and, through pub/sub, the others') must not serve the old record any more.
+        # Told the record hash after every save, and the record hashes after every end:
+        # session caches (this replica's and, through pub/sub, the others') must not serve
+        # the old record any more.
         self._on_change = on_change
+        self._on_end = on_end
+        # Store keys that live and die with a record, by record hash (the account page's
+        # session cards): deleted with it, in the same round trip.
+        self._companions = companions or (lambda record_hash: ())
 
     def _ttl(self, session: Session) -> float:
         return max(1.0, self.timeouts.ends_at(session) - time.time())
 
-    def _max_ttl(self) -> float:
+    def _hard_ttl(self, session: Session) -> float:
+        """Seconds until the session's absolute end: no write ever keeps its record longer."""
         t = self.timeouts
-        return max(t.lifetime, t.remember_lifetime)
+        life = t.remember_lifetime if session.remember else t.lifetime
+        return max(1.0, session.created_at + life - time.time())
 
     @staticmethod
     def _index_key(sub: str) -> str:
         return _INDEX_PREFIX + hashlib.sha256(sub.encode()).hexdigest()
+
+    @staticmethod
+    def _hash_of(key: str) -> str:
+        return key.rsplit(":", 1)[-1]  # a store key ends in the record hash (SealedStore)
+
+    def _beside(self, keys: Iterable[str]) -> list[str]:
+        return [k for key in keys for k in self._companions(self._hash_of(key))]
 
     def record_key(self, cookie: str) -> str | None:
         return self._sealed.record_key(cookie)
@@ -223,15 +241,9 @@ class SessionManager:
         cookie = await self._sealed.create(session.to_bytes(), self._ttl(session))
         key = self._sealed.record_key(cookie)
         assert key is not None  # we just issued it
-        # The index outlives every session in it; stale members are harmless (DEL of nothing)
-        # but are pruned once a user has many, so the set stays small.
         index = self._index_key(session.sub)
-        await self._store.add_member(index, key, self._max_ttl())
-        members = await self._store.members(index)
-        if len(members) > INDEX_PRUNE_AT:
-            for member in members:
-                if await self._store.get(member) is None:
-                    await self._store.remove_member(index, member)
+        await self._store.add_member(index, key, self._hard_ttl(session))
+        await self._live_members(index, keep=key)
         return cookie
 
     async def load(self, cookie: str) -> Session | None:
@@ -285,54 +297,68 @@ class SessionManager:
     async def delete(self, cookie: str, session: Session | None = None) -> None:
         """End the session behind ``cookie`` (and drop it from its user's index if known)."""
         key = self._sealed.record_key(cookie)
-        await self._sealed.delete(cookie)
-        await self._changed(cookie)
         if key is None:
-            return
+            return  # not a cookie we issued: there is nothing to end
         if session is not None:
-            await self._store.remove_member(self._index_key(session.sub), key)
-        self.ends.ended(key)
+            await self._store.delete_members(
+                self._index_key(session.sub), [key], self._beside([key])
+            )
+        else:
+            # No session, no index to name: its member goes at the user's next prune.
+            await self._store.delete_members("", (), [key, *self._beside([key])])
+        await self._ended([key])
 
-    async def end_all(self, sub: str) -> int:
-        """End every session of user ``sub`` (all replicas share the store); returns how many."""
+    async def _live_members(self, index: str, keep: str | None = None) -> list[str]:
+        """The index's members whose record still exists; the others (expired, ended without
+        the index knowing) are dropped from it, with their companions. ``keep``: known live."""
+        members = await self._store.members(index)
+        others = members - {keep} if keep else members
+        if not others:
+            return list(members)
+        live = await self._store.existing(others)
+        dead = others - live
+        if dead:
+            await self._store.delete_members(index, dead, self._beside(dead))
+        return sorted(live | ({keep} if keep else set()))
+
+    async def end_all(self, sub: str, *, keep: str | None = None) -> int:
+        """End every session of user ``sub`` (all replicas share the store) but the one whose
+        record hash is ``keep``; returns how many. Three round trips whatever their number:
+        the index, one pipeline of deletes, one of announcements."""
         index = self._index_key(sub)
-        keys = await self._store.members(index)
-        for key in keys:
-            await self._store.delete(key)
-            self.ends.ended(key)
-            if self._on_change is not None:
-                # A store key ends in the record hash (see SealedStore.record_hash).
-                await self._on_change(key.rsplit(":", 1)[-1])
-        await self._store.delete(index)
         # Members are store keys; only session keys of our namespace are ever added.
+        keys = sorted(k for k in await self._store.members(index) if self._hash_of(k) != keep)
+        if not keys:
+            return 0
+        await self._store.delete_members(index, keys, self._beside(keys))
+        await self._ended(keys)
         log.info("ended %d session(s) of one user", len(keys))
         return len(keys)
 
     async def live_records(self, sub: str) -> list[str]:
         """The record hashes of user ``sub``'s sessions that still exist (the account page's
-        session list); the index's stale members are skipped."""
-        live = []
-        for key in await self._store.members(self._index_key(sub)):
-            if await self._store.get(key) is not None:
-                live.append(key.rsplit(":", 1)[-1])
-        return live
+        session list); the index's stale members are dropped."""
+        return [self._hash_of(k) for k in await self._live_members(self._index_key(sub))]
 
     async def end_record(self, sub: str, record_hash: str) -> bool:
         """End one session of user ``sub`` named by its record hash, as ``end_all`` ends each:
         only a member of that user's index, so one user can never end another's session."""
         index = self._index_key(sub)
         key = next(
-            (k for k in await self._store.members(index) if k.rsplit(":", 1)[-1] == record_hash),
+            (k for k in await self._store.members(index) if self._hash_of(k) == record_hash),
             None,
         )
         if key is None:
             return False
-        await self._store.delete(key)
-        await self._store.remove_member(index, key)
-        self.ends.ended(key)
-        if self._on_change is not None:
-            await self._on_change(record_hash)
+        await self._store.delete_members(index, [key], self._beside([key]))
+        await self._ended([key])
         return True
+
+    async def _ended(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self.ends.ended(key)
+        if self._on_end is not None:
+            await self._on_end([self._hash_of(k) for k in keys])
 
     async def _changed(self, cookie: str) -> None:
         if self._on_change is not None and (record := self._sealed.record_hash(cookie)):

@@ -7,6 +7,7 @@ Backends know nothing about sessions, cookies or encryption; `SealedStore` adds 
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from typing import Protocol
 
 
@@ -80,6 +81,23 @@ class Sets(Protocol):
         ...
 
 
+class Batches(Protocol):
+    """Many keys in one round trip: a user's sessions, read or ended at once (sign out
+    everywhere, the account page's list), whatever their number."""
+
+    async def existing(self, keys: Collection[str]) -> frozenset[str]:
+        """Those of `keys` that hold a live value (or lease, or set). Raises StoreUnavailable."""
+        ...
+
+    async def delete_members(
+        self, key: str, members: Collection[str], also: Collection[str] = ()
+    ) -> None:
+        """Delete the keys `members` names and the keys `also`, and remove `members` from the
+        set at `key` (a set left empty disappears); one round trip, not atomic. Raises
+        StoreUnavailable."""
+        ...
+
+
 class Counters(Protocol):
     """Integers that count up and expire: brute-force regulation."""
 
@@ -93,7 +111,7 @@ class Counters(Protocol):
         ...
 
 
-class SessionBackend(KeyValue, Sets, Leases, Protocol):
+class SessionBackend(KeyValue, Sets, Batches, Leases, Protocol):
     """What SessionManager uses: records (through SealedStore), the per-user index, leases."""
 
 
@@ -101,7 +119,7 @@ class CountingStore(KeyValue, Counters, Protocol):
     """What the brute-force regulator uses: counters, and bans and aliases as values."""
 
 
-class SessionStore(KeyValue, Leases, Sets, Counters, Protocol):
+class SessionStore(KeyValue, Leases, Sets, Batches, Counters, Protocol):
     """A whole backend (memory.py, redis.py): every role, and its connection's life.
 
     Callers take only the role they use, so a test double implements only that."""

@@ -215,6 +215,31 @@ async def test_index_ttl_is_lengthened_never_shortened(store: SessionStore) -> N
     assert await store.members("idx") == {"long", "short"}
 
 
+async def test_existing_names_the_live_keys_of_many(store: SessionStore) -> None:
+    await store.set("a", b"1", 60)
+    await store.set("short", b"1", 0.1)
+    await store.add_member("idx", "m", 60)
+    await asyncio.sleep(0.2)
+    assert await store.existing(["a", "short", "idx", "never"]) == {"a", "idx"}
+    assert await store.existing([]) == frozenset()
+
+
+async def test_delete_members_deletes_their_keys_and_drops_them_from_the_set(
+    store: SessionStore,
+) -> None:
+    for key in ("r1", "r2", "r3", "c1", "c2"):
+        await store.set(key, b"v", 60)
+    for member in ("r1", "r2", "r3"):
+        await store.add_member("idx", member, 60)
+    await store.delete_members("idx", ["r1", "r2"], ["c1", "c2", "never"])
+    assert await store.existing(["r1", "r2", "r3", "c1", "c2"]) == {"r3"}
+    assert await store.members("idx") == {"r3"}
+    await store.delete_members("idx", ["r3"])
+    assert await store.members("idx") == frozenset()  # left empty: gone
+    assert await store.existing(["idx", "r3"]) == frozenset()
+    await store.delete_members("", (), ())  # nothing at all: fine
+
+
 async def test_removing_the_last_member_removes_the_set(store: SessionStore) -> None:
     await store.add_member("idx", "only", 60)
     await store.remove_member("idx", "only")

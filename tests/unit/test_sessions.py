@@ -834,15 +834,75 @@ async def test_activity_is_written_at_most_once_per_quarter_idle_period(
     assert reloaded is not None and reloaded.last_seen == now[0]
 
 
-async def test_the_user_index_drops_ended_sessions_once_it_grows() -> None:
+def _index(sub: str = "s") -> str:
+    return "gate:u:" + hashlib.sha256(sub.encode()).hexdigest()
+
+
+async def test_the_user_index_drops_sessions_whose_record_is_gone_at_the_next_sign_in() -> None:
     store = MemoryStore()
     manager = SessionManager(store, b"s" * 32, lifetime=1000)
-    for _ in range(40):
+    for _ in range(5):
         cookie = await manager.create(_session(time.time()))
-        await store.delete(manager.record_key(cookie) or "")  # ended without a logout
+        await store.delete(manager.record_key(cookie) or "")  # expired, or idle: no logout
     live = await manager.create(_session(time.time()))
-    members = await store.members("gate:u:" + hashlib.sha256(b"s").hexdigest())
-    assert len(members) <= 33
-    assert manager.record_key(live) in members
-    assert await manager.end_all("s") >= 1
+    assert await store.members(_index()) == {manager.record_key(live)}
+    assert await manager.end_all("s") == 1
     assert await manager.load(live) is None
+    assert await store.members(_index()) == frozenset()
+
+
+async def test_reading_the_index_drops_records_that_are_gone_with_their_companions() -> None:
+    store = MemoryStore()
+    manager = SessionManager(
+        store, b"s" * 32, lifetime=1000, companions=lambda record: (f"card:{record}",)
+    )
+    a, b = [await manager.create(_session(time.time())) for _ in range(2)]
+    for cookie in (a, b):
+        await store.set(f"card:{manager.record_hash(cookie)}", b"card", 1000)
+    await store.delete(manager.record_key(a) or "")  # a's record expired
+    assert await manager.live_records("s") == [manager.record_hash(b)]
+    assert await store.members(_index()) == {manager.record_key(b)}
+    assert await store.get(f"card:{manager.record_hash(a)}") is None
+    assert await store.get(f"card:{manager.record_hash(b)}") == b"card"
+
+
+async def test_ending_sessions_ends_their_companions_and_tells_the_end_hook_once() -> None:
+    store = MemoryStore()
+    told: list[list[str]] = []
+
+    async def on_end(records: Any) -> None:
+        told.append(list(records))
+
+    manager = SessionManager(
+        store,
+        b"s" * 32,
+        lifetime=1000,
+        on_end=on_end,
+        companions=lambda record: (f"card:{record}",),
+    )
+    cookies = [await manager.create(_session(time.time())) for _ in range(4)]
+    hashes = [manager.record_hash(c) or "" for c in cookies]
+    for record in hashes:
+        await store.set(f"card:{record}", b"card", 1000)
+    # "Sign out other sessions": all but the first, in one end.
+    assert await manager.end_all("s", keep=hashes[0]) == 3
+    assert told == [sorted(hashes[1:])]  # one call for the three, however many there are
+    assert [await manager.load(c) is not None for c in cookies] == [True, False, False, False]
+    assert [await store.get(f"card:{h}") is not None for h in hashes] == [True, False, False, False]
+    # The one left signs out: its card goes too, and the index with it.
+    await manager.delete(cookies[0], await manager.load(cookies[0]))
+    assert told[-1] == [hashes[0]]
+    assert await store.get(f"card:{hashes[0]}") is None
+    assert await store.members(_index()) == frozenset()
+
+
+async def test_the_index_lives_until_the_absolute_end_of_its_longest_session() -> None:
+    store = MemoryStore()
+    manager = SessionManager(
+        store, b"s" * 32, lifetime=1000, idle_timeout=100, remember_lifetime=5000
+    )
+    now = time.time()
+    await manager.create(_session(now - 400, remember=True))  # absolute end in 4600 s
+    await manager.create(_session(now))  # in 1000 s
+    deadline = store._sets[_index()][0] - store._clock()  # the TTL itself
+    assert 4590 < deadline <= 4600

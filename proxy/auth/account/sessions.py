@@ -85,8 +85,7 @@ class SessionsSection:
         if record == kit.sessions.record_hash(viewer.cookie):
             raise web.HTTPSeeOther(kit.action(request, "logout"))
         # Only a member of this user's own index can be ended: another user's id is "gone".
-        if await kit.sessions.end_record(viewer.session.sub, record):
-            await self._cards.delete(record)
+        if await kit.sessions.end_record(viewer.session.sub, record):  # its card goes with it
             audit("account.session_ended", user=viewer.session.sub, session=record[:16])
         return page.back(request, "session_ended", anchor=self.name)
 
@@ -97,11 +96,10 @@ class SessionsSection:
             return posted
         viewer, _ = posted
         kit = page.kit
-        current = kit.sessions.record_hash(viewer.cookie)
-        ended = 0
-        for record in await kit.sessions.live_records(viewer.session.sub):
-            if record != current and await kit.sessions.end_record(viewer.session.sub, record):
-                await self._cards.delete(record)
-                ended += 1
+        # The live ones are counted (reading the index drops expired members), then all of
+        # them but this one end at once, cards included.
+        sub = viewer.session.sub
+        await kit.sessions.live_records(sub)
+        ended = await kit.sessions.end_all(sub, keep=kit.sessions.record_hash(viewer.cookie))
         audit("account.others_ended", user=viewer.session.sub, count=ended)
         return page.back(request, "others_ended", anchor=self.name)
