@@ -122,12 +122,12 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
     )
     # The account page's view of each session (browser, IP, last active); None: page off.
     cards = SessionCards(store, derive_key(secret, "cards")) if settings.account.enabled else None
-    card_ttl = float(max(settings.session.lifetime, settings.session.remember_lifetime))
 
-    async def session_changed(record_hash: str) -> None:
+    async def session_changed(record_hash: str, ttl: float) -> None:
         await invalidation.changed(record_hash)
         if cards is not None:
-            await cards.seen(record_hash, card_ttl)  # a record write is activity
+            # A record write is activity; the card lives as long as the record from now on.
+            await cards.seen(record_hash, ttl)
 
     sessions = SessionManager(
         store,

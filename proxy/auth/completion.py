@@ -36,11 +36,6 @@ class Completion:
         self.devices = devices
         self._remember_lifetime = remember_lifetime
 
-    def _lifetime(self, remember: bool) -> float:
-        """The longest a session lives (its idle limit moves with activity)."""
-        timeouts = self._kit.sessions.timeouts
-        return timeouts.remember_lifetime if remember else timeouts.lifetime
-
     async def remembered_device(self, request: web.Request, username: str) -> Device | None:
         """The device this browser confirmed for ``username`` earlier, if any."""
         if self.devices is None:
@@ -87,7 +82,8 @@ class Completion:
                 record,
                 user_agent=request.headers.get("User-Agent", ""),
                 ip=client_ip(request),
-                ttl=self._lifetime(step.session.remember),
+                # As long as the record: each write of the record moves both (idle timeout).
+                ttl=kit.sessions.remaining(step.session),
             )
         await kit.delete_flow(request)
         old = request.cookies.get(kit.cookies.session)

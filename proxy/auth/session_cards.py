@@ -3,9 +3,12 @@
 A session record is encrypted with a key that only its own cookie holds (sessions/sealed.py),
 so one browser cannot read another's record. Each session therefore gets a small "card" beside
 it: browser and OS (from the User-Agent), IP address, when it signed in and when it was last
-active. Cards hold no tokens; they are encrypted with a key derived from the cookie secret
-(IP addresses are personal data) and addressed by the record hash, which the per-user index of
-the session manager already names.
+active. A card lives exactly as long as its record: written with the record's ttl, rewritten with
+it at each write of the record (SessionManager's on_change: activity at most once per quarter
+idle timeout, a refresh), deleted with it whenever the session ends (a companion key of the
+record). Cards hold no tokens; they are encrypted with a key derived from the cookie secret (IP
+addresses are personal data) and addressed by the record hash, which the per-user index of the
+session manager already names.
 """
 
 from __future__ import annotations
@@ -23,9 +26,6 @@ from proxy.sessions.store import KeyValue, StoreFull
 
 _PREFIX = "gate:card:"
 _NONCE = 12
-# A card's last_seen is rewritten at most this often (the session record's own activity writes
-# are rarer still: a quarter of the idle timeout).
-SEEN_EVERY = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,15 +112,16 @@ class SessionCards:
         return None if raw is None else self._open(key, raw)
 
     async def seen(self, record_hash: str, ttl: float) -> None:
-        """Activity of the session (its record was written): a later last_seen, coarsely."""
+        """Its record was written (activity, or a refresh) and lives ``ttl`` seconds more: a
+        later last_seen and the same ttl, so the card expires with its record. Never brings
+        back the card of a session that ended meanwhile (SET XX)."""
         card = await self.load(record_hash)
-        now = time.time()
-        if card is None or now - card.last_seen < SEEN_EVERY:
+        if card is None:
             return
         key = self.key(record_hash)
-        fresh = Card(card.browser, card.os, card.ip, card.signed_in_at, now)
+        fresh = Card(card.browser, card.os, card.ip, card.signed_in_at, time.time())
         try:
-            await self._store.set(key, self._seal(key, fresh), ttl)
+            await self._store.replace(key, self._seal(key, fresh), ttl)
         except StoreFull:
             return  # the session goes on; its card shows an older last_seen
 

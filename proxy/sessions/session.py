@@ -195,7 +195,7 @@ class SessionManager:
         idle_timeout: float = 0.0,
         remember_lifetime: float = 0.0,
         remember_idle_timeout: float = 0.0,
-        on_change: Callable[[str], Awaitable[None]] | None = None,
+        on_change: Callable[[str, float], Awaitable[None]] | None = None,
         on_end: Callable[[Sequence[str]], Awaitable[None]] | None = None,
         companions: Callable[[str], Sequence[str]] | None = None,
     ) -> None:
@@ -204,16 +204,19 @@ class SessionManager:
         self.lifetime = lifetime
         self.timeouts = Timeouts(lifetime, idle_timeout, remember_lifetime, remember_idle_timeout)
         self.ends = EndSignals()
-        # Told the record hash after every save, and the record hashes after every end:
-        # session caches (this replica's and, through pub/sub, the others') must not serve
-        # the old record any more.
+        # Told the record hash and its ttl (seconds it lives from now) after every save, and
+        # the record hashes after every end: session caches (this replica's and, through
+        # pub/sub, the others') must not serve the old record any more, and companions take
+        # the record's ttl (so one whose record expires expires with it).
         self._on_change = on_change
         self._on_end = on_end
         # Store keys that live and die with a record, by record hash (the account page's
-        # session cards): deleted with it, in the same round trip.
+        # session cards): written with its ttl, deleted with it, in the same round trip.
         self._companions = companions or (lambda record_hash: ())
 
-    def _ttl(self, session: Session) -> float:
+    def remaining(self, session: Session) -> float:
+        """Seconds the record of ``session`` lives when written now (its store ttl); what
+        lives beside it (its card) is written with the same."""
         return max(1.0, self.timeouts.ends_at(session) - time.time())
 
     def _hard_ttl(self, session: Session) -> float:
@@ -238,7 +241,7 @@ class SessionManager:
 
     async def create(self, session: Session) -> str:
         session.last_seen = time.time()
-        cookie = await self._sealed.create(session.to_bytes(), self._ttl(session))
+        cookie = await self._sealed.create(session.to_bytes(), self.remaining(session))
         key = self._sealed.record_key(cookie)
         assert key is not None  # we just issued it
         index = self._index_key(session.sub)
@@ -258,8 +261,9 @@ class SessionManager:
 
     async def save(self, cookie: str, session: Session) -> bool:
         """False when the session ended meanwhile (e.g. a logout raced a refresh)."""
-        saved = await self._sealed.save(cookie, session.to_bytes(), self._ttl(session))
-        await self._changed(cookie)
+        ttl = self.remaining(session)
+        saved = await self._sealed.save(cookie, session.to_bytes(), ttl)
+        await self._changed(cookie, ttl)
         return saved
 
     def lock(self, cookie: str, *, lease: float = LOCK_LEASE) -> StoreLock | None:
@@ -360,9 +364,9 @@ class SessionManager:
         if self._on_end is not None:
             await self._on_end([self._hash_of(k) for k in keys])
 
-    async def _changed(self, cookie: str) -> None:
+    async def _changed(self, cookie: str, ttl: float) -> None:
         if self._on_change is not None and (record := self._sealed.record_hash(cookie)):
-            await self._on_change(record)
+            await self._on_change(record, ttl)
 
     def record_hash(self, cookie: str) -> str | None:
         return self._sealed.record_hash(cookie)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.auth.session_cards import SEEN_EVERY, SessionCards, describe_user_agent
+from proxy.auth.session_cards import SessionCards, describe_user_agent
 from proxy.sessions.memory import MemoryStore
 
 AGENTS = [
@@ -46,8 +46,11 @@ def test_a_hostile_user_agent_is_only_ever_a_known_name() -> None:
     assert describe_user_agent("<script>Firefox/1</script>\x00" * 1000) == ("Firefox", "")
 
 
-async def test_cards_are_sealed_and_last_seen_is_coarse(monkeypatch: pytest.MonkeyPatch) -> None:
-    store = MemoryStore()
+async def test_cards_are_sealed_and_live_as_long_as_their_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [0.0]
+    store = MemoryStore(clock=lambda: clock[0])
     cards = SessionCards(store, b"k" * 32)
     record = "ab" * 32
     await cards.record(record, user_agent=AGENTS[0][0], ip="192.0.2.7", ttl=60, now=1000.0)
@@ -56,12 +59,17 @@ async def test_cards_are_sealed_and_last_seen_is_coarse(monkeypatch: pytest.Monk
     assert await SessionCards(store, b"x" * 32).load(record) is None  # another key: unreadable
     card = await cards.load(record)
     assert card is not None and (card.browser, card.os, card.ip) == ("Edge", "Windows", "192.0.2.7")
-    monkeypatch.setattr("proxy.auth.session_cards.time.time", lambda: 1000.0 + SEEN_EVERY / 2)
+    # A write of the record (activity at t=50, its record now lives 60 s more): the card too.
+    clock[0] = 50.0
+    monkeypatch.setattr("proxy.auth.session_cards.time.time", lambda: 1050.0)
     await cards.seen(record, 60)
-    assert (await cards.load(record)).last_seen == 1000.0  # type: ignore[union-attr]
-    monkeypatch.setattr("proxy.auth.session_cards.time.time", lambda: 1000.0 + SEEN_EVERY)
-    await cards.seen(record, 60)
-    assert (await cards.load(record)).last_seen == 1000.0 + SEEN_EVERY  # type: ignore[union-attr]
+    clock[0] = 100.0  # past the first ttl, within the second
+    assert (await cards.load(record)).last_seen == 1050.0  # type: ignore[union-attr]
+    clock[0] = 110.0  # the record's ttl has run out: so has the card's
+    assert await cards.load(record) is None
+    await cards.seen(record, 60)  # an expired card is not brought back
+    assert await cards.load(record) is None
+    await cards.record(record, user_agent="", ip="192.0.2.7", ttl=60)
     await cards.delete(record)
-    await cards.seen(record, 60)  # an ended session's card is not brought back
+    await cards.seen(record, 60)  # nor an ended session's
     assert await cards.load(record) is None
