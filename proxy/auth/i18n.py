@@ -98,6 +98,7 @@ _EN: dict[str, str] = {
     "challenge.unsupported": "This sign-in step is not supported yet.",
     "error.flow_expired": "Your sign-in took too long. Please start again.",
     "error.csrf": "This form has expired. Please try again.",
+    "error.csrf.heading": "This page has expired",
     "error.bad_request": "The request was not valid. Please try again.",
     "error.user_not_confirmed": "Your account has not been confirmed yet.",
     "error.password_reset_required": "You need to reset your password before you can sign in. "
@@ -327,6 +328,7 @@ _JA: dict[str, str] = {
     "challenge.unsupported": "このサインイン手順にはまだ対応していません。",
     "error.flow_expired": "サインインに時間がかかりすぎました。最初からやり直してください。",
     "error.csrf": "このフォームの有効期限が切れました。もう一度お試しください。",
+    "error.csrf.heading": "このページの有効期限が切れました",
     "error.bad_request": "リクエストが正しくありません。もう一度お試しください。",
     "error.user_not_confirmed": "アカウントの確認がまだ完了していません。",
     "error.password_reset_required": "サインインする前にパスワードをリセットする必要があります。"

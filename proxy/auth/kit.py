@@ -27,6 +27,10 @@ from proxy.sessions.store import StoreUnavailable
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# An expired or foreign form is not a permission problem: "Forbidden" would tell the user they
+# may not do what they were doing; the heading says the page was left open too long instead.
+_HEADINGS = {"error.csrf": "error.csrf.heading"}
+
 
 def form_values(form: Any) -> dict[str, str]:
     """The first string value of each posted field (files and repeats ignored)."""
@@ -133,7 +137,8 @@ class AuthKit:
             request,
             "error.html",
             status=status,
-            heading=translate(lang, f"status.{status}"),
+            # A message with a heading of its own says what happened; else the status's name.
+            heading=translate(lang, _HEADINGS.get(key, f"status.{status}")),
             message=translate(lang, key),
             retry_url=retry_url(request, status, key),
         )

@@ -503,6 +503,9 @@ async def test_store_outage_and_expired_form_pages_offer_a_retry(sites: Sites) -
         assert await c.walk("/_auth/login", {"username": "alice", "password": "x"}) == 403
         # The form's own page, fresh, in the same language.
         assert 'href="/_auth/login?lang=ja"' in c.last and "もう一度試す" in c.last
+        # Headed by what happened, not "Forbidden" (the user may do this; the form was old).
+        assert "<h1>このページの有効期限が切れました</h1>" in c.last
+        assert "アクセスが拒否されました" not in c.last
     finally:
         await c.close()
 
