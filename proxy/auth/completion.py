@@ -4,6 +4,7 @@ remembered device it may use, then the session, its cookie and the way back to t
 from __future__ import annotations
 
 import logging
+import time
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -53,6 +54,9 @@ class Completion:
     ) -> web.StreamResponse:
         kit = self._kit
         step.session.remember = state.remember
+        # The user proved who they are just now, with these factors (never from the browser).
+        step.session.auth_time = time.time()
+        step.session.factors = list(state.factors)
         location = state.return_to
         device_cookie = None
         if step.new_device is not None and self.devices is not None:

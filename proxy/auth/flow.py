@@ -53,7 +53,9 @@ class Authenticator:
         password: str,
         context: ContextData | None,
         device: Device | None = None,
+        state: LoginState | None = None,
     ) -> Step:
+        """The first step of a sign-in; ``state`` (when given) records the factor passed."""
         try:
             try:
                 result = await self._cognito.password_login(username, password, context, device)
@@ -71,6 +73,12 @@ class Authenticator:
             return Detour("forgot", username)
         except errors.CognitoError as exc:
             return sign_in_failure(exc)
+        if state is not None:
+            passed = password_factor(self._cognito.auth_flow, password)
+            if passed is not None:
+                _note(state, passed)
+            if result.tokens is not None and device is not None and result.new_device is None:
+                _note(state, "device")  # DEVICE_SRP_AUTH answered: Cognito skipped MFA
         return await self._next(result, device)
 
     async def answer(
@@ -89,6 +97,7 @@ class Authenticator:
         responses = step.answer(state, form)
         if isinstance(responses, Invalid):
             return Retry(responses.message, 400)
+        answered = state.challenge
         try:
             await step.before_answer(state, self._cognito, form)
             result = await step.respond(state, self._cognito, responses, context, device)
@@ -100,6 +109,11 @@ class Authenticator:
             return Restart(step.refused_message)
         except errors.CognitoError as exc:
             return challenge_failure(exc)
+        passed = factor_answered(state, answered, responses, signed_in=result.tokens is not None)
+        if passed is not None:
+            _note(state, passed)
+        if result.tokens is not None and device is not None and result.new_device is None:
+            _note(state, "device")
         return await self._next(result, device)
 
     async def prepare(self, state: LoginState) -> Step | bool:
@@ -164,6 +178,49 @@ def second_factor(state: LoginState) -> str | None:
     if name not in MFA_CHALLENGES or name == "SELECT_MFA_TYPE" or name == state.first_factor:
         return None
     return "SOFTWARE_TOKEN_MFA" if name == "MFA_SETUP" else name
+
+
+def password_factor(auth_flow: str, password: str) -> str | None:
+    """The factor a successful first call passed: the password (by SRP where the flow uses it),
+    or none (CUSTOM_AUTH / USER_AUTH without a password: later challenges decide)."""
+    if not password:
+        return None
+    if auth_flow in ("USER_SRP_AUTH", "CUSTOM_AUTH"):
+        return "srp"
+    if auth_flow == "USER_AUTH":
+        return None  # the password is not sent up front; SELECT_CHALLENGE answers it
+    return "password"
+
+
+# The factor each answered challenge passes (session.FACTORS); those not listed pass none
+# (NEW_PASSWORD_REQUIRED follows a password already checked, SELECT_MFA_TYPE only picks).
+_CHALLENGE_FACTORS = {
+    "SOFTWARE_TOKEN_MFA": "totp",
+    "MFA_SETUP": "totp",
+    "SMS_MFA": "sms_mfa",
+    "SMS_OTP": "sms_otp",
+    "WEB_AUTHN": "passkey",
+}
+
+
+def factor_answered(
+    state: LoginState, challenge: str | None, responses: Mapping[str, str], *, signed_in: bool
+) -> str | None:
+    """The factor that answering ``challenge`` (accepted by Cognito) passed, or None."""
+    if challenge == "EMAIL_OTP":
+        return "email_otp" if state.first_factor == "EMAIL_OTP" else "email_mfa"
+    if challenge == "SELECT_CHALLENGE":
+        answer = responses.get("ANSWER")
+        return {"PASSWORD_SRP": "srp", "PASSWORD": "password"}.get(answer or "")
+    if challenge == "CUSTOM_CHALLENGE":
+        # The Lambda may ask again after a wrong answer: passed only when it lets the user in.
+        return "custom" if signed_in else None
+    return _CHALLENGE_FACTORS.get(challenge or "")
+
+
+def _note(state: LoginState, factor: str) -> None:
+    if factor not in state.factors:
+        state.factors.append(factor)
 
 
 def enter_challenge(state: LoginState, step: NeedsChallenge, fallback_username: str) -> None:

@@ -15,6 +15,7 @@ from proxy.auth.kit import AuthKit
 from proxy.auth.outcomes import Blocked, Broken, Detour, NeedsChallenge, Rejected, SignedIn, Step
 from proxy.auth.redirects import safe_return_path
 from proxy.auth.regulation import Regulator
+from proxy.auth.state import LoginState
 from proxy.cognito.client import Device
 from proxy.observe import audit
 from proxy.sessions.store import StoreUnavailable
@@ -88,7 +89,7 @@ class LoginRoutes:
 
         state.typed_username = username
         device = await self._completion.remembered_device(request, username)
-        step = await self._regulated_sign_in(request, username, password, device)
+        step = await self._regulated_sign_in(request, username, password, device, state)
         if isinstance(step, Blocked):
             log.warning("Cognito threat protection blocked a sign-in")
             audit("login.blocked", reason="threat_protection", ip=client_ip(request))
@@ -120,7 +121,12 @@ class LoginRoutes:
         return await self._completion.finish(request, state, step)
 
     async def _regulated_sign_in(
-        self, request: web.Request, username: str, password: str, device: Device | None
+        self,
+        request: web.Request,
+        username: str,
+        password: str,
+        device: Device | None,
+        state: LoginState,
     ) -> Step:
         """The one door to Cognito's password check: banned names/addresses never reach it.
         Raises StoreUnavailable when the ban cannot be checked (fail closed)."""
@@ -128,7 +134,7 @@ class LoginRoutes:
         wait = await self._regulator.banned(username, address)
         if wait is not None:
             return Rejected("error.too_many", 429, retry_after=wait)
-        step = await self._auth.sign_in(username, password, context_data(request), device)
+        step = await self._auth.sign_in(username, password, context_data(request), device, state)
         try:
             if isinstance(step, Rejected) and step.message == "error.bad_credentials":
                 await self._regulator.failed(username, address, user_id=step.user_id)

@@ -46,6 +46,8 @@ class LoginState:
     # The second factor passed in this sign-in (SOFTWARE_TOKEN_MFA, SMS_MFA, EMAIL_OTP): only
     # then is the device worth remembering, and it is what the device page says it spares.
     second_factor: str | None = None
+    # The factors this sign-in has passed so far (session.FACTORS), for the session record.
+    factors: list[str] = field(default_factory=list)
 
     @classmethod
     def new(cls, return_to: str) -> LoginState:

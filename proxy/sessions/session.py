@@ -7,7 +7,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
 from proxy.sessions.lock import StoreLock
@@ -20,7 +20,7 @@ log = logging.getLogger("proxy.sessions")
 # The stored record's format. Renaming, retyping or removing a Session field bumps it and adds
 # the step from the previous version to UPGRADES, so records written before the change still
 # read (everyone stays signed in). Adding a field with a default needs no bump.
-RECORD_VERSION = 1
+RECORD_VERSION = 2
 _VERSION_KEY = "v"
 Record = dict[str, Any]
 
@@ -30,8 +30,38 @@ def _from_v0(record: Record) -> Record:
     return record
 
 
+def _from_v1(record: Record) -> Record:
+    """Version 1, before step-up: no ``auth_time`` nor ``factors``. A record is written at a
+    sign-in and refreshes keep its ``created_at``, so that is when the user last proved who they
+    are; which factors they used was not kept (none counts as a second one: a ``require_mfa``
+    path asks such a session for it once)."""
+    record.setdefault("auth_time", record.get("created_at", 0.0))
+    record.setdefault("factors", [])
+    return record
+
+
 # UPGRADES[n] turns a version-n record into a version n+1 one.
-UPGRADES: dict[int, Callable[[Record], Record]] = {0: _from_v0}
+UPGRADES: dict[int, Callable[[Record], Record]] = {0: _from_v0, 1: _from_v1}
+
+# What ``Session.factors`` names (flow.factor_answered records them as the challenges pass):
+# first factors, then the second factors and the remembered device.
+FACTORS = frozenset(
+    {
+        "password",  # USER_PASSWORD_AUTH / ADMIN_USER_PASSWORD_AUTH / USER_AUTH's PASSWORD
+        "srp",  # the password proved by SRP (USER_SRP_AUTH, PASSWORD_SRP)
+        "passkey",  # WEB_AUTHN (user verification: counts as multi-factor on its own)
+        "email_otp",  # USER_AUTH's emailed code as the FIRST factor
+        "sms_otp",  # USER_AUTH's texted code as the first factor
+        "custom",  # CUSTOM_AUTH's Lambda challenges
+        "totp",  # SOFTWARE_TOKEN_MFA, or MFA_SETUP (enrolled and answered)
+        "sms_mfa",  # SMS_MFA
+        "email_mfa",  # EMAIL_OTP as the second factor
+        "device",  # a remembered device answered DEVICE_SRP_AUTH (Cognito skipped MFA)
+    }
+)
+# Factors that make a sign-in multi-factor for ``require_mfa``: an MFA code answered in THIS
+# sign-in, or a passkey. A remembered device does not: it stands in for the code, it is not one.
+MFA_FACTORS = frozenset({"totp", "sms_mfa", "email_mfa", "passkey"})
 
 
 def upgraded(record: Record) -> Record | None:
@@ -64,9 +94,23 @@ class Session:
     remember: bool = False  # "keep me signed in": the longer timeouts apply
     # The Cognito device these tokens are linked to (device tracking): refresh must send it.
     device_key: str | None = None
+    # When the user last proved who they are: the end of the last INTERACTIVE sign-in (our
+    # clock, set by the sign-in's completion; a refresh keeps it), and the factors that sign-in
+    # passed (FACTORS). Step-up (account page, max_auth_age / require_mfa rules) reads them.
+    auth_time: float = 0.0
+    factors: list[str] = field(default_factory=list)
 
     def __repr__(self) -> str:
         return f"Session(sub={self.sub!r}, expires_at={self.expires_at})"
+
+    @property
+    def multi_factor(self) -> bool:
+        """The last interactive sign-in passed a second factor (or a passkey)."""
+        return not MFA_FACTORS.isdisjoint(self.factors)
+
+    def auth_age(self, now: float | None = None) -> float:
+        """Seconds since the user last signed in interactively (0 if the clock went back)."""
+        return max(0.0, (time.time() if now is None else now) - (self.auth_time or self.created_at))
 
     @classmethod
     def from_tokens(
@@ -83,6 +127,7 @@ class Session:
         if access_claims.get("sub") != id_claims.get("sub"):
             raise ValueError("the ID and access tokens name different users")
         username = id_claims.get("cognito:username") or access_claims.get("username")
+        now = time.time()
         return cls(
             username=str(username or id_claims["sub"]),
             sub=str(id_claims["sub"]),
@@ -91,10 +136,13 @@ class Session:
             access_token=access_token,
             refresh_token=refresh_token or (previous.refresh_token if previous else None),
             expires_at=float(min(id_claims["exp"], access_claims["exp"])),
-            created_at=previous.created_at if previous else time.time(),
-            last_seen=time.time(),
+            created_at=previous.created_at if previous else now,
+            last_seen=now,
             remember=previous.remember if previous else False,
             device_key=previous.device_key if previous else None,
+            # A refresh is no proof of who is there: the last sign-in's time and factors stay.
+            auth_time=previous.auth_time if previous else now,
+            factors=list(previous.factors) if previous else [],
         )
 
     def to_bytes(self) -> bytes:

@@ -102,3 +102,45 @@ async def test_a_stored_record_from_before_versions_is_loaded_by_the_manager() -
     loaded = await manager.load(cookie)
     assert loaded is not None
     assert (loaded.sub, loaded.refresh_token, loaded.device_key) == ("s", "r", None)
+
+
+# A version-1 record (before step-up): no auth_time, no factors.
+VERSION_1 = (
+    b'{"v":1,"username":"u","sub":"s","claims":{"sub":"s"},"id_token":"i","access_token":"a",'
+    b'"refresh_token":"r","expires_at":2000000000.0,"created_at":1000.0,"last_seen":2000.0,'
+    b'"remember":false,"device_key":null}'
+)
+
+
+def test_a_version_1_record_reads_with_its_sign_in_time_and_no_second_factor() -> None:
+    """Nobody is signed out by the step-up fields: the record's sign-in (created_at, kept by
+    every refresh) is when the user last proved who they are; its factors are unknown, so it
+    is not taken as multi-factor."""
+    session = Session.from_bytes(VERSION_1)
+    assert session is not None
+    assert (session.auth_time, session.factors, session.multi_factor) == (1000.0, [], False)
+    assert json.loads(session.to_bytes())["v"] == RECORD_VERSION == 2
+
+
+def test_a_refresh_keeps_the_sign_in_time_and_factors() -> None:
+    signed_in = make()
+    signed_in.auth_time, signed_in.factors = 5.0, ["srp", "totp"]
+    claims = {"sub": "s", "exp": 2e9, "cognito:username": "u"}
+    refreshed = Session.from_tokens(
+        id_claims=claims,
+        access_claims=claims,
+        id_token="i2",
+        access_token="a2",
+        refresh_token=None,
+        previous=signed_in,
+    )
+    assert (refreshed.auth_time, refreshed.factors, refreshed.multi_factor) == (
+        5.0,
+        ["srp", "totp"],
+        True,
+    )
+    assert refreshed.auth_age(now=65.0) == 60.0
+    fresh = Session.from_tokens(
+        id_claims=claims, access_claims=claims, id_token="i", access_token="a", refresh_token="r"
+    )
+    assert fresh.factors == [] and fresh.auth_age() < 5
