@@ -33,6 +33,7 @@ __all__ = [
     "new_protocol",
     "parse_cookie_header",
     "server_arguments",
+    "set_match_info",
     "set_server_header",
 ]
 
@@ -56,6 +57,7 @@ _require(web_response, "SERVER_SOFTWARE")
 _require(web.StreamResponse, "_send_headers_immediately")
 _require(web.AppRunner, "_make_server")
 _require(web.RequestHandler, "_manager")  # a __slots__ member
+_require(web.Request, "_match_info")
 
 
 def set_server_header(product: str) -> None:
@@ -74,6 +76,12 @@ class WholeBodyResponse(web.StreamResponse):
     where headers must go out before the first chunk."""
 
     _send_headers_immediately = False
+
+
+def set_match_info(request: web.Request, match: web.UrlMappingMatchInfo) -> None:
+    """What ``Application._handle`` sets once its router resolved the request (``request.app``
+    and ``match_info`` read it), for a request the server hands to a route itself."""
+    request._match_info = match
 
 
 # -- the HTTP server's connection bookkeeping (proxy/server.py) ------------------------------

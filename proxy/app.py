@@ -40,7 +40,7 @@ from proxy.gate.policy import Policy
 from proxy.gate.websocket import SessionGuard
 from proxy.observe import Health, Metrics, RequestObserver, access_sink, upstream_timing
 from proxy.refresh import Refresher
-from proxy.server import reject_non_origin_form
+from proxy.server import SHORTCUT, Shortcut, reject_non_origin_form
 from proxy.sessions.backends import open_store
 from proxy.sessions.invalidation import invalidation_for
 from proxy.sessions.observed import ObservedStore
@@ -283,7 +283,13 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
     if signer is not None:
         router.add_get(f"{prefix}/jwks.json", _jwks_handler(signer))
     router.add_route("*", prefix + "/{tail:.*}", _not_found(auth.error_page))  # ours alone
-    router.add_route("*", "/{tail:.*}", gate.proxy)
+    catch_all = router.add_route("*", "/{tail:.*}", gate.proxy)
+
+    async def proxied(request: web.Request) -> web.StreamResponse:
+        # The middleware chain above as it runs for a proxied path (proxy/server.py Shortcut).
+        return await observer.middleware(request, gate.proxy)
+
+    app[SHORTCUT] = Shortcut(reserved=prefix, route=catch_all, handler=proxied)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await cognito.start()

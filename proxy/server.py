@@ -14,12 +14,19 @@ handler runs. On top of that:
   the previous response (aiohttp's keep-alive timer is not pushed back by partial data, so it
   is a header-read deadline), which cuts slowloris clients;
 - past ``server.max_connections`` open connections, a new one gets a 503 and is closed at once.
+
+The hot path (:class:`Shortcut`): a request for a proxied path goes from the connection straight
+to the gate's handler (through the request observer), without the router's walk past the auth
+routes and without the middleware chain; every other request, and any request the shortcut is
+unsure of, goes through the app as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, cast
 
 from aiohttp import web
@@ -35,6 +42,7 @@ from proxy.aiohttp_internals import (
     handler_manager,
     new_protocol,
     server_arguments,
+    set_match_info,
     set_server_header,
 )
 from proxy.settings import ServerSettings
@@ -105,11 +113,60 @@ class GateRequestHandler(web.RequestHandler):
         return response
 
 
+@dataclass(frozen=True, slots=True)
+class Shortcut:
+    """Requests that the app's catch-all ``route`` would take, handed to ``handler`` directly.
+
+    ``handler`` must do what the app's middleware chain and the route's handler do for them
+    (app.py: the request observer around ``Gate.proxy``; :func:`reject_non_origin_form` has
+    nothing to refuse on this path). Through the app instead: a target that is not a path, a
+    decoded path starting with ``reserved`` (the auth prefix: the router decides those, in any
+    spelling it decodes), and a request with ``Expect`` (the route's expect handler answers
+    ``100 Continue``). ``request.app`` works as after routing; ``match_info`` is the catch-all's,
+    without its ``tail`` (nothing on the proxied path reads it).
+    """
+
+    reserved: str
+    route: web.AbstractRoute
+    handler: Handler
+
+    def entry(self, app: web.Application, through_app: Handler) -> Handler:
+        """The server's request handler: the shortcut, else ``through_app``."""
+        match = web.UrlMappingMatchInfo({}, self.route)
+        match.add_app(app)
+        match.freeze()
+        reserved, handler = self.reserved, self.handler
+
+        async def entry(request: web.Request) -> web.StreamResponse:
+            if (
+                request.raw_path[:1] != "/"
+                or request.path.startswith(reserved)
+                or "Expect" in request.headers
+            ):
+                return await through_app(request)
+            set_match_info(request, match)
+            return await handler(request)
+
+        return entry
+
+
+SHORTCUT = web.AppKey("shortcut", Shortcut)
+
+
 class GateServer(web.Server):
     """aiohttp's Server making :class:`GateRequestHandler` protocols, counting connections."""
 
-    def __init__(self, made: web.Server, *, max_connections: int) -> None:
+    def __init__(
+        self,
+        made: web.Server,
+        *,
+        max_connections: int,
+        shortcut: Callable[[Handler], Callable[[web.Request], Awaitable[web.StreamResponse]]]
+        | None = None,
+    ) -> None:
         handler, kwargs = server_arguments(made)
+        if shortcut is not None:
+            handler = shortcut(handler)
         super().__init__(handler, **kwargs)
         self.max_connections = max_connections
         self.refused = 0
@@ -138,7 +195,13 @@ class GateRunner(WrappingAppRunner):
         set_server_header(limits.header)
 
     def wrap_server(self, made: web.Server) -> web.Server:
-        return GateServer(made, max_connections=self._max_connections)
+        app = self.app
+        shortcut = app.get(SHORTCUT)
+        return GateServer(
+            made,
+            max_connections=self._max_connections,
+            shortcut=None if shortcut is None else lambda through: shortcut.entry(app, through),
+        )
 
 
 async def start(app: web.Application, limits: ServerSettings, host: str, port: int) -> GateRunner:

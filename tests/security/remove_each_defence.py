@@ -302,6 +302,18 @@ MUTANTS = [
         ),
     ),
     Mutant(
+        "shortcut_non_path_target",
+        "proxy/server.py",
+        '                request.raw_path[:1] != "/"',
+        "                False",
+        (
+            (
+                "security/test_shortcut.py",
+                "test_a_target_that_is_not_a_path_is_refused_even_for_a_signed_in_user",
+            ),
+        ),
+    ),
+    Mutant(
         "quiet_malformed_log",
         "proxy/server.py",
         "        if not isinstance(exc, HttpProcessingError):",
