@@ -12,6 +12,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from proxy.auth.account.profile import PendingChanges, ProfileOptions
 from proxy.auth.devices import DeviceStore
 from proxy.auth.flow import Authenticator
 from proxy.auth.i18n import pick_language
@@ -202,6 +203,14 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
         cards=cards,
         live_session=lambda cookie: live_session(cookie),
         password_policy=PasswordPolicy(**settings.account.password_policy.model_dump()),
+        renew_session=lambda cookie: identity.renew_cookie(cookie),
+        profile=ProfileOptions(
+            editable=tuple(settings.account.profile_attributes),
+            read_only=tuple(settings.account.profile_read_only),
+            pending=PendingChanges(store, derive_key(secret, "pending attributes")),
+        )
+        if settings.account.profile_attributes or settings.account.profile_read_only
+        else None,
     )
     identity = Identity(
         sessions=sessions,

@@ -333,11 +333,61 @@ class PasswordPolicySettings(_Section):
     require_symbols: bool = True
 
 
+# The user attributes the account page's profile may show (Cognito's standard ones a person
+# keeps up to date; sub, the *_verified flags, identities and updated_at are Cognito's own).
+PROFILE_STANDARD_ATTRIBUTES = (
+    "name", "given_name", "family_name", "middle_name", "nickname", "preferred_username",
+    "email", "phone_number", "birthdate", "gender", "locale", "zoneinfo", "address",
+    "website", "profile", "picture",
+)  # fmt: skip
+_CUSTOM_ATTRIBUTE = re.compile(r"^custom:[A-Za-z0-9_-]{1,20}$")
+
+
 class AccountSettings(_Section):
     """The account page (``<auth prefix>/account``): a signed-in user's password and sessions."""
 
     enabled: bool = True
     password_policy: PasswordPolicySettings = PasswordPolicySettings()
+    # The profile section: the attributes a user may change there (the app client's
+    # WriteAttributes must allow each), then ones shown but not editable (its ReadAttributes).
+    # Empty both: no profile section.
+    profile_attributes: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["name", "email"]
+    )
+    profile_read_only: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("profile_attributes", "profile_read_only", mode="before")
+    @classmethod
+    def _split_attributes(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("profile_attributes", "profile_read_only")
+    @classmethod
+    def _check_attributes(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name not in PROFILE_STANDARD_ATTRIBUTES and not _CUSTOM_ATTRIBUTE.fullmatch(name):
+                raise ValueError(
+                    f"{name!r} is not a profile attribute: use Cognito's standard ones"
+                    f" ({', '.join(PROFILE_STANDARD_ATTRIBUTES)}) or custom:<name> (1-20 of"
+                    " A-Z a-z 0-9 _ -); sub, email_verified, phone_number_verified, identities"
+                    " and updated_at are never shown"
+                )
+            if value.count(name) > 1:
+                raise ValueError(f"{name!r} is listed twice")
+        return value
+
+    @field_validator("profile_read_only")
+    @classmethod
+    def _check_read_only(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        both = set(value) & set(info.data.get("profile_attributes") or ())
+        if both:
+            raise ValueError(
+                f"{', '.join(sorted(both))} also in GATE_ACCOUNT_PROFILE_ATTRIBUTES: an"
+                " attribute is editable or read-only, not both"
+            )
+        return value
 
 
 class HeadersSettings(_Section):

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from proxy.auth.account.base import LiveSession
+from proxy.auth.account.profile import ProfileOptions
 from proxy.auth.account.routes import AccountRoutes
 from proxy.auth.challenge_routes import ChallengeRoutes
 from proxy.auth.completion import Completion
@@ -53,9 +54,13 @@ class AuthRoutes:
         cards: SessionCards | None = None,
         live_session: LiveSession | None = None,
         password_policy: PasswordPolicy | None = None,
+        renew_session: LiveSession | None = None,
+        profile: ProfileOptions | None = None,
     ) -> None:
         """``cards``: the sessions' cards; None turns the account page off. ``live_session``:
-        a cookie's session with fresh tokens (the gate's Identity; default: load only)."""
+        a cookie's session with fresh tokens (the gate's Identity; default: load only);
+        ``renew_session``: new tokens now (after the user's attributes changed); ``profile``:
+        the account page's profile section (None: none)."""
         self.prefix = prefix
         self._pages = pages
         self.kit = AuthKit(
@@ -105,6 +110,8 @@ class AuthRoutes:
                     live_session=live_session or sessions.load,
                     regulator=regulator,
                     password_policy=password_policy or PasswordPolicy(),
+                    renew_session=renew_session,
+                    profile=profile,
                 ),
             )
         self.account = cards is not None

@@ -76,6 +76,39 @@ def unmet_rules(policy: PasswordPolicy, password: str) -> list[str]:
     return [key for ok, key in broken if not ok]
 
 
+class AttributeNotWritable(CognitoError):
+    """The app client may not write this attribute (its WriteAttributes leave it out): an
+    operator's setting names an attribute the pool's client does not allow."""
+
+
+class AttributeRefused(CognitoError):
+    """Cognito refused an attribute's value (InvalidParameterException: its format, its length
+    in the pool's schema, a required attribute left blank, an attribute not in the schema)."""
+
+
+class AliasTaken(CognitoError):
+    """AliasExistsException: another account already signs in with this email or phone."""
+
+
+@dataclass(frozen=True, slots=True)
+class CodeDelivery:
+    """Where Cognito sent a verification code (CodeDeliveryDetailsType), masked by Cognito."""
+
+    attribute: str
+    medium: str  # EMAIL / SMS
+    destination: str
+
+
+def _delivery(details: Any) -> CodeDelivery | None:
+    if not isinstance(details, dict):
+        return None
+    return CodeDelivery(
+        attribute=str(details.get("AttributeName") or ""),
+        medium=str(details.get("DeliveryMedium") or ""),
+        destination=str(details.get("Destination") or ""),
+    )
+
+
 def _token_refused(exc: CognitoError) -> bool:
     # The one place the account calls read Cognito's message: a refused access token and a
     # wrong previous password share NotAuthorizedException.
@@ -129,3 +162,62 @@ class AccountApi:
 
     async def forget_device(self, access_token: str, device_key: str) -> None:
         await self._call("forget_device", access_token, DeviceKey=device_key)
+
+    async def get_user(self, access_token: str) -> dict[str, str]:
+        """GetUser: the user's attributes the app client may read, by name."""
+        answer = await self._call("get_user", access_token)
+        return {
+            str(a.get("Name")): str(a.get("Value") or "")
+            for a in answer.get("UserAttributes") or []
+            if isinstance(a, dict) and a.get("Name")
+        }
+
+    async def update_attributes(
+        self, access_token: str, changes: dict[str, str]
+    ) -> list[CodeDelivery]:
+        """UpdateUserAttributes (a blank value deletes the attribute). Where a new email or
+        phone number needs its code, Cognito says where it sent it. AttributeNotWritable,
+        AttributeRefused, AliasTaken as above."""
+        try:
+            answer = await self._call(
+                "update_user_attributes",
+                access_token,
+                UserAttributes=[{"Name": k, "Value": v} for k, v in changes.items()],
+            )
+        except CognitoError as exc:
+            raise _attribute_error(exc) from None
+        sent = [_delivery(d) for d in answer.get("CodeDeliveryDetailsList") or []]
+        return [d for d in sent if d is not None]
+
+    async def send_attribute_code(self, access_token: str, name: str) -> CodeDelivery | None:
+        """GetUserAttributeVerificationCode: a new code for ``name`` (to its pending value
+        when one waits for verification)."""
+        try:
+            answer = await self._call(
+                "get_user_attribute_verification_code", access_token, AttributeName=name
+            )
+        except CognitoError as exc:
+            raise _attribute_error(exc) from None
+        return _delivery(answer.get("CodeDeliveryDetails"))
+
+    async def verify_attribute(self, access_token: str, name: str, code: str) -> None:
+        """VerifyUserAttribute: CodeMismatch / ExpiredCode for a wrong or old code; AliasTaken
+        when another account verified that value meanwhile."""
+        try:
+            await self._call("verify_user_attribute", access_token, AttributeName=name, Code=code)
+        except CognitoError as exc:
+            raise _attribute_error(exc) from None
+
+
+def _attribute_error(exc: CognitoError) -> CognitoError:
+    """The attribute calls' refusals as their own types (the rest as they came)."""
+    if isinstance(exc, AccessTokenRejected):
+        return exc
+    if exc.code == "NotAuthorizedException" and "attribute" in exc.detail.lower():
+        # "A client attempted to write unauthorized attribute"
+        return AttributeNotWritable(exc.code, exc.detail)
+    if exc.code == "InvalidParameterException":
+        return AttributeRefused(exc.code, exc.detail)
+    if exc.code == "AliasExistsException":
+        return AliasTaken(exc.code, exc.detail)
+    return exc

@@ -436,6 +436,9 @@ class _AppClient:
     rotation: bool = False  # RefreshTokenRotation.Feature == ENABLED
     grace_seconds: int = 0  # RefreshTokenRotation.RetryGracePeriodSeconds
     propagate_user_context: bool = False  # EnablePropagateAdditionalUserContextData
+    # ReadAttributes / WriteAttributes; None: every attribute (Cognito's default for a client).
+    read_attributes: frozenset[str] | None = None
+    write_attributes: frozenset[str] | None = None
 
     @property
     def secret(self) -> str | None:
@@ -556,6 +559,12 @@ _INVALID_SESSION = "Invalid session for the user."
 # The account page's attribute APIs.
 _VERIFIABLE_ATTRIBUTES = ("email", "phone_number")
 _VERIFY_CODE_TTL = 86400.0  # attribute verification codes: 24 hours, like sign-up codes
+_MAX_ATTRIBUTE_VALUE = 2048  # AttributeValueType
+# The formats Cognito insists on: an email address, a phone number in E.164 ("+", the country
+# code, digits only: no spaces, dashes or brackets), an OIDC birthdate.
+_EMAIL_FORMAT = re.compile(r"[^@\s]+@[^@\s]+")
+_PHONE_FORMAT = re.compile(r"\+[0-9]{2,15}")
+_BIRTHDATE_FORMAT = re.compile(r"\d{4}-\d{2}-\d{2}")
 _STANDARD_ATTRIBUTES = frozenset(
     {
         "address",
@@ -891,6 +900,21 @@ class CognitoDouble:
             client.client_id, refresh_token_rotation, retry_grace_period_seconds
         )
         return client.client_id, client.secret
+
+    def set_client_attributes(
+        self,
+        client_id: str,
+        *,
+        read: Sequence[str] | None = None,
+        write: Sequence[str] | None = None,
+    ) -> None:
+        """UpdateUserPoolClient's ReadAttributes / WriteAttributes: GetUser shows only the
+        readable ones (and sub), UpdateUserAttributes refuses any other than the writable ones
+        ("A client attempted to write unauthorized attribute"). None: all of them."""
+        with self._lock:
+            client = self._app_client(client_id)
+            client.read_attributes = None if read is None else frozenset(read)
+            client.write_attributes = None if write is None else frozenset(write)
 
     def set_refresh_token_rotation(
         self, client_id: str, enabled: bool, retry_grace_period_seconds: int = 0
@@ -1689,9 +1713,14 @@ class CognitoDouble:
         return {}
 
     def _op_get_user(self, body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
-        _, user, _ = self._verify_access_token(_required_str(body, "AccessToken"))
+        _, user, login = self._verify_access_token(_required_str(body, "AccessToken"))
+        readable = self._clients[login.client_id].read_attributes
         attributes = [{"Name": "sub", "Value": user.sub}]
-        attributes += [{"Name": k, "Value": v} for k, v in user.attributes.items()]
+        attributes += [
+            {"Name": k, "Value": v}
+            for k, v in user.attributes.items()
+            if readable is None or k in readable
+        ]
         result: dict[str, Any] = {"Username": user.username, "UserAttributes": attributes}
         if user.mfa:
             result["UserMFASettingList"] = list(user.mfa)
@@ -3392,6 +3421,20 @@ class CognitoDouble:
         self._store_password(pool, user, proposed)
         return {}
 
+    @staticmethod
+    def _check_attribute_value(pool: _Pool, name: str, value: str) -> None:
+        """What Cognito checks of a value before it writes it (InvalidParameterException)."""
+        if len(value) > _MAX_ATTRIBUTE_VALUE:
+            raise _invalid(f"user.{name}: String must be no longer than 2048 characters")
+        if not value and name in pool.required_attributes:
+            raise _invalid(f"user.{name}: The attribute is required")
+        if value and name == "email" and not _EMAIL_FORMAT.fullmatch(value):
+            raise _invalid("Invalid email address format.")
+        if value and name == "phone_number" and not _PHONE_FORMAT.fullmatch(value):
+            raise _invalid("Invalid phone number format.")
+        if value and name == "birthdate" and not _BIRTHDATE_FORMAT.fullmatch(value):
+            raise _invalid("user.birthdate: Birthdate must be 10 characters YYYY-MM-DD")
+
     def _attribute_list(self, body: Mapping[str, Any]) -> dict[str, str]:
         entries = body.get("UserAttributes")
         if not isinstance(entries, list):
@@ -3417,8 +3460,16 @@ class CognitoDouble:
     def _op_update_user_attributes(
         self, body: dict[str, Any], headers: Mapping[str, str]
     ) -> dict[str, Any]:
-        pool, user, _ = self._verify_access_token(_required_str(body, "AccessToken"))
+        pool, user, login = self._verify_access_token(_required_str(body, "AccessToken"))
         changes = self._attribute_list(body)
+        writable = self._clients[login.client_id].write_attributes
+        for name, value in changes.items():
+            if writable is not None and name not in writable:
+                raise _not_authorized(
+                    "A client attempted to write unauthorized attribute",
+                    reason=f"client may not write {name}",
+                )
+            self._check_attribute_value(pool, name, value)
         keep = self._keep_original.get(pool.pool_id, frozenset())
         pending = self._pending_attributes.setdefault((pool.pool_id, user.username), {})
         deliveries: list[dict[str, str]] = []

@@ -93,6 +93,34 @@ class Identity:
         finally:
             del self._refreshing[cookie]
 
+    async def renew_cookie(self, cookie: str) -> Session | None:
+        """New tokens for ``cookie``'s session now, however fresh its tokens are: the user's
+        attributes just changed at Cognito (the account page's profile) and the claims sent to
+        the app must say so on the next request. The same lease and refresh as near expiry;
+        the save invalidates every replica's cache entry. A refresh Cognito cannot give right
+        now leaves the session as it was (its claims catch up at the next refresh)."""
+        lock = self.sessions.lock(cookie)
+        if lock is None:
+            return None
+        deadline = time.monotonic() + REFRESH_WAIT
+        while not await lock.obtain():
+            # Another request holds the lease (a refresh begun before the change, perhaps):
+            # wait for it, then refresh once more ourselves.
+            if time.monotonic() >= deadline:
+                return await self.sessions.load(cookie)
+            await asyncio.sleep(REFRESH_POLL)
+        try:
+            async with lock.kept():
+                current = await self.sessions.load(cookie)
+                if current is None:
+                    return None
+                try:
+                    return await self._refresh(cookie, current)
+                except RefreshUnavailable:
+                    return current
+        finally:
+            await lock.release()
+
     async def _load(self, cookie: str) -> Session | None:
         cache = self._cache
         if cache is None:

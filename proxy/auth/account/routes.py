@@ -8,6 +8,7 @@ from proxy.auth.account.base import LiveSession
 from proxy.auth.account.devices import DevicesSection
 from proxy.auth.account.page import AccountPage
 from proxy.auth.account.password import PasswordSection
+from proxy.auth.account.profile import ProfileOptions, ProfileSection
 from proxy.auth.account.sessions import SessionsSection
 from proxy.auth.kit import AuthKit
 from proxy.auth.regulation import Regulator
@@ -25,8 +26,16 @@ class AccountRoutes:
         live_session: LiveSession,
         regulator: Regulator,
         password_policy: PasswordPolicy,
+        renew_session: LiveSession | None = None,
+        profile: ProfileOptions | None = None,
     ) -> None:
         self.page = page = AccountPage(kit, live_session)
+        if profile is not None:
+            page.add(
+                ProfileSection(
+                    page, api=api, renew_session=renew_session or live_session, options=profile
+                )
+            )
         page.add(PasswordSection(page, api=api, regulator=regulator, policy=password_policy))
         page.add(DevicesSection(page, api=api))
         page.add(SessionsSection(page, cards=cards))
