@@ -8,6 +8,7 @@ secret). Prometheus metrics live in their own registry and are served on their o
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import logging
@@ -15,12 +16,14 @@ import secrets
 import sys
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from proxy.logsink import AccessLine, LineSink, encode_line
 from proxy.settings import LogSettings
@@ -108,29 +111,110 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 _REMOTE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
+class LeanHistogram:
+    """A histogram of one label set counted in plain Python: one bisect, one list increment and
+    one addition per observation (prometheus_client's Histogram takes a lock per bucket line and
+    for the sum, ~1.6 µs an observation here). Only the event loop thread observes; a scrape
+    reads it at collection time (:class:`RequestSeries`)."""
+
+    __slots__ = ("bounds", "counts", "created", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+        self.created = time.time()
+
+    def observe(self, amount: float) -> None:
+        # bisect_left: the first bound >= amount, which is the bucket "le" counts it in.
+        self.counts[bisect.bisect_left(self.bounds, amount)] += 1
+        self.sum += amount
+
+    def add_to(self, family: HistogramMetricFamily, labels: dict[str, str]) -> None:
+        # The samples prometheus_client's Histogram exports, in its order and label order.
+        name, cumulative = family.name, 0
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            cumulative += count
+            family.add_sample(name + "_bucket", {**labels, "le": _le(bound)}, float(cumulative))
+        family.add_sample(name + "_count", labels, float(cumulative))
+        family.add_sample(name + "_sum", labels, self.sum)
+        family.add_sample(name + "_created", labels, self.created)
+
+
+def _le(bound: float) -> str:
+    # As prometheus_client spells its bucket bounds: "0.005", "1.0", "+Inf".
+    return "+Inf" if bound == float("inf") else repr(float(bound))
+
+
+class RequestSeries(Collector):
+    """The per-request series (``gate_requests``, ``gate_request_duration_seconds``,
+    ``gate_proxy_overhead_seconds``, ``gate_upstream_response_seconds``), the same names, help,
+    labels and buckets as prometheus_client's Counter and Histogram would export, kept as plain
+    numbers: a request costs a dict lookup and a few additions instead of nine locked updates
+    (~6 µs per request)."""
+
+    _REQUESTS = ("gate_requests", "Requests answered, by route class and status")
+    _DURATION = ("gate_request_duration_seconds", "Time to answer a request, whole body included")
+    _OVERHEAD = (
+        "gate_proxy_overhead_seconds",
+        "Time spent in the proxy before the upstream request is sent (session, refresh)",
+    )
+    _UPSTREAM = (
+        "gate_upstream_response_seconds",
+        "Time from sending upstream to its response headers",
+    )
+
+    def __init__(self) -> None:
+        # (route, status) -> [count, created]
+        self._requests: dict[tuple[str, int], list[float]] = {}
+        self._duration: dict[str, LeanHistogram] = {}
+        self.overhead = LeanHistogram(_LATENCY_BUCKETS)
+        self.upstream = LeanHistogram(_REMOTE_BUCKETS)
+
+    def count(self, route: str, status: int, seconds: float) -> None:
+        counter = self._requests.get((route, status))
+        if counter is None:
+            counter = self._requests[(route, status)] = [0, time.time()]
+        counter[0] += 1
+        hist = self._duration.get(route)
+        if hist is None:
+            hist = self._duration[route] = LeanHistogram(_LATENCY_BUCKETS)
+        hist.observe(seconds)
+
+    def describe(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(*self._REQUESTS, labels=["route", "status"])
+        yield HistogramMetricFamily(*self._DURATION, labels=["route"])
+        yield HistogramMetricFamily(*self._OVERHEAD)
+        yield HistogramMetricFamily(*self._UPSTREAM)
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(*self._REQUESTS, labels=["route", "status"])
+        for (route, status), (count, created) in list(self._requests.items()):
+            requests.add_metric([route, str(status)], count, created=created)
+        yield requests
+        duration = HistogramMetricFamily(*self._DURATION, labels=["route"])
+        for route, hist in list(self._duration.items()):
+            hist.add_to(duration, {"route": route})
+        yield duration
+        for (name, text), hist in (
+            (self._OVERHEAD, self.overhead),
+            (self._UPSTREAM, self.upstream),
+        ):
+            family = HistogramMetricFamily(name, text)
+            hist.add_to(family, {})
+            yield family
+
+
 class Metrics:
     """Every metric cognito-gate exports, in one registry of its own (no process defaults)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter(
-            "gate_requests", "Requests answered, by route class and status", ["route", "status"],
-            registry=r,
-        )  # fmt: skip
-        self.duration = Histogram(
-            "gate_request_duration_seconds", "Time to answer a request, whole body included",
-            ["route"], buckets=_LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.overhead = Histogram(
-            "gate_proxy_overhead_seconds",
-            "Time spent in the proxy before the upstream request is sent (session, refresh)",
-            buckets=_LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.upstream = Histogram(
-            "gate_upstream_response_seconds", "Time from sending upstream to its response headers",
-            buckets=_REMOTE_BUCKETS, registry=r,
-        )  # fmt: skip
+        self.series = RequestSeries()
+        r.register(self.series)
+        self.overhead = self.series.overhead
+        self.upstream = self.series.upstream
         self.auth_events = Counter(
             "gate_auth_events", "Audit events: logins by outcome and reason, challenges, logouts",
             ["event", "reason"], registry=r,
@@ -157,6 +241,9 @@ class Metrics:
             "gate_requests_in_flight", "HTTP requests being answered (WebSockets excluded)",
             registry=r,
         )  # fmt: skip
+        # Read at scrape time from each observer's own count: nothing per request.
+        self._inflight_sources: list[Callable[[], int]] = []
+        self.inflight.set_function(lambda: sum(source() for source in self._inflight_sources))
         self.upstream_in_flight = Gauge(
             "gate_upstream_requests_in_flight", "Requests in flight to each upstream (its cap: "
             "max_requests)", ["upstream"], registry=r,
@@ -176,22 +263,14 @@ class Metrics:
         self.breaker_open = Gauge(
             "gate_cognito_breaker_open", "1 while the Cognito circuit breaker is open", registry=r
         )
-        # Label children resolved once and reused: .labels() per request would hash and lock.
-        self._request_children: dict[tuple[str, int], Counter] = {}
-        self._duration_children: dict[str, Histogram] = {}
         _audit_sinks.add(self)
 
     def count_request(self, route: str, status: int, seconds: float) -> None:
-        child = self._request_children.get((route, status))
-        if child is None:
-            child = self._request_children[(route, status)] = self.requests.labels(
-                route, str(status)
-            )
-        child.inc()
-        hist = self._duration_children.get(route)
-        if hist is None:
-            hist = self._duration_children[route] = self.duration.labels(route)
-        hist.observe(seconds)
+        self.series.count(route, status, seconds)
+
+    def count_inflight(self, source: Callable[[], int]) -> None:
+        """``gate_requests_in_flight`` adds ``source()`` at every scrape (one per app)."""
+        self._inflight_sources.append(source)
 
     def cognito_call(self, operation: str, outcome: str, seconds: float) -> None:
         """The CognitoClient's observer: ``outcome`` is "ok" or Cognito's error code."""
@@ -301,6 +380,8 @@ class RequestObserver:
         self._access = access
         self._prefix = prefix + "/"
         self._inflight = 0
+        metrics.count_inflight(lambda: self._inflight)
+        self._series = metrics.series
 
     @property
     def inflight(self) -> int:
@@ -330,7 +411,6 @@ class RequestObserver:
             metrics.websockets.inc()
         else:
             self._inflight += 1
-            metrics.inflight.inc()
         status = 500
         try:
             response = await handler(request)
@@ -344,7 +424,6 @@ class RequestObserver:
                 metrics.websockets.dec()
             else:
                 self._inflight -= 1
-                metrics.inflight.dec()
             self._finish(request, route, status, rid, started)
 
     def _finish(
@@ -352,7 +431,7 @@ class RequestObserver:
     ) -> None:
         done = time.perf_counter()
         seconds = done - started
-        self._metrics.count_request(route, status, seconds)
+        self._series.count(route, status, seconds)
         timing = request.get(_UPSTREAM_KEY)
         upstream_ms = None
         if timing is not None:
