@@ -141,6 +141,8 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
         on_end=invalidation.ended,
         # A session's card ends with it (sign-out, everywhere or one by one, or a prune).
         companions=(lambda record: (SessionCards.key(record),)) if cards is not None else None,
+        # A session ended from another browser, back with its cookie: revoke its token.
+        on_retire=lambda session: retired(session),
     )
     pages = Pages(
         branding=Branding(
@@ -181,6 +183,10 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
     # One Forwarder (one connection pool) per named upstream.
     forwarders = {r.name: _forwarder(r.upstream) for r in policy.routes if r.name != "default"}
     refresher = Refresher(cognito, verifier)  # the one refresh path, for gate and auth alike
+
+    async def retired(session: Session) -> None:
+        await refresher.revoke(session)
+
     auth = AuthRoutes(
         prefix=prefix,
         pages=pages,

@@ -1,5 +1,7 @@
 """The one way a session gets fresh tokens: ``Refresher.refresh(session)``.
 
+``Refresher.revoke(session)`` is, likewise, the one way a session's refresh token is revoked.
+
 Every caller (the gate's Identity near expiry, sign-out-everywhere before GlobalSignOut) hands
 over the whole session, so nothing a refresh needs can be forgotten: the refresh token, the
 username Cognito's SECRET_HASH is computed over, and the key of the device the tokens are
@@ -48,6 +50,20 @@ class Refresher:
     def __init__(self, cognito: CognitoClient, verifier: TokenVerifier) -> None:
         self._cognito = cognito
         self._verifier = verifier
+
+    async def revoke(self, session: Session) -> bool:
+        """Revoke the session's refresh token at Cognito (RevokeToken, the client secret
+        included), which also ends the access tokens issued from it: the one place a signed-out
+        session's token is revoked (sign-out, a session ended from another browser). False when
+        there was none or Cognito could not be asked (logged; the caller goes on)."""
+        if not session.refresh_token:
+            return False
+        try:
+            await self._cognito.revoke(session.refresh_token)
+        except errors.CognitoError as exc:
+            log.warning("refresh token revocation failed: %s", exc.code)
+            return False
+        return True
 
     async def discard(self, fresh: Session, previous: Session) -> None:
         """Revoke the refresh token rotation gave ``fresh`` when nobody will keep it (the

@@ -102,12 +102,8 @@ class LogoutRoutes:
                 log.warning("GlobalSignOut failed (%s); revoking this session's token", exc.code)
         else:
             await sessions.delete(cookie, session)
-        if session.refresh_token:
-            # Revocation makes the refresh token useless even if it leaked from a store dump.
-            try:
-                await self._cognito.revoke(session.refresh_token)
-            except CognitoError as exc:
-                log.warning("refresh token revocation failed: %s", exc.code)
+        # Revocation makes the refresh token useless even if it leaked from a store dump.
+        await self._refresher.revoke(session)
         log.info("signed out session=%s", sessions.fingerprint(cookie))
         audit(
             "logout",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 
 from proxy.sessions.store import check_ttl
 
@@ -147,6 +147,24 @@ class MemoryStore:
             await self.delete(k)
         for member in members:
             await self.remove_member(key, member)
+
+    async def set_aside(
+        self, key: str, moves: Mapping[str, str], also: Collection[str] = ()
+    ) -> None:
+        now = self._clock()
+        for old, new in moves.items():
+            item = self._data.pop(old, None)
+            if item is not None and item[0] > now:
+                self._data[new] = item  # the same deadline: the remaining TTL is kept
+                self._data.move_to_end(new)
+            await self.remove_member(key, old)
+        for k in also:
+            await self.delete(k)
+
+    async def take(self, key: str) -> bytes | None:
+        value = await self.get(key)
+        self._data.pop(key, None)
+        return value
 
     def _live_set(self, key: str, now: float) -> tuple[float, builtins.set[str]]:
         entry = self._sets.get(key)

@@ -7,7 +7,7 @@ command), and against a black-holed Redis those add up to several timeouts per c
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import TypeVar
 
 from proxy.sessions.store import SessionStore, StoreFull, StoreUnavailable
@@ -96,6 +96,14 @@ class ObservedStore:
         self, key: str, members: Collection[str], also: Collection[str] = ()
     ) -> None:
         await self._observed("delete_members", self._store.delete_members(key, members, also))
+
+    async def set_aside(
+        self, key: str, moves: Mapping[str, str], also: Collection[str] = ()
+    ) -> None:
+        await self._observed("set_aside", self._store.set_aside(key, moves, also))
+
+    async def take(self, key: str) -> bytes | None:
+        return await self._observed("take", self._store.take(key))
 
     async def incr(self, key: str, ttl: float) -> int:
         return await self._observed("incr", self._store.incr(key, ttl), write=True)

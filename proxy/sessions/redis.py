@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -43,6 +43,23 @@ _ADD_MEMBER = """
 redis.call('sadd', KEYS[1], ARGV[1])
 if redis.call('pttl', KEYS[1]) < tonumber(ARGV[2]) then redis.call('pexpire', KEYS[1], ARGV[2]) end
 return 1
+"""
+
+# Rename keeping the remaining TTL (RENAME would too, but fails on a missing key and overwrites
+# whatever the new name holds with a value that never expires if the old one had no TTL).
+_SET_ASIDE = """
+local v = redis.call('get', KEYS[1])
+if not v then return 0 end
+local t = redis.call('pttl', KEYS[1])
+if t > 0 then redis.call('set', KEYS[2], v, 'PX', t) end
+redis.call('del', KEYS[1])
+return 1
+"""
+# GETDEL before Redis 6.2.
+_TAKE = """
+local v = redis.call('get', KEYS[1])
+if v then redis.call('del', KEYS[1]) end
+return v
 """
 
 _HEALTH_CHECK_INTERVAL = 30  # PING a connection idle this long before reuse (half-open sockets)
@@ -353,6 +370,31 @@ class RedisStore:
                 await pipe.execute()
         except _FAILURES as exc:
             raise StoreUnavailable(f"redis DEL failed: {type(exc).__name__}") from exc
+
+    async def set_aside(
+        self, key: str, moves: Mapping[str, str], also: Collection[str] = ()
+    ) -> None:
+        if not moves and not also:
+            return
+        try:
+            # One script per rename (its two keys share a Cluster slot: the caller's naming),
+            # one DEL per other key, the SREM last; one round trip.
+            async with self._client.pipeline(transaction=False) as pipe:
+                for old, new in moves.items():
+                    pipe.eval(_SET_ASIDE, 2, old, new)
+                for doomed in also:
+                    pipe.delete(doomed)
+                if moves:
+                    pipe.srem(key, *moves)
+                await pipe.execute()
+        except _FAILURES as exc:
+            raise _failed(exc, f"redis set aside failed: {type(exc).__name__}") from exc
+
+    async def take(self, key: str) -> bytes | None:
+        try:
+            return cast("bytes | None", await self._eval(_TAKE, key))
+        except _FAILURES as exc:
+            raise StoreUnavailable(f"redis take failed: {type(exc).__name__}") from exc
 
     async def ping(self) -> None:
         try:

@@ -128,7 +128,10 @@ class SealedStore:
         if opened is None:
             return None
         store_key, key = opened
-        sealed = await self._store.get(store_key)
+        return self._unseal(store_key, key, await self._store.get(store_key))
+
+    @staticmethod
+    def _unseal(store_key: str, key: bytes, sealed: bytes | None) -> bytes | None:
         if sealed is None or len(sealed) < _NONCE_LEN + _TAG_LEN:
             return None
         try:
@@ -137,6 +140,24 @@ class SealedStore:
             )
         except InvalidTag:
             return None
+
+    @staticmethod
+    def aside_key(store_key: str) -> str:
+        """Where a record set aside waits for its cookie (see SessionManager.end_record): the
+        same sealed bytes under another name, which Redis Cluster hashes to the record's own
+        slot (the hash tag is the whole store key), so the rename is one atomic step."""
+        return "{" + store_key + "}:aside"
+
+    def aside_of(self, cookie: str) -> str | None:
+        """The aside key of the record behind `cookie`, if this deployment issued it."""
+        opened = self._open_cookie(cookie)
+        return None if opened is None else self.aside_key(opened[0])
+
+    def open_aside(self, cookie: str, sealed: bytes | None) -> bytes | None:
+        """The payload of a record set aside (read from ``aside_of(cookie)``): sealed as it
+        was, so only its cookie opens it. None for anything else."""
+        opened = self._open_cookie(cookie)
+        return None if opened is None else self._unseal(opened[0], opened[1], sealed)
 
     async def save(self, cookie: str, payload: bytes, ttl: float) -> bool:
         """Overwrite the record behind `cookie` (same id and key, fresh nonce).

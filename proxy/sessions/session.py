@@ -246,6 +246,7 @@ class SessionManager:
         on_change: Callable[[str, float], Awaitable[None]] | None = None,
         on_end: Callable[[Sequence[str]], Awaitable[None]] | None = None,
         companions: Callable[[str], Sequence[str]] | None = None,
+        on_retire: Callable[[Session], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._sealed = SealedStore(store, secret, namespace="s")
@@ -261,6 +262,9 @@ class SessionManager:
         # Store keys that live and die with a record, by record hash (the account page's
         # session cards): written with its ttl, deleted with it, in the same round trip.
         self._companions = companions or (lambda record_hash: ())
+        # Told the session of a record that was ended from another browser (set aside, see
+        # end_record) when its own cookie comes back: the caller revokes its refresh token.
+        self._on_retire = on_retire
 
     def remaining(self, session: Session) -> float:
         """Seconds the record of ``session`` lives when written now (its store ttl); what
@@ -301,6 +305,7 @@ class SessionManager:
         """None when there is no valid session; raises StoreUnavailable when the store is down."""
         raw = await self._sealed.load(cookie)
         if raw is None:
+            await self._retire(cookie)
             return None
         session = Session.from_bytes(raw)
         if session is None or self.timeouts.ends_at(session) <= time.time():
@@ -382,7 +387,7 @@ class SessionManager:
         keys = sorted(k for k in await self._store.members(index) if self._hash_of(k) != keep)
         if not keys:
             return 0
-        await self._store.delete_members(index, keys, self._beside(keys))
+        await self._set_aside(index, keys)
         await self._ended(keys)
         log.info("ended %d session(s) of one user", len(keys))
         return len(keys)
@@ -402,9 +407,43 @@ class SessionManager:
         )
         if key is None:
             return False
-        await self._store.delete_members(index, [key], self._beside([key]))
+        await self._set_aside(index, [key])
         await self._ended([key])
         return True
+
+    async def _set_aside(self, index: str, keys: Sequence[str]) -> None:
+        """End sessions this process cannot open (sealed under other browsers' cookies): each
+        record is renamed to its aside key, keeping its ttl, and leaves the index; its
+        companions (card) are deleted; one round trip. The record is no session any more (no
+        load finds it), but its refresh token still waits in it, sealed as before, for the one
+        browser that can open it: its next request hands it to ``_retire``. Redis full: the
+        records are simply deleted (their refresh tokens then stay valid at Cognito, stored
+        nowhere)."""
+        try:
+            await self._store.set_aside(
+                index, {k: SealedStore.aside_key(k) for k in keys}, self._beside(keys)
+            )
+        except StoreFull:
+            log.warning("session store full: %d ended session(s) deleted, not set aside", len(keys))
+            await self._store.delete_members(index, keys, self._beside(keys))
+
+    async def _retire(self, cookie: str) -> None:
+        """No record behind ``cookie``: if it was set aside (ended from another browser), take
+        it (only one request, on any replica, gets it), and hand its session to
+        ``on_retire`` (which revokes its refresh token). The browser is signed out either way."""
+        aside = self._sealed.aside_of(cookie)
+        if aside is None:
+            return
+        try:
+            raw = self._sealed.open_aside(cookie, await self._store.take(aside))
+        except StoreFull:
+            return  # Redis refuses the delete-by-script: it waits for the next request or its ttl
+        session = None if raw is None else Session.from_bytes(raw)
+        if session is None:
+            return
+        log.info("session ended from another browser retired session=%s", self.fingerprint(cookie))
+        if self._on_retire is not None:
+            await self._on_retire(session)
 
     async def _ended(self, keys: Sequence[str]) -> None:
         for key in keys:

@@ -7,7 +7,7 @@ Backends know nothing about sessions, cookies or encryption; `SealedStore` adds 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Protocol
 
 
@@ -98,6 +98,26 @@ class Batches(Protocol):
         ...
 
 
+class Asides(Protocol):
+    """Records set aside: ended by someone who cannot open them (another browser's session,
+    sealed under that browser's cookie), kept under another name until their own cookie
+    comes back (SessionManager)."""
+
+    async def set_aside(
+        self, key: str, moves: Mapping[str, str], also: Collection[str] = ()
+    ) -> None:
+        """Rename each key of `moves` to its value, keeping its remaining TTL (a key that is
+        gone moves nothing; each rename is atomic, so on Redis Cluster the new name must hash
+        to the old one's slot), delete the keys `also`, and remove the renamed keys from the
+        set at `key`; one round trip. Raises StoreUnavailable."""
+        ...
+
+    async def take(self, key: str) -> bytes | None:
+        """The value at `key`, deleted in the same step: of concurrent callers, on any
+        replica, only one gets it. Raises StoreUnavailable."""
+        ...
+
+
 class Counters(Protocol):
     """Integers that count up and expire: brute-force regulation."""
 
@@ -111,7 +131,7 @@ class Counters(Protocol):
         ...
 
 
-class SessionBackend(KeyValue, Sets, Batches, Leases, Protocol):
+class SessionBackend(KeyValue, Sets, Batches, Asides, Leases, Protocol):
     """What SessionManager uses: records (through SealedStore), the per-user index, leases."""
 
 
@@ -119,7 +139,7 @@ class CountingStore(KeyValue, Counters, Protocol):
     """What the brute-force regulator uses: counters, and bans and aliases as values."""
 
 
-class SessionStore(KeyValue, Leases, Sets, Batches, Counters, Protocol):
+class SessionStore(KeyValue, Leases, Sets, Batches, Asides, Counters, Protocol):
     """A whole backend (memory.py, redis.py): every role, and its connection's life.
 
     Callers take only the role they use, so a test double implements only that."""

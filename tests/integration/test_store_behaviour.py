@@ -240,6 +240,34 @@ async def test_delete_members_deletes_their_keys_and_drops_them_from_the_set(
     await store.delete_members("", (), ())  # nothing at all: fine
 
 
+async def test_set_aside_renames_keeping_the_ttl_and_drops_the_members(
+    store: SessionStore,
+) -> None:
+    for key in ("r1", "r2", "c1"):
+        await store.set(key, b"v-" + key.encode(), 0.4 if key == "r1" else 60)
+    for member in ("r1", "r2", "gone"):
+        await store.add_member("idx", member, 60)
+    await store.set_aside(
+        "idx", {"r1": "{r1}:aside", "r2": "{r2}:aside", "gone": "{gone}:aside"}, ["c1"]
+    )
+    assert await store.existing(["r1", "r2", "c1", "{gone}:aside"]) == frozenset()
+    assert await store.get("{r2}:aside") == b"v-r2"
+    assert await store.get("{r1}:aside") == b"v-r1"
+    assert await store.members("idx") == frozenset()
+    await asyncio.sleep(0.5)  # r1's remaining ttl went with it
+    assert await store.get("{r1}:aside") is None
+    assert await store.get("{r2}:aside") == b"v-r2"
+    await store.set_aside("idx", {}, ())  # nothing at all: fine
+
+
+async def test_take_gives_the_value_to_one_caller_only(store: SessionStore) -> None:
+    await store.set("k", b"v", 60)
+    taken = await asyncio.gather(*(store.take("k") for _ in range(5)))
+    assert sorted(taken, key=lambda v: v or b"") == [None, None, None, None, b"v"]
+    assert await store.get("k") is None
+    assert await store.take("never") is None
+
+
 async def test_removing_the_last_member_removes_the_set(store: SessionStore) -> None:
     await store.add_member("idx", "only", 60)
     await store.remove_member("idx", "only")

@@ -906,3 +906,58 @@ async def test_the_index_lives_until_the_absolute_end_of_its_longest_session() -
     await manager.create(_session(now))  # in 1000 s
     deadline = store._sets[_index()][0] - store._clock()  # the TTL itself
     assert 4590 < deadline <= 4600
+
+
+async def test_a_session_ended_elsewhere_hands_its_token_over_once_its_cookie_returns() -> None:
+    store = MemoryStore()
+    retired: list[str | None] = []
+
+    async def on_retire(session: Session) -> None:
+        retired.append(session.refresh_token)
+
+    manager = SessionManager(
+        store,
+        b"s" * 32,
+        lifetime=1000,
+        companions=lambda record: (f"card:{record}",),
+        on_retire=on_retire,
+    )
+    session = _session(time.time())
+    session.refresh_token = "the-refresh-token"
+    mine, other = [await manager.create(session) for _ in range(2)]
+    key = manager.record_key(other) or ""
+    sealed = await store.get(key)
+    await store.set(f"card:{manager.record_hash(other)}", b"card", 1000)
+    assert await manager.end_record("s", manager.record_hash(other) or "")
+    # Set aside: the same sealed bytes (only that cookie opens them), nothing else left.
+    assert await store.get(key) is None
+    assert await store.get("{" + key + "}:aside") == sealed
+    assert b"the-refresh-token" not in (sealed or b"")
+    assert await store.get(f"card:{manager.record_hash(other)}") is None
+    assert await store.members(_index()) == {manager.record_key(mine)}
+    assert retired == []
+    assert await manager.load(mine) is not None  # another cookie: nothing handed over
+    assert retired == []
+    assert await manager.load(other) is None  # its own cookie: signed out, token handed over
+    assert retired == ["the-refresh-token"]
+    assert await manager.load(other) is None
+    assert retired == ["the-refresh-token"]  # once
+    assert await store.get("{" + key + "}:aside") is None
+
+
+async def test_sign_out_everywhere_sets_every_other_session_aside() -> None:
+    store = MemoryStore()
+    retired: list[str | None] = []
+
+    async def on_retire(session: Session) -> None:
+        retired.append(session.refresh_token)
+
+    manager = SessionManager(store, b"s" * 32, lifetime=1000, on_retire=on_retire)
+    cookies = []
+    for n in range(3):
+        session = _session(time.time())
+        session.refresh_token = f"token-{n}"
+        cookies.append(await manager.create(session))
+    assert await manager.end_all("s", keep=manager.record_hash(cookies[0])) == 2
+    assert [await manager.load(c) is None for c in cookies] == [False, True, True]
+    assert sorted(retired) == ["token-1", "token-2"]
