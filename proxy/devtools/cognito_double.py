@@ -1480,6 +1480,14 @@ class CognitoDouble:
                 return candidate
         return None
 
+    def _admin_user(self, body: Mapping[str, Any]) -> tuple[_Pool, _User]:
+        """The pool and user an Admin call names (UserPoolId, Username or a verified alias)."""
+        pool = self._pool(_required_str(body, "UserPoolId"))
+        user = self._find_user(pool, _required_str(body, "Username"))
+        if user is None:
+            raise CognitoError("UserNotFoundException", "User does not exist.")
+        return pool, user
+
     def _store_password(self, pool: _Pool, user: _User, password: str) -> None:
         user.password = password
         user.salt = secrets.randbits(128)
@@ -1521,10 +1529,15 @@ class CognitoDouble:
     def _op_admin_initiate_auth(
         self, body: dict[str, Any], headers: Mapping[str, str]
     ) -> dict[str, Any]:
+        return self._initiate(body, "AdminInitiateAuth", *self._admin_auth_client(body))
+
+    def _admin_auth_client(self, body: Mapping[str, Any]) -> tuple[_Pool, _AppClient]:
+        """The pool and app client of AdminInitiateAuth / AdminRespondToAuthChallenge: the
+        client must belong to the named pool, and ContextData, when sent, must be well formed."""
         pool = self._pool(_required_str(body, "UserPoolId"))
         client = self._app_client(_required_str(body, "ClientId"), pool.pool_id)
         self._check_context_data(body.get("ContextData"))
-        return self._initiate(body, "AdminInitiateAuth", pool, client)
+        return pool, client
 
     def _initiate(
         self, body: dict[str, Any], operation: str, pool: _Pool, client: _AppClient
@@ -1556,10 +1569,7 @@ class CognitoDouble:
     def _op_admin_respond_to_auth_challenge(
         self, body: dict[str, Any], headers: Mapping[str, str]
     ) -> dict[str, Any]:
-        pool = self._pool(_required_str(body, "UserPoolId"))
-        client = self._app_client(_required_str(body, "ClientId"), pool.pool_id)
-        self._check_context_data(body.get("ContextData"))
-        return self._respond(body, "AdminRespondToAuthChallenge", pool, client)
+        return self._respond(body, "AdminRespondToAuthChallenge", *self._admin_auth_client(body))
 
     def _respond(
         self, body: dict[str, Any], operation: str, pool: _Pool, client: _AppClient
@@ -1705,10 +1715,7 @@ class CognitoDouble:
     def _op_admin_user_global_sign_out(
         self, body: dict[str, Any], headers: Mapping[str, str]
     ) -> dict[str, Any]:
-        pool = self._pool(_required_str(body, "UserPoolId"))
-        user = self._find_user(pool, _required_str(body, "Username"))
-        if user is None:
-            raise CognitoError("UserNotFoundException", "User does not exist.")
+        pool, user = self._admin_user(body)
         self._revoke_user(pool, user)
         return {}
 
@@ -1845,10 +1852,7 @@ class CognitoDouble:
     def _op_admin_set_user_mfa_preference(
         self, body: dict[str, Any], headers: Mapping[str, str]
     ) -> dict[str, Any]:
-        pool = self._pool(_required_str(body, "UserPoolId"))
-        user = self._find_user(pool, _required_str(body, "Username"))
-        if user is None:
-            raise CognitoError("UserNotFoundException", "User does not exist.")
+        _, user = self._admin_user(body)
         self._apply_mfa_preference(user, body)
         return {}
 
@@ -2148,10 +2152,7 @@ class CognitoDouble:
     def _op_admin_forget_device(
         self, body: dict[str, Any], headers: Mapping[str, str]
     ) -> dict[str, Any]:
-        pool = self._pool(_required_str(body, "UserPoolId"))
-        user = self._find_user(pool, _required_str(body, "Username"))
-        if user is None:
-            raise CognitoError("UserNotFoundException", "User does not exist.")
+        _, user = self._admin_user(body)
         if user.devices.pop(_required_str(body, "DeviceKey"), None) is None:
             raise CognitoError("ResourceNotFoundException", "Device does not exist.")
         return {}
