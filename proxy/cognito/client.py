@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -151,6 +152,35 @@ def _user_id(result: AuthResult) -> str | None:
         return None
     params = result.challenge.parameters
     return params.get("USER_ID_FOR_SRP") or params.get("USERNAME")
+
+
+async def _signed_claim(
+    sign: Callable[..., str], params: Mapping[str, str], secret: srp.SrpSecret, **who: str
+) -> dict[str, str]:
+    """The claim that answers PASSWORD_VERIFIER (``sign`` = srp.password_claim_signature) or
+    DEVICE_PASSWORD_VERIFIER (srp.device_password_claim_signature) for ``who``, signed in a
+    thread, off the event loop. A challenge without its SRP values, or with bad ones, is
+    BadSrpChallenge."""
+    timestamp = srp.cognito_timestamp()
+    try:
+        signature = await asyncio.to_thread(
+            functools.partial(
+                sign,
+                secret=secret,
+                srp_b_hex=params["SRP_B"],
+                salt_hex=params["SALT"],
+                secret_block_b64=params["SECRET_BLOCK"],
+                timestamp=timestamp,
+                **who,
+            )
+        )
+    except (KeyError, srp.SrpError) as exc:
+        raise CognitoError("BadSrpChallenge", type(exc).__name__) from None
+    return {
+        "PASSWORD_CLAIM_SECRET_BLOCK": params["SECRET_BLOCK"],
+        "PASSWORD_CLAIM_SIGNATURE": signature,
+        "TIMESTAMP": timestamp,
+    }
 
 
 def secret_hash(client_id: str, client_secret: str, username: str) -> str:
@@ -585,36 +615,19 @@ class CognitoClient:
         if verifier is None or verifier.name != "DEVICE_PASSWORD_VERIFIER":
             return step
         params = verifier.parameters
-        timestamp = srp.cognito_timestamp()
-        try:
-            signature = await asyncio.to_thread(
-                lambda: srp.device_password_claim_signature(
-                    device_group_key=device.device_group_key,
-                    device_key=device.device_key,
-                    device_password=device.device_password,
-                    secret=secret,
-                    srp_b_hex=params["SRP_B"],
-                    salt_hex=params["SALT"],
-                    secret_block_b64=params["SECRET_BLOCK"],
-                    timestamp=timestamp,
-                )
-            )
-        except (KeyError, srp.SrpError) as exc:
-            raise CognitoError("BadSrpChallenge", type(exc).__name__) from None
+        claim = await _signed_claim(
+            srp.device_password_claim_signature,
+            params,
+            secret,
+            device_group_key=device.device_group_key,
+            device_key=device.device_key,
+            device_password=device.device_password,
+        )
         user = params.get("USERNAME", user)
         return await self._respond_raw(
             "DEVICE_PASSWORD_VERIFIER",
             verifier.session,
-            self._with_secret(
-                {
-                    "USERNAME": user,
-                    "DEVICE_KEY": device.device_key,
-                    "PASSWORD_CLAIM_SECRET_BLOCK": params["SECRET_BLOCK"],
-                    "PASSWORD_CLAIM_SIGNATURE": signature,
-                    "TIMESTAMP": timestamp,
-                },
-                user,
-            ),
+            self._with_secret({"USERNAME": user, "DEVICE_KEY": device.device_key, **claim}, user),
             context,
         )
 
@@ -679,32 +692,19 @@ class CognitoClient:
         if challenge is None or challenge.name != "PASSWORD_VERIFIER":
             return start
         params = challenge.parameters
-        try:
-            user_id = params["USER_ID_FOR_SRP"]
-            timestamp = srp.cognito_timestamp()
-            signature = await asyncio.to_thread(
-                lambda: srp.password_claim_signature(
-                    pool_id=self._settings.user_pool_id,
-                    user_id_for_srp=user_id,
-                    password=password,
-                    secret=secret,
-                    srp_b_hex=params["SRP_B"],
-                    salt_hex=params["SALT"],
-                    secret_block_b64=params["SECRET_BLOCK"],
-                    timestamp=timestamp,
-                )
-            )
-        except (KeyError, srp.SrpError) as exc:
-            raise CognitoError("BadSrpChallenge", type(exc).__name__) from None
-        responses = self._with_secret(
-            {
-                "USERNAME": params.get("USERNAME", user_id),
-                "PASSWORD_CLAIM_SECRET_BLOCK": params["SECRET_BLOCK"],
-                "PASSWORD_CLAIM_SIGNATURE": signature,
-                "TIMESTAMP": timestamp,
-            },
-            params.get("USERNAME", user_id),
+        user_id = params.get("USER_ID_FOR_SRP")
+        if user_id is None:
+            raise CognitoError("BadSrpChallenge", "KeyError")
+        claim = await _signed_claim(
+            srp.password_claim_signature,
+            params,
+            secret,
+            pool_id=self._settings.user_pool_id,
+            user_id_for_srp=user_id,
+            password=password,
         )
+        username = params.get("USERNAME", user_id)
+        responses = self._with_secret({"USERNAME": username, **claim}, username)
         if device is not None:
             responses["DEVICE_KEY"] = device.device_key
         try:

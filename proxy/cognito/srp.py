@@ -266,8 +266,28 @@ def _authentication_key(
     return compute_hkdf(bytes.fromhex(pad_hex(s)), bytes.fromhex(pad_hex(u)))
 
 
-def _sign(key: bytes, *, parts: tuple[str, str], secret_block: bytes, timestamp: str) -> str:
-    message = parts[0].encode() + parts[1].encode() + secret_block + timestamp.encode()
+def _claim_signature(
+    who: tuple[str, str],
+    password: str,
+    secret: SrpSecret,
+    srp_b_hex: str,
+    salt_hex: str,
+    secret_block_b64: str,
+    timestamp: str,
+) -> str:
+    """The claim signature of both verifier challenges. ``who`` is (realm, name): (pool name,
+    USER_ID_FOR_SRP) for a user, (device group key, device key) for a device. The SRP
+    identity is realm + name; the signed message is realm | name | secret block | timestamp."""
+    realm, name = who
+    secret_block = _parse_b64("SECRET_BLOCK", secret_block_b64)
+    key = _authentication_key(
+        identity=realm + name,
+        password=password,
+        secret=secret,
+        srp_b_hex=srp_b_hex,
+        salt_hex=salt_hex,
+    )
+    message = realm.encode() + name.encode() + secret_block + timestamp.encode()
     return base64.b64encode(hmac.new(key, message, hashlib.sha256).digest()).decode("ascii")
 
 
@@ -302,17 +322,9 @@ def password_claim_signature(
     timestamp: str,
 ) -> str:
     """``PASSWORD_CLAIM_SIGNATURE`` for the PASSWORD_VERIFIER challenge."""
-    pool_name = _pool_name(pool_id)
-    secret_block = _parse_b64("SECRET_BLOCK", secret_block_b64)
-    key = _authentication_key(
-        identity=pool_name + user_id_for_srp,
-        password=password,
-        secret=secret,
-        srp_b_hex=srp_b_hex,
-        salt_hex=salt_hex,
-    )
-    return _sign(
-        key, parts=(pool_name, user_id_for_srp), secret_block=secret_block, timestamp=timestamp
+    realm = _pool_name(pool_id)
+    return _claim_signature(
+        (realm, user_id_for_srp), password, secret, srp_b_hex, salt_hex, secret_block_b64, timestamp
     )
 
 
@@ -332,16 +344,9 @@ def device_password_claim_signature(
     Same maths as the user flow with the device group key in place of the pool name and the
     device key in place of the user id.
     """
-    secret_block = _parse_b64("SECRET_BLOCK", secret_block_b64)
-    key = _authentication_key(
-        identity=device_group_key + device_key,
-        password=device_password,
-        secret=secret,
-        srp_b_hex=srp_b_hex,
-        salt_hex=salt_hex,
-    )
-    return _sign(
-        key, parts=(device_group_key, device_key), secret_block=secret_block, timestamp=timestamp
+    who = (device_group_key, device_key)
+    return _claim_signature(
+        who, device_password, secret, srp_b_hex, salt_hex, secret_block_b64, timestamp
     )
 
 
