@@ -12,7 +12,7 @@ import re
 import ssl
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 from urllib.parse import quote
@@ -48,6 +48,8 @@ _WS_REQUEST_DROP = _REQUEST_DROP | {
     "sec-websocket-extensions",
 }
 _EMPTY: list[str] = []  # shared getall() default; never mutated
+# Set by the forwarder itself, whatever else a caller's drop set holds.
+_SET_HERE = frozenset({"host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"})
 # Methods whose body-less request goes without "Content-Length: 0"; every other one says it
 # (as aiohttp's client does: ClientRequest.GET_METHODS).
 _NO_LENGTH_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
@@ -253,6 +255,49 @@ class Forwarder:
         # encoded=True: aiohttp sends the path exactly as received, no re-quoting.
         return URL(self._origin + self._base + target, encoded=True)
 
+    def _request_fields(
+        self,
+        request: web.Request,
+        drop: frozenset[str],
+        add_headers: Sequence[tuple[str, str]],
+        drop_header: Callable[[str], bool] | None,
+        client_ip: str | None,
+        tokens: frozenset[str],
+        proto: str | None = None,
+        forwarded_host: str | None = None,
+    ) -> tuple[list[tuple[str, str]], bool]:
+        """The headers the upstream receives, in order, and whether one is Content-Length."""
+        if tokens:
+            drop = drop | tokens
+        if not drop >= _SET_HERE:
+            drop = drop | _SET_HERE
+        out: list[tuple[str, str]] = []
+        add = out.append
+        length = False
+        for name, value in request.headers.items():
+            lname = name.lower()
+            if lname in drop or (drop_header is not None and drop_header(name)):
+                continue
+            if lname == "content-length":
+                length = True
+            add((name, value))
+        # Never the client's (dropped above): ours.
+        host = request.headers.get("Host")
+        add(("Host", host if self.config.preserve_host and host else self._host_header))
+        ip = client_ip if client_ip is not None else request.remote
+        if ip:
+            add(("X-Forwarded-For", ip))
+        add(("X-Forwarded-Proto", proto or request.scheme))
+        public_host = forwarded_host or host
+        if public_host:
+            add(("X-Forwarded-Host", public_host))
+        # Appended last, so neither Connection-listed names nor drop rules touch them.
+        for name, value in add_headers:
+            if not length and name.lower() == "content-length":
+                length = True
+            add((name, value))
+        return out, length
+
     def _request_headers(
         self,
         request: web.Request,
@@ -264,27 +309,10 @@ class Forwarder:
         proto: str | None = None,
         forwarded_host: str | None = None,
     ) -> CIMultiDict[str]:
-        if tokens:
-            drop = drop | tokens
-        out: CIMultiDict[str] = CIMultiDict()
-        add = out.add
-        for name, value in request.headers.items():
-            if name.lower() in drop or (drop_header is not None and drop_header(name)):
-                continue
-            add(name, value)
-        host = request.headers.get("Host")
-        out["Host"] = host if self.config.preserve_host and host else self._host_header
-        ip = client_ip if client_ip is not None else request.remote
-        if ip:
-            out["X-Forwarded-For"] = ip
-        out["X-Forwarded-Proto"] = proto or request.scheme
-        public_host = forwarded_host or host
-        if public_host:
-            out["X-Forwarded-Host"] = public_host
-        # Appended last, so neither Connection-listed names nor drop rules touch them.
-        for name, value in add_headers:
-            add(name, value)
-        return out
+        fields, _ = self._request_fields(
+            request, drop, add_headers, drop_header, client_ip, tokens, proto, forwarded_host
+        )
+        return CIMultiDict(fields)
 
     # -- response side --------------------------------------------------------
 
@@ -364,13 +392,18 @@ class Forwarder:
         resp = cls(status=up.status, reason=up.reason)
         headers = resp.headers
         drop = HOP_BY_HOP
-        up_headers: CIMultiDictProxy[str] | CIMultiDict[str] = up.headers
-        conn = up_headers.getall("Connection", _EMPTY)
+        fields: Iterable[tuple[str, str, str]]
+        if isinstance(up, UpstreamResponse):
+            conn = up.connection
+            fields = up.fields  # decoded and lower-cased once, by the lean client
+        else:
+            up_headers: CIMultiDictProxy[str] = up.headers
+            conn = up_headers.getall("Connection", _EMPTY)
+            fields = ((name, name.lower(), value) for name, value in up_headers.items())
         if conn:
             drop = drop | connection_tokens(conn)
         public: str | None = None
-        for name, value in up_headers.items():
-            lname = name.lower()
+        for name, lname, value in fields:
             if lname in drop:
                 continue
             if lname in _RESPONSE_REWRITE:
@@ -420,10 +453,10 @@ class Forwarder:
             target = self._target_text(request, path_qs)
             if target is None:
                 return self._error_page(request, 400)
-            headers = self._request_headers(
+            fields, length = self._request_fields(
                 request, _REQUEST_DROP, add_headers, drop_header, client_ip, tokens, *fwd
             )
-            return await self._forward_lean(pool, request, target, headers)
+            return await self._forward_lean(pool, request, target, fields, length)
         url = self._target(request, path_qs)
         if url is None:
             return self._error_page(request, 400)
@@ -515,18 +548,22 @@ class Forwarder:
         return target
 
     async def _forward_lean(
-        self, pool: UpstreamPool, request: web.Request, target: str, headers: CIMultiDict[str]
+        self,
+        pool: UpstreamPool,
+        request: web.Request,
+        target: str,
+        headers: list[tuple[str, str]],
+        length: bool,
     ) -> web.StreamResponse:
         body = request.content if request.body_exists else None
-        if (
-            body is None
-            and request.method not in _NO_LENGTH_METHODS
-            and "Content-Length" not in headers
-        ):
-            headers["Content-Length"] = "0"  # as aiohttp's client (and browsers) send it
+        if body is None and request.method not in _NO_LENGTH_METHODS and not length:
+            headers.append(("Content-Length", "0"))  # as aiohttp's client (and browsers) send it
+            length = True
         sent_at = time.perf_counter()
         try:
-            up, conn, sender = await pool.request(request.method, target, headers, body)
+            up, conn, sender = await pool.request(
+                request.method, target, headers, body, content_length=length
+            )
         except TimeoutError as exc:  # before OSError: TimeoutError is an OSError
             log.warning("upstream timeout: %s %s", request.method, exc)
             return self._error_page(request, 504)

@@ -39,6 +39,7 @@ import asyncio
 import collections
 import collections.abc
 import ssl as ssl_module
+from collections.abc import Sequence
 from typing import Protocol
 
 import httptools
@@ -87,6 +88,7 @@ class UpstreamResponse:
         "_conn",
         "_exc",
         "_head_request",
+        "_headers",
         "_headers_ready",
         "_in_body",
         "_interim",
@@ -95,7 +97,8 @@ class UpstreamResponse:
         "_waiter",
         "close_delimited",
         "complete",
-        "headers",
+        "connection",
+        "fields",
         "keep_alive",
         "reason",
         "received_any",
@@ -116,11 +119,25 @@ class UpstreamResponse:
         self._exc: BaseException | None = None
         self.status = 0
         self.reason = ""
-        self.headers: CIMultiDict[str] = CIMultiDict()
+        # The response headers in order as (name, lower-case name, value): what the forwarder
+        # walks once; ``headers`` is the same as a multidict, made only when asked for.
+        self.fields: list[tuple[str, str, str]] = []
+        self.connection: list[str] = []  # the Connection header values
+        self._headers: CIMultiDict[str] | None = None
         self.complete = False
         self.close_delimited = False
         self.keep_alive = False
         self.received_any = False
+
+    @property
+    def headers(self) -> CIMultiDict[str]:
+        """The response headers (empty until they arrived)."""
+        headers = self._headers
+        if headers is None:
+            headers = CIMultiDict([(name, value) for name, _, value in self.fields])
+            if self._in_body:  # complete: it will not change
+                self._headers = headers
+        return headers
 
     # -- httptools callbacks ------------------------------------------------------------------
 
@@ -152,19 +169,26 @@ class UpstreamResponse:
         self.keep_alive = parser.should_keep_alive()
         self.reason = self._reason.decode("utf-8", "surrogateescape")
         # As aiohttp's parser decodes them: bytes that are not UTF-8 survive the round trip.
-        self.headers = CIMultiDict(
-            [
-                (n.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape"))
-                for n, v in self._raw
-            ]
-        )
+        fields = self.fields
+        length = False
+        encoding: str | None = None  # the first Transfer-Encoding, as a multidict's get() has it
+        for n, v in self._raw:
+            name = n.decode("utf-8", "surrogateescape")
+            value = v.decode("utf-8", "surrogateescape")
+            lname = name.lower()
+            if lname == "content-length":
+                length = True
+            elif lname == "transfer-encoding":
+                if encoding is None:
+                    encoding = value
+            elif lname == "connection":
+                self.connection.append(value)
+            fields.append((name, lname, value))
         self._raw = []
         self._in_body = True
         if self._head_request or status in (204, 304):
             self.complete = True  # no body, whatever the headers say
-        elif "Content-Length" not in self.headers and "chunked" not in self.headers.get(
-            "Transfer-Encoding", ""
-        ):
+        elif not length and "chunked" not in (encoding or ""):
             self.close_delimited = True
         if not self._headers_ready.done():
             self._headers_ready.set_result(None)
@@ -538,19 +562,25 @@ class UpstreamPool:
         self,
         method: str,
         target: str,
-        headers: CIMultiDict[str],
+        headers: CIMultiDict[str] | Sequence[tuple[str, str]],
         body: BodySource | None,
+        *,
+        content_length: bool | None = None,
     ) -> tuple[UpstreamResponse, _Connection, asyncio.Task[None] | None]:
         """Send the request; returns once the response headers arrived. The caller reads the
         body from the response, then calls ``finish(conn, sender, ok)`` (see :meth:`finish`).
 
-        ``body``: None for no body; with a ``Content-Length`` in ``headers`` it is sent as it
-        comes, otherwise chunked.
+        ``headers``: a multidict or ``(name, value)`` pairs in order; ``content_length`` says
+        whether one of them is Content-Length (None: look). ``body``: None for no body; with a
+        ``Content-Length`` it is sent as it comes, otherwise chunked.
         """
+        pairs = headers.items() if isinstance(headers, CIMultiDict) else headers
+        if content_length is None:
+            content_length = any(name.lower() == "content-length" for name, _ in pairs)
         parts = [method, " ", target, " HTTP/1.1\r\n"]
-        for name, value in headers.items():
+        for name, value in pairs:
             parts += (name, ": ", value, "\r\n")
-        chunked = body is not None and "Content-Length" not in headers
+        chunked = body is not None and not content_length
         lines = len(headers) + 2
         if chunked:
             parts.append("Transfer-Encoding: chunked\r\n")
