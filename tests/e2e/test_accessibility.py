@@ -8,6 +8,7 @@ so only these contexts bypass CSP. axe-core comes from the npm registry, pinned 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,26 @@ async def _error_503(page: Page, site: Site) -> None:
     assert await page.inner_text("h1") == "Service unavailable"
 
 
+async def _account_profile_ja(page: Page, site: Site) -> None:
+    # The profile with a new email waiting for its code and a wrong code entered, in Japanese.
+    site.double.set_keep_original_attributes(site.pool_id, ["email"])
+    try:
+        await page.goto(site.url("/_auth/account"))
+        await sign_in(page)
+        await page.wait_for_url(site.url("/_auth/account"))
+        await page.goto(site.url("/_auth/account?lang=ja"))  # the forms keep ?lang=ja
+        await page.get_by_label("新しいメールアドレス").fill("erin.pending@example.com")
+        await page.get_by_role("button", name="メールアドレスを変更").click()
+        await page.wait_for_url(re.compile(r"done=code_sent"))
+        await page.get_by_label("確認コード").fill("000000")
+        await page.get_by_role("button", name="確認", exact=True).click()
+        await page.get_by_text("コードが正しくありません。").wait_for()
+    finally:
+        site.double.set_keep_original_attributes(site.pool_id, [])
+
+
 PAGES: dict[str, Callable[[Page, Site], Awaitable[None]]] = {
+    "account-profile-ja": _account_profile_ja,
     "login-error": _login_error,
     "login-notice-ja": _login_notice_ja,
     "logout": _logout,
@@ -232,6 +252,71 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "user": "erin@example.com",
         "notice": "Your password was changed.",
         "sections": [
+            {
+                "name": "profile",
+                "template": "account/_profile.html",
+                "v": {
+                    "action": "/_auth/account/profile",
+                    "contact_action": "/_auth/account/profile/contact",
+                    "verify_action": "/_auth/account/profile/verify",
+                    "resend_action": "/_auth/account/profile/resend",
+                    "error": "That was not accepted. Please check it and try again.",
+                    "unavailable": False,
+                    "fields": [
+                        {
+                            "name": "name",
+                            "field": "attr:name",
+                            "id": "profile-name",
+                            "label": "Name",
+                            "type": "text",
+                            "autocomplete": "name",
+                            "value": "Erin Example",
+                            "error": "That is too long (2048 characters at most).",
+                        },
+                        {
+                            "name": "birthdate",
+                            "field": "attr:birthdate",
+                            "id": "profile-birthdate",
+                            "label": "Date of birth",
+                            "type": "date",
+                            "autocomplete": "bday",
+                            "value": "",
+                            "error": None,
+                        },
+                    ],
+                    "contacts": [
+                        {
+                            "name": "email",
+                            "field": "attr:email",
+                            "id": "profile-email",
+                            "label": "Email",
+                            "type": "email",
+                            "autocomplete": "email",
+                            "value": "erin@new.example",
+                            "error": None,
+                            "current": "erin@example.com",
+                            "verified": True,
+                            "pending": "erin@new.example",
+                            "code_error": "That code is not right.",
+                        },
+                        {
+                            "name": "phone_number",
+                            "field": "attr:phone_number",
+                            "id": "profile-phone_number",
+                            "label": "Phone number",
+                            "type": "tel",
+                            "autocomplete": "tel",
+                            "value": "",
+                            "error": "Enter the phone number with its country code.",
+                            "current": "+819012345678",
+                            "verified": False,
+                            "pending": None,
+                            "code_error": None,
+                        },
+                    ],
+                    "read_only": [{"label": "tenant", "value": "acme"}],
+                },
+            },
             {
                 "name": "password",
                 "template": "account/_password.html",
