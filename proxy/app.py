@@ -217,6 +217,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
         )
         if settings.account.profile_attributes or settings.account.profile_read_only
         else None,
+        reauth_max_age=settings.account.reauth_max_age,
     )
     identity = Identity(
         sessions=sessions,

@@ -71,6 +71,10 @@ class RuleSettings(_Section):
     groups: list[str] = Field(default_factory=list)  # any of these Cognito groups
     email_domains: list[str] = Field(default_factory=list)  # exact domain of a verified email
     unauthenticated: Literal["login", "401", "allow"] = "login"
+    # Step-up: the user's last interactive sign-in no older than this (seconds), and/or one that
+    # passed a second factor (or a passkey). Not met: a browser re-authenticates, an API gets 401.
+    max_auth_age: int | None = Field(None, ge=30, le=30 * 86400)
+    require_mfa: bool = False
 
     @model_validator(mode="after")
     def _check_rule(self) -> RuleSettings:
@@ -83,9 +87,21 @@ class RuleSettings(_Section):
                 ) from None
         elif not self.path.startswith("/"):
             raise ValueError(f"path {self.path!r} must start with /")
-        if self.public and (self.groups or self.email_domains or self.unauthenticated != "login"):
+        if self.public and (
+            self.groups
+            or self.email_domains
+            or self.unauthenticated != "login"
+            or self.max_auth_age is not None
+            or self.require_mfa
+        ):
             raise ValueError(
-                "a public rule cannot also set groups, email_domains or unauthenticated"
+                "a public rule cannot also set groups, email_domains, unauthenticated, "
+                "max_auth_age or require_mfa"
+            )
+        if self.unauthenticated == "allow" and (self.max_auth_age is not None or self.require_mfa):
+            raise ValueError(
+                "unauthenticated: allow cannot be combined with max_auth_age or require_mfa "
+                "(an anonymous request would get further than a signed-in one)"
             )
         if self.unauthenticated == "allow" and (self.groups or self.email_domains):
             raise ValueError(
@@ -355,6 +371,9 @@ class AccountSettings(_Section):
         default_factory=lambda: ["name", "email"]
     )
     profile_read_only: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Step-up: changing how the user signs in (password, email, phone, MFA, passkeys) needs a
+    # sign-in no older than this (seconds); otherwise the password (and MFA) is asked again.
+    reauth_max_age: int = Field(300, ge=30, le=86400)
 
     @field_validator("profile_attributes", "profile_read_only", mode="before")
     @classmethod

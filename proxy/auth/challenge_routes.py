@@ -102,8 +102,14 @@ class ChallengeRoutes:
         state, values = posted
         if state.challenge is None:
             raise web.HTTPSeeOther(kit.action(request, "login"))
-        device = await self._completion.remembered_device(
-            request, state.typed_username or state.username or ""
+        # A re-authentication (step-up) offers no remembered device: it would spare the very
+        # second factor the user is asked to prove.
+        device = (
+            None
+            if state.reauth_record is not None
+            else await self._completion.remembered_device(
+                request, state.typed_username or state.username or ""
+            )
         )
         step = await self._auth.answer(state, values, context_data(request), device)
         log.info("challenge %s answered: %s", state.challenge, type(step).__name__)

@@ -49,10 +49,50 @@ class Completion:
         except StoreUnavailable:
             return None  # no device: Cognito asks for MFA, which still signs the user in
 
+    async def _reauth_refused(
+        self, request: web.Request, state: LoginState, step: SignedIn
+    ) -> web.Response | None:
+        """A re-authentication renews the session it was started for, of the same user, or
+        nothing: None when this sign-in may replace it, else the answer."""
+        kit = self._kit
+        cookie = request.cookies.get(kit.cookies.session)
+        current = await kit.sessions.load(cookie) if cookie else None
+        await kit.delete_flow(request)  # used up either way: never replayed
+        if step.session.sub != state.reauth_sub:
+            # Someone else's credentials at "confirm it's you" (only /login takes a typed name):
+            # never a swap of identity. Whoever is at this browser is not the session's user:
+            # it is signed out too.
+            log.warning("re-authentication by a different user refused")
+            audit("reauth.other_user", user=state.reauth_sub, ip=client_ip(request))
+            if cookie and current is not None and current.sub == state.reauth_sub:
+                await kit.sessions.delete(cookie, current)
+            response = kit.error_page(request, 403, "error.reauth_other_user")
+            kit.clear_cookie(response, kit.cookies.session)
+            kit.clear_cookie(response, kit.cookies.flow)
+            return response
+        if (
+            cookie is None
+            or current is None
+            or current.sub != state.reauth_sub
+            or kit.sessions.record_hash(cookie) != state.reauth_record
+        ):
+            # The session it was for ended meanwhile (signed out elsewhere), or this flow was
+            # started by another browser's session: a plain sign-in again, nothing renewed.
+            response = see_other(
+                f"{kit.prefix}/login?" + urlencode({"rd": state.return_to, "notice": "expired"})
+            )
+            kit.clear_cookie(response, kit.cookies.flow)
+            return response
+        return None
+
     async def finish(
         self, request: web.Request, state: LoginState, step: SignedIn
     ) -> web.StreamResponse:
         kit = self._kit
+        if state.reauth_record is not None:
+            refused = await self._reauth_refused(request, state, step)
+            if refused is not None:
+                return refused
         step.session.remember = state.remember
         # The user proved who they are just now, with these factors (never from the browser).
         step.session.auth_time = time.time()
@@ -101,6 +141,12 @@ class Completion:
             ip=client_ip(request),
         )
         response = see_other(location)
+        if state.reauth_record is not None:
+            audit("reauth.success", user=step.session.sub, factors=",".join(state.factors))
+            if state.reauth_mfa and not step.session.multi_factor:
+                # The page wants a second factor this account has none of: say so, rather than
+                # send the user back there (and round again).
+                response = kit.error_page(request, 403, "error.reauth_mfa_missing")
         max_age = int(self._remember_lifetime) if state.remember else None
         kit.set_cookie(response, kit.cookies.session, session_cookie, max_age)
         kit.clear_cookie(response, kit.cookies.flow)

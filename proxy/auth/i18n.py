@@ -144,6 +144,28 @@ _EN: dict[str, str] = {
     "account.profile.attr.website": "Website",
     "account.profile.attr.profile": "Profile page",
     "account.profile.attr.picture": "Picture URL",
+    # Account: step-up (re-authentication)
+    "reauth.title": "Confirm it's you",
+    "reauth.heading": "Confirm it's you",
+    "reauth.message": "Enter your password again to continue.",
+    "reauth.message_username": "Continue to sign in again.",
+    "reauth.account": "To change how you sign in, confirm it's you first.",
+    "reauth.mfa": "This page needs a sign-in with a second step (a code or a passkey).",
+    "reauth.post_lost": ("What you sent was not sent: confirm it's you, then send it again."),
+    "reauth.submit": "Continue",
+    "reauth.not_you": "Not you? Sign out",
+    "reauth.account_banner": (
+        "Changing your password, email, phone, second step or passkeys asks for your "
+        "password again first."
+    ),
+    "reauth.account_banner_link": "Confirm it's you now",
+    "error.reauth_other_user": (
+        "That was a different account. For your safety, this browser is signed out."
+    ),
+    "error.reauth_mfa_missing": (
+        "This page needs a sign-in with a second step, and your account has none. Add an "
+        "authenticator app on your account page, then try again."
+    ),
     # Inline errors (role=alert)
     "error.bad_credentials": "Incorrect username or password.",
     "error.missing_fields": "Enter your username and password.",
@@ -430,6 +452,32 @@ _JA: dict[str, str] = {
     "account.profile.attr.website": "ウェブサイト",
     "account.profile.attr.profile": "プロフィールページ",
     "account.profile.attr.picture": "画像の URL",
+    # Account: step-up (re-authentication)
+    "reauth.title": "本人確認",
+    "reauth.heading": "本人確認",
+    "reauth.message": "続行するには、パスワードをもう一度入力してください。",
+    "reauth.message_username": "続行するには、もう一度サインインしてください。",
+    "reauth.account": "サインイン方法を変更するには、先に本人確認をしてください。",
+    "reauth.mfa": (
+        "このページには 2 段階目の確認 (コードまたはパスキー) を伴うサインインが必要です。"
+    ),
+    "reauth.post_lost": (
+        "送信した内容は送られていません。本人確認のあと、もう一度送信してください。"
+    ),
+    "reauth.submit": "次へ",
+    "reauth.not_you": "別の人ですか? サインアウト",
+    "reauth.account_banner": (
+        "パスワード、メールアドレス、電話番号、2 段階目の確認、パスキーを変更する前に、"
+        "パスワードをもう一度お聞きします。"
+    ),
+    "reauth.account_banner_link": "今すぐ本人確認する",
+    "error.reauth_other_user": (
+        "別のアカウントでした。安全のため、このブラウザはサインアウトしました。"
+    ),
+    "error.reauth_mfa_missing": (
+        "このページには 2 段階目の確認を伴うサインインが必要ですが、このアカウントには"
+        "設定されていません。アカウントページで認証アプリを追加してから、もう一度お試しください。"
+    ),
     "error.bad_credentials": "ユーザー名またはパスワードが正しくありません。",
     "error.missing_fields": "ユーザー名とパスワードを入力してください。",
     "error.generic": "問題が発生しました。もう一度お試しください。",

@@ -56,6 +56,7 @@ class AuthRoutes:
         password_policy: PasswordPolicy | None = None,
         renew_session: LiveSession | None = None,
         profile: ProfileOptions | None = None,
+        reauth_max_age: float = 300.0,
     ) -> None:
         """``cards``: the sessions' cards; None turns the account page off. ``live_session``:
         a cookie's session with fresh tokens (the gate's Identity; default: load only);
@@ -112,6 +113,7 @@ class AuthRoutes:
                     password_policy=password_policy or PasswordPolicy(),
                     renew_session=renew_session,
                     profile=profile,
+                    reauth_max_age=reauth_max_age,
                 ),
             )
         self.account = cards is not None

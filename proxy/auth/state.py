@@ -48,6 +48,12 @@ class LoginState:
     second_factor: str | None = None
     # The factors this sign-in has passed so far (session.FACTORS), for the session record.
     factors: list[str] = field(default_factory=list)
+    # Re-authentication of a signed-in user (/reauth, step-up): the session it renews (its
+    # record hash) and whose it is, both taken from the session cookie server-side when the
+    # password is posted, never from a form; and whether a second factor was asked for.
+    reauth_record: str | None = None
+    reauth_sub: str | None = None
+    reauth_mfa: bool = False
 
     @classmethod
     def new(cls, return_to: str) -> LoginState:

@@ -9,11 +9,20 @@ was not sent, and returned to the page that held the form; anything else (XHR, J
 non-GET) gets a 401 JSON body, unless the rule says ``401`` or ``allow``. The upstream receives
 exactly the canonical path that was authorised. A store or Cognito outage fails closed with 503
 and keeps the cookie: a blip must not sign anyone out.
+
+Step-up (:func:`step_up`): a rule with ``max_auth_age`` / ``require_mfa`` that the caller's last
+interactive sign-in does not meet (the session's ``auth_time`` and ``factors``, set by our sign-in
+pages; a bearer token's verified ``auth_time`` claim, and no factors: Cognito's tokens name none)
+sends a browser navigation through ``<prefix>/reauth`` and back to the same URL; a form POST there
+too, told the form was not sent (it is never replayed); anything else gets 401 with RFC 9470's
+``WWW-Authenticate: Bearer error="insufficient_user_authentication"`` and ``max_age`` /
+``acr_values="mfa"`` saying what is missing.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -28,7 +37,7 @@ from proxy.forwarded import client_address, original_request
 from proxy.gate.capacity import Capacity
 from proxy.gate.cookies import cookie_value
 from proxy.gate.headers import HeaderPlan
-from proxy.gate.identify import Identify, InvalidToken, Unidentified
+from proxy.gate.identify import Caller, Identify, InvalidToken, Unidentified
 from proxy.gate.outgoing import BadOverride, Outgoing, override_methods
 from proxy.gate.paths import BadPath, canonical_path, split_target
 from proxy.gate.policy import (
@@ -53,6 +62,68 @@ _TOKEN_CLAIMS = frozenset(
 )
 RETRY_AFTER = "5"
 _BEARER_CHALLENGE = 'Bearer error="invalid_token"'
+# RFC 9470's acr_values for "a second factor": Cognito defines no acr, and this is RFC 8176's
+# amr name for multiple-factor authentication.
+MFA_ACR = "mfa"
+
+
+@dataclass(frozen=True, slots=True)
+class StepUp:
+    """What a signed-in caller's last interactive sign-in lacks for a rule: it is older than
+    ``max_age`` (or of unknown age), and/or ``mfa``: it passed no second factor."""
+
+    max_age: int | None
+    mfa: bool
+
+    @property
+    def reason(self) -> str:
+        if self.mfa:
+            return "mfa" if self.max_age is None else "max_age+mfa"
+        return "max_age"
+
+    def challenge(self) -> str:
+        """The WWW-Authenticate value (RFC 9470 section 3)."""
+        description = (
+            "A more recent sign-in is required"
+            if not self.mfa
+            else "A sign-in with a second factor is required"
+        )
+        parts = [
+            'Bearer error="insufficient_user_authentication"',
+            f'error_description="{description}"',
+        ]
+        if self.max_age is not None:
+            parts.append(f'max_age="{self.max_age}"')
+        if self.mfa:
+            parts.append(f'acr_values="{MFA_ACR}"')
+        return ", ".join(parts)
+
+
+def auth_time_of(caller: Caller) -> float | None:
+    """When the caller last signed in interactively: the session's own record (never the
+    browser's word), or a bearer token's verified ``auth_time``; None when unknown."""
+    if caller.session is not None:
+        return caller.session.auth_time or caller.session.created_at
+    value = caller.claims.get("auth_time")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def step_up(rule: Rule | AllRules, caller: Caller, now: float | None = None) -> StepUp | None:
+    """None when the caller's sign-in meets the rule's ``max_auth_age`` and ``require_mfa``."""
+    max_age, require_mfa = rule.max_auth_age, rule.require_mfa
+    if max_age is None and not require_mfa:
+        return None
+    too_old = False
+    if max_age is not None:
+        at = auth_time_of(caller)
+        too_old = at is None or (time.time() if now is None else now) - at > max_age
+    # A bearer token cannot show its factors (Cognito puts no amr in it): never multi-factor.
+    no_mfa = require_mfa and not (caller.session is not None and caller.session.multi_factor)
+    if not too_old and not no_mfa:
+        return None
+    return StepUp(max_age if too_old else None, no_mfa)
 
 
 def wants_login_page(request: web.Request) -> bool:
@@ -129,6 +200,11 @@ class Answers:
     login_path: str
     error_page: ErrorPage
 
+    @property
+    def reauth_path(self) -> str:
+        """Where a signed-in user proves who they are again (auth/login_routes.py)."""
+        return self.login_path.rsplit("/", 1)[0] + "/reauth"
+
 
 @dataclass(frozen=True, slots=True)
 class CheckAnswer:
@@ -159,6 +235,7 @@ class Gate:
         self._outgoing = to_upstream.outgoing
         self._cookies = to_upstream.cookies
         self._login_path = answers.login_path
+        self._reauth_path = answers.reauth_path
         self._reserved_prefix = answers.login_path.rsplit("/", 1)[0] or "/"
         self._error_page = answers.error_page
         self._check_headers = check.headers
@@ -227,6 +304,8 @@ class Gate:
         self._note(request, caller.claims.get("sub"))
         if rule.access(caller.claims) is Access.FORBIDDEN:
             return self._status(request, 403, "forbidden")
+        if (shortfall := step_up(rule, caller)) is not None:
+            return self._step_up(request, shortfall, browser=caller.session is not None)
         session = caller.session
         if session is None:
             # An API client's verified token: its identity alone, never merged with a cookie.
@@ -283,6 +362,34 @@ class Gate:
             {"error": "unauthenticated", "login": self._login_path},
             status=401,
             headers={"Cache-Control": "no-store"},
+        )
+
+    def _step_up(self, request: web.Request, need: StepUp, *, browser: bool) -> web.Response:
+        """The caller must prove who they are again: a browser (a session's navigation or form
+        post) through the re-authentication page and back; anything else a 401 saying why."""
+        mfa = "&mfa=1" if need.mfa else ""
+        if browser and wants_login_page(request):
+            target = f"{self._reauth_path}?rd={quote(request.raw_path, safe='')}{mfa}"
+            return web.Response(
+                status=302, headers={"Location": target, "Cache-Control": "no-store"}
+            )
+        if browser and is_form_navigation(request):
+            # Never replayed after the re-authentication (see _form_not_sent): said so there.
+            target = f"{self._reauth_path}?notice=post_lost{mfa}"
+            if (back := referring_path(request)) is not None:
+                target += f"&rd={quote(back, safe='')}"
+            return web.Response(
+                status=303, headers={"Location": target, "Cache-Control": "no-store"}
+            )
+        body: dict[str, Any] = {"error": "insufficient_user_authentication", "reason": need.reason}
+        if need.max_age is not None:
+            body["max_age"] = need.max_age
+        if browser:  # a session's script can send its user there (and back with ?rd=)
+            body["reauth"] = self._reauth_path
+        return web.json_response(
+            body,
+            status=401,
+            headers={"WWW-Authenticate": need.challenge(), "Cache-Control": "no-store"},
         )
 
     def _drop_reserved_and_cookie(self, name: str) -> bool:
@@ -377,6 +484,11 @@ class Gate:
         self._note(request, caller.claims.get("sub"))
         if rule is not None and rule.access(caller.claims) is Access.FORBIDDEN:
             return web.Response(status=403, headers={"Cache-Control": "no-store"})
+        if rule is not None and (shortfall := step_up(rule, caller)) is not None:
+            return web.Response(
+                status=401,
+                headers={"WWW-Authenticate": shortfall.challenge(), "Cache-Control": "no-store"},
+            )
         response = web.Response(status=200, headers={"Cache-Control": "no-store"})
         access_token = caller.access_token
         if self._check_access_token and access_token:

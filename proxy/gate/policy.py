@@ -26,6 +26,9 @@ What a rule grants. ``public: true``: anyone, no session lookup, no identity hea
 claim, and only when ``email_verified`` is true. Both set: both must hold. ``unauthenticated``
 says what a request without a session gets: ``login`` (a browser is sent to the login page, an
 API client gets 401), ``401`` (always 401), ``allow`` (forwarded without identity headers).
+Step-up: ``max_auth_age: N`` wants the user's last interactive sign-in at most N seconds old (a
+refresh does not count), ``require_mfa: true`` one that passed a second factor or a passkey; what
+happens when a request does not meet them is gate/decision.py's ``step_up``.
 """
 
 from __future__ import annotations
@@ -79,6 +82,10 @@ class Rule:
     email_domains: frozenset[str] = frozenset()
     unauthenticated: Unauthenticated = Unauthenticated.LOGIN
     pattern: re.Pattern[str] | None = None
+    # Step-up (gate/decision.py step_up): the last interactive sign-in at most this old (s),
+    # and/or one that passed a second factor.
+    max_auth_age: int | None = None
+    require_mfa: bool = False
 
     @classmethod
     def from_settings(cls, rule: RuleSettings) -> Rule:
@@ -95,6 +102,8 @@ class Rule:
             email_domains=frozenset(d.lower().lstrip("@") for d in rule.email_domains),
             unauthenticated=Unauthenticated(rule.unauthenticated),
             pattern=re.compile(rule.path, flags) if rule.match == "regex" else None,
+            max_auth_age=rule.max_auth_age,
+            require_mfa=rule.require_mfa,
         )
 
     def matches(self, method: str, path: str) -> bool:
@@ -143,6 +152,15 @@ class AllRules:
         if Unauthenticated.UNAUTHORIZED in refusals:
             return Unauthenticated.UNAUTHORIZED
         return Unauthenticated.LOGIN
+
+    @property
+    def max_auth_age(self) -> int | None:
+        ages = [r.max_auth_age for r in self.rules if r.max_auth_age is not None]
+        return min(ages) if ages else None
+
+    @property
+    def require_mfa(self) -> bool:
+        return any(r.require_mfa for r in self.rules)
 
     def access(self, claims: Mapping[str, Any]) -> Access:
         for rule in self.rules:

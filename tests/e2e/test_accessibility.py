@@ -166,6 +166,15 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "forgot_url": "/_auth/forgot",
     },
     "logout.html": BASE | {"user": "erin@example.com"},
+    "reauth.html": BASE
+    | {
+        "user": "erin@example.com",
+        "error": "Incorrect username or password.",
+        "notice": "What you sent was not sent: confirm it's you, then send it again.",
+        "mfa": True,
+        "password_mode": "required",
+        "logout_url": "/_auth/logout",
+    },
     "error.html": {"status": 403, "retry_url": "/"},
     "challenge.html": BASE
     | {
@@ -251,6 +260,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     | {
         "user": "erin@example.com",
         "notice": "Your password was changed.",
+        "reauth_url": "/_auth/reauth?rd=%2F_auth%2Faccount&notice=account",
         "sections": [
             {
                 "name": "profile",

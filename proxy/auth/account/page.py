@@ -15,10 +15,14 @@ from proxy.sessions.session import Session
 
 
 class AccountPage:
-    def __init__(self, kit: AuthKit, live_session: LiveSession) -> None:
+    def __init__(
+        self, kit: AuthKit, live_session: LiveSession, *, reauth_max_age: float = 300.0
+    ) -> None:
         self.kit = kit
         self._live = live_session
         self.sections: list[Section] = []
+        # Step-up: a sensitive action needs a sign-in at most this old (seconds).
+        self.reauth_max_age = reauth_max_age
 
     def add(self, section: Section) -> None:
         self.sections.append(section)
@@ -32,8 +36,32 @@ class AccountPage:
         self, router: web.UrlDispatcher, method: str, path: str, handler: Handler
     ) -> None:
         """A route that changes how the user signs in (password, email, phone, MFA, passkeys):
-        every such action registers here, so the step-up rule (a recent sign-in) has one place."""
-        self.kit.route(router, method, path, handler)
+        every such action registers here, so the step-up rule (a recent sign-in) has one place.
+
+        A signed-in user whose last interactive sign-in is older than ``reauth_max_age`` is sent
+        to "confirm it's you" (``/reauth``) and back to the page; what was posted is NOT acted on
+        and never replayed after it (it may hold passwords, and replaying a POST after a
+        redirect is a CSRF gadget): the page says so, and the user sends it again."""
+
+        async def recent_sign_in(request: web.Request) -> web.StreamResponse:
+            cookie = request.cookies.get(self.kit.cookies.session)
+            session = await self.kit.sessions.load(cookie) if cookie else None
+            if session is not None and self.needs_reauth(session):
+                return see_other(self.reauth_url(request, notice="post_lost"))
+            return await handler(request)  # no session: the handler sends it to the login
+
+        self.kit.route(router, method, path, recent_sign_in)
+
+    def needs_reauth(self, session: Session) -> bool:
+        """The session's last interactive sign-in is too old for a sensitive action."""
+        return session.auth_age() > self.reauth_max_age
+
+    def reauth_url(self, request: web.Request, *, notice: str = "account") -> str:
+        """Confirm it's you, then back to the account page."""
+        query = {"rd": f"{self.kit.prefix}/account", "notice": notice}
+        if lang := request.query.get("lang"):
+            query["lang"] = lang
+        return f"{self.kit.prefix}/reauth?{urlencode(query)}"
 
     def viewer(self, cookie: str, session: Session) -> Viewer:
         return Viewer(cookie, session, self._live)
@@ -114,6 +142,9 @@ class AccountPage:
             csrf_token=kit.session_token(viewer.cookie),
             notice=notice,
             sections=shown,
+            # The sign-in is too old for a sensitive change: say the password is asked first,
+            # and offer to confirm now (before typing a form that would not be sent).
+            reauth_url=self.reauth_url(request) if self.needs_reauth(session) else None,
         )
         response.headers["Cache-Control"] = "no-store"
         return response

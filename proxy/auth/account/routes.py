@@ -28,8 +28,9 @@ class AccountRoutes:
         password_policy: PasswordPolicy,
         renew_session: LiveSession | None = None,
         profile: ProfileOptions | None = None,
+        reauth_max_age: float = 300.0,
     ) -> None:
-        self.page = page = AccountPage(kit, live_session)
+        self.page = page = AccountPage(kit, live_session, reauth_max_age=reauth_max_age)
         if profile is not None:
             page.add(
                 ProfileSection(
