@@ -5,6 +5,10 @@ it. Open: calls fail at once (the sign-in page says "try again later" without wa
 timeout) for ``cooldown`` seconds. Half-open: one probe call goes through; its success closes
 the breaker, its failure opens it for another cooldown. An answer such as "wrong password" is a
 success here: Cognito is up.
+
+``RetryBudget`` bounds the retries of transient failures beside it: a wave of calls that all
+fail together (every session reaching its refresh point in an outage) gets a few retries in
+all, not two more attempts each, before the breaker has seen enough failed calls to open.
 """
 
 from __future__ import annotations
@@ -31,6 +35,11 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at: float | None = None
         self._probing = False
+
+    @property
+    def cooldown(self) -> float:
+        """Seconds an opened breaker refuses calls before its half-open probe."""
+        return self._cooldown
 
     @property
     def is_open(self) -> bool:
@@ -69,3 +78,47 @@ class CircuitBreaker:
     def _changed(self, is_open: bool) -> None:
         if self._on_change is not None:
             self._on_change(is_open)
+
+
+class RetryBudget:
+    """Retries may add ``ratio`` of the calls made, plus ``per_second``, saved up to ``burst``.
+
+    A token bucket: each call deposits ``ratio``, time adds ``per_second``, a retry takes one.
+    Steady flakiness (a call in five failing) is retried as before; a wave failing at once
+    spends the bucket and the rest of it fails without a resend.
+    """
+
+    def __init__(
+        self,
+        *,
+        ratio: float = 0.2,
+        per_second: float = 2.0,
+        burst: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if ratio < 0 or per_second < 0 or burst < 1:
+            raise ValueError("ratio and per_second must be >= 0 and burst >= 1")
+        self._ratio = ratio
+        self._per_second = per_second
+        self._burst = burst
+        self._clock = clock
+        self._tokens = burst
+        self._at = clock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._per_second)
+        self._at = now
+
+    def deposit(self) -> None:
+        """A call is made (its first attempt)."""
+        self._refill()
+        self._tokens = min(self._burst, self._tokens + self._ratio)
+
+    def withdraw(self) -> bool:
+        """May a failed attempt be retried now? Takes a token if so."""
+        self._refill()
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True

@@ -24,7 +24,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ReadTimeoutError
 
 from proxy.cognito import srp
-from proxy.cognito.breaker import CircuitBreaker
+from proxy.cognito.breaker import CircuitBreaker, RetryBudget
 from proxy.cognito.errors import (
     BadClientSecret,
     CognitoError,
@@ -210,10 +210,12 @@ class CognitoClient:
         settings: CognitoSettings,
         *,
         breaker: CircuitBreaker | None = None,
+        retries: RetryBudget | None = None,
         observer: CallObserver | None = None,
     ) -> None:
         self._settings = settings
         self.breaker = breaker or CircuitBreaker()
+        self._retries = retries or RetryBudget()
         self._observer = observer
         self._stack = AsyncExitStack()
         self._client: Any = None
@@ -341,6 +343,7 @@ class CognitoClient:
         if not self.breaker.allow():
             self._observe(label, "CircuitOpen", 0.0)
             raise Unavailable("CircuitOpen", "Cognito circuit breaker is open")
+        self._retries.deposit()
         for attempt in range(1, attempts + 1):
             started = time.perf_counter()
             try:
@@ -354,8 +357,15 @@ class CognitoClient:
                     self.breaker.success()  # Cognito answered: it is up
                     raise
                 # Not after a read timeout: the call may have been done, and waiting again
-                # doubles the user's wait.
-                if attempt == attempts or exc.detail == "timeout":
+                # doubles the user's wait. Nor once the breaker has opened meanwhile, nor past
+                # the retry budget: a wave of calls failing together must not each try twice
+                # more.
+                if (
+                    attempt == attempts
+                    or exc.detail == "timeout"
+                    or self.breaker.is_open
+                    or not self._retries.withdraw()
+                ):
                     # One failed call, however many attempts it took: the breaker counts calls.
                     self.breaker.failure()
                     raise

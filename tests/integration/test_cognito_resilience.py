@@ -182,6 +182,23 @@ async def test_open_breaker_fails_fast_then_a_probe_closes_it() -> None:
             assert not breaker.is_open
 
 
+async def test_a_wave_of_failing_calls_is_retried_within_the_budget_not_each_call() -> None:
+    async with fake_cognito() as fake:
+        fake.default = fake.error(500, "InternalErrorException")
+        fake.delay = 0.05
+        breaker = CircuitBreaker(threshold=3, cooldown=30)
+        async with client_for(fake, breaker) as client:
+            # A wave: 20 refreshes at once, as when every session reaches its refresh point.
+            wave = await asyncio.gather(
+                *(client.refresh(f"r{i}", "user") for i in range(20)), return_exceptions=True
+            )
+        assert all(isinstance(e, Unavailable) for e in wave)
+        assert breaker.is_open
+        # Every call's first attempt went out before any had failed; the retries came out of
+        # the budget (10 saved up, and a little more with time): not two more each (60).
+        assert 20 <= len(fake.calls) <= 20 + 12, len(fake.calls)
+
+
 async def test_sign_in_says_try_again_at_once_while_cognito_is_down() -> None:
     async with fake_cognito() as fake:
         fake.default = fake.error(500, "InternalErrorException")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.cognito.breaker import CircuitBreaker
+from proxy.cognito.breaker import CircuitBreaker, RetryBudget
 
 
 class Clock:
@@ -65,3 +65,25 @@ def test_rejects_nonsense_configuration() -> None:
         CircuitBreaker(threshold=0)
     with pytest.raises(ValueError):
         CircuitBreaker(cooldown=0)
+
+
+def test_the_retry_budget_allows_a_burst_then_a_share_of_the_calls_and_time() -> None:
+    clock = Clock()
+    budget = RetryBudget(ratio=0.2, per_second=2.0, burst=10, clock=clock)
+    assert [budget.withdraw() for _ in range(11)] == [True] * 10 + [False]
+    for _ in range(5):  # five calls: one retry's worth
+        budget.deposit()
+    assert budget.withdraw()
+    assert not budget.withdraw()
+    clock.now += 1.0  # two a second
+    assert budget.withdraw() and budget.withdraw()
+    assert not budget.withdraw()
+    clock.now += 60  # saved up to the burst, no more
+    assert sum(budget.withdraw() for _ in range(20)) == 10
+
+
+def test_a_retry_budget_needs_sane_numbers() -> None:
+    with pytest.raises(ValueError):
+        RetryBudget(burst=0.5)
+    with pytest.raises(ValueError):
+        RetryBudget(ratio=-1)
