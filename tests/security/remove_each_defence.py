@@ -26,6 +26,66 @@ class Mutant(NamedTuple):
 
 MUTANTS = [
     Mutant(
+        "stepup_same_user_only",
+        "proxy/auth/completion.py",
+        "if step.session.sub != state.reauth_sub:",
+        "if False:",
+        (
+            (
+                "integration/test_stepup.py",
+                "test_a_different_user_at_the_reauth_step_signs_the_browser_out",
+            ),
+        ),
+    ),
+    Mutant(
+        "stepup_bound_to_its_session",
+        "proxy/auth/completion.py",
+        "or kit.sessions.record_hash(cookie) != state.reauth_record",
+        "or False",
+        (("integration/test_stepup.py", "test_another_browsers_reauth_flow_renews_nothing"),),
+    ),
+    Mutant(
+        "stepup_username_from_the_session",
+        "proxy/auth/login_routes.py",
+        "step = await self._regulated_sign_in(request, session.username, password, None, state)",
+        "step = await self._regulated_sign_in(\n"
+        '            request, form.get("username") or session.username, password, None, state\n'
+        "        )",
+        (("integration/test_stepup.py", "test_a_username_posted_to_reauth_is_ignored"),),
+    ),
+    Mutant(
+        "stepup_rule_in_the_gate",
+        "proxy/gate/decision.py",
+        "if (shortfall := step_up(rule, caller)) is not None:\n            return self._step_up(",
+        "if False:\n            return self._step_up(",
+        (
+            ("unit/test_stepup_decisions.py", "test_proxy_step_up"),
+            (
+                "integration/test_stepup.py",
+                "test_max_auth_age_sends_a_navigation_through_reauth_and_back",
+            ),
+        ),
+    ),
+    Mutant(
+        "stepup_bearer_never_mfa",
+        "proxy/gate/decision.py",
+        "no_mfa = require_mfa and not (caller.session is not None and caller.session.multi_factor)",
+        "no_mfa = require_mfa and caller.session is not None and not caller.session.multi_factor",
+        (("unit/test_stepup_decisions.py", "test_step_up_judges_the_last_interactive_sign_in"),),
+    ),
+    Mutant(
+        "stepup_account_max_age",
+        "proxy/auth/account/page.py",
+        "if session is not None and self.needs_reauth(session):",
+        "if False:",
+        (
+            (
+                "integration/test_stepup.py",
+                "test_a_sensitive_action_after_the_max_age_asks_for_the_password_first",
+            ),
+        ),
+    ),
+    Mutant(
         "account_password_regulated",
         "proxy/auth/account/password.py",
         "if await self._regulator.banned(session.username, address) is not None:",
