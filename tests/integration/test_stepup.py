@@ -359,3 +359,55 @@ async def test_a_forged_reauth_post_without_its_form_is_refused(
     assert forged.status in (400, 403)
     record = await session_record(redis.url, cookie)
     assert record is not None and record.auth_age() > 100
+
+
+# -- passwordless pools ----------------------------------------------------------------------
+
+
+async def test_a_user_auth_pool_re_authenticates_with_the_factor_the_user_picks(
+    double: CognitoDouble, upstream: Upstream, redis: RedisProcess
+) -> None:
+    """USER_AUTH: "confirm it's you" asks no password up front; Cognito offers the user's
+    factors for the session's own username, and the emailed code (a first factor) renews it."""
+    pool_id = double.create_pool()
+    client_id, secret = double.create_client(pool_id, secret=True, flows={"USER_AUTH"})
+    double.add_user(pool_id, "pia", PASSWORD, attributes={"email": "pia@example.com"})
+    double.set_user_auth(pool_id, ("PASSWORD", "EMAIL_OTP"))
+    settings = proxy_settings(
+        **pool_kwargs(double, pool_id, client_id, secret),
+        upstream_url=upstream.url,
+        auth_flow="USER_AUTH",
+        store_url=redis.url,
+        session={"store_url": redis.url, "cache_ttl": 0},
+        upstream={"url": upstream.url, "rules": RULES},
+    )
+    async with running_proxy(settings) as base:
+        browser = FlowBrowser(base)
+        try:
+            login = await browser.open("/_auth/login")
+            first = await browser.submit("/_auth/login", {"username": "pia"}, csrf=login.doc.csrf())
+            select = await browser.follow(first)
+            done = await browser.answer(select, {"choice": "PASSWORD_SRP", "password": PASSWORD})
+            assert done.status == 303, done.doc.text[:300]
+            cookie = browser.cookie(SESSION) or ""
+            await age_sign_in(redis.url, cookie, 120)
+
+            sent = await browser.get("/recent/x")
+            page = await browser.open(sent.headers["Location"])
+            assert not page.doc.find("input", name="password")  # the factor comes next
+            assert not page.doc.find("input", name="username")
+            step = await browser.submit("/_auth/reauth", {}, csrf=page.doc.csrf())
+            assert step.status == 303 and step.location == "/_auth/challenge"
+            select = await browser.follow(step)
+            chosen = await browser.answer(select, {"choice": "EMAIL_OTP"})
+            code_page = await browser.follow(chosen)
+            code = double.last_code(pool_id, "pia", "EMAIL")
+            assert code
+            back = await browser.answer(code_page, {"code": code})
+            assert back.status == 303 and back.location == "/recent/x"
+            assert (await browser.get("/recent/x")).status == 200
+            renewed = await session_record(redis.url, browser.cookie(SESSION) or "")
+            assert renewed is not None and renewed.factors == ["email_otp"]
+            assert renewed.username == "pia"
+        finally:
+            await browser.close()
