@@ -150,8 +150,11 @@ class LoginRoutes:
         return None if cookie is None or session is None else (cookie, session)
 
     def _to_login(self, request: web.Request, return_to: str) -> web.Response:
-        """Not signed in (any more): the ordinary login, then the same place."""
-        query = {"rd": return_to, "notice": "expired"}
+        """Not signed in (any more): the ordinary login, then the same place (saying the session
+        expired only to a browser that had one)."""
+        query = {"rd": return_to}
+        if self._kit.cookies.session in request.cookies:
+            query["notice"] = "expired"
         if lang := request.query.get("lang"):
             query["lang"] = lang
         return see_other(f"{self._kit.prefix}/login?{urlencode(query)}")

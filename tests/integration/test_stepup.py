@@ -346,7 +346,7 @@ async def test_reauth_without_a_session_is_the_login_page_and_back(browser: Flow
     assert sent.status == 303
     location = urlsplit(sent.headers["Location"])
     assert location.path == "/_auth/login"
-    assert parse_qs(location.query)["rd"] == ["/recent/x"]
+    assert parse_qs(location.query) == {"rd": ["/recent/x"]}  # nothing "expired" here
 
 
 async def test_a_forged_reauth_post_without_its_form_is_refused(
@@ -411,3 +411,51 @@ async def test_a_user_auth_pool_re_authenticates_with_the_factor_the_user_picks(
             assert renewed.username == "pia"
         finally:
             await browser.close()
+
+
+# -- behind nginx (auth_request) -----------------------------------------------------------
+
+
+async def test_behind_nginx_the_401_goes_to_reauth_and_back(
+    pool: dict[str, Any], upstream: Upstream, redis: RedisProcess
+) -> None:
+    """/_auth/check answers a step-up 401 (with its challenge); the example config with its 401
+    sent to /_auth/reauth, as the README says, asks the user to confirm and comes back (sent to
+    the login page instead, a signed-in browser would be returned to the path, round again)."""
+    from tests.integration.test_nginx_auth_request import running_nginx, site_config
+    from tests.support.stack import free_port
+
+    settings = proxy_settings(
+        **pool,
+        store_url=redis.url,
+        session={"store_url": redis.url, "cache_ttl": 0},
+        upstream={"url": pool["upstream_url"], "rules": RULES},
+        proxy={"trusted_cidrs": ["127.0.0.1/32"]},
+    )
+    async with running_proxy(settings) as gate:
+        port = free_port()
+        conf = site_config(port, int(gate.rsplit(":", 1)[1]), int(upstream.url.rsplit(":", 1)[1]))
+        old = "return 302 /_auth/login?rd=$request_uri;"
+        assert old in conf
+        conf = conf.replace(old, "return 302 /_auth/reauth?rd=$request_uri;")
+        with running_nginx(conf, port):
+            base = f"http://127.0.0.1:{port}"
+            browser = FlowBrowser(base)
+            try:
+                stranger = await browser.get("/recent/x")
+                assert stranger.status == 302  # nginx's Location is absolute
+                assert stranger.headers["Location"] == base + "/_auth/reauth?rd=/recent/x"
+                to_login = await browser.get("/_auth/reauth?rd=/recent/x")
+                assert to_login.status == 303  # no session: on to the login page
+                assert to_login.headers["Location"] == "/_auth/login?rd=%2Frecent%2Fx"
+                cookie = await signed_in(browser)
+                assert (await browser.get("/recent/x")).status == 200
+                await age_sign_in(redis.url, cookie, 120)
+                sent = await browser.get("/recent/x")
+                assert sent.status == 302
+                assert sent.headers["Location"] == base + "/_auth/reauth?rd=/recent/x"
+                done = await reauth(browser, "/_auth/reauth?rd=/recent/x")
+                assert done.status == 303 and done.location == "/recent/x"
+                assert (await browser.get("/recent/x")).status == 200
+            finally:
+                await browser.close()
