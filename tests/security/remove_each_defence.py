@@ -408,7 +408,7 @@ MUTANTS = [
     Mutant(
         "clear_site_data",
         "proxy/auth/logout_routes.py",
-        '        response.headers["Clear-Site-Data"] = \'"cookies"\'\n',
+        '        response.headers["Clear-Site-Data"] = \'"cache"\'\n',
         "",
         (("security/test_forms_and_pages.py", "test_logout_clears_site_data"),),
     ),

@@ -102,7 +102,7 @@ async def test_logout_clears_site_data(stack: Stack) -> None:
     await stack.browser.login(USER, PASSWORD)
     resp = await stack.browser.post("/_auth/logout", {"csrf": await _logout_token(stack.browser)})
     assert resp.status == 303
-    assert resp.headers["Clear-Site-Data"] == '"cookies"'
+    assert resp.headers["Clear-Site-Data"] == '"cache"'
     assert resp.headers["Cache-Control"] == "no-store"
 
 

@@ -1187,7 +1187,7 @@ async def test_logout(row: Row) -> None:
     answer, sent, cognito = await run(row)
     check(row, answer, sent, cognito)
     if row.clears:
-        assert answer.headers["Clear-Site-Data"] == '"cookies"'
+        assert answer.headers["Clear-Site-Data"] == '"cache"'
 
 
 async def test_sign_out_ends_the_session_in_the_store() -> None:
