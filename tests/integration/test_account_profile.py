@@ -4,15 +4,18 @@ VerifyUserAttribute, GetUserAttributeVerificationCode), both pool modes for a ne
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from proxy.devtools.cognito_double import CognitoDouble
 from tests.support.challenges import FlowBrowser, Page, flow_browser, pool_kwargs
+from tests.support.redis_server import start_redis_server
 from tests.support.stack import Upstream
+from tests.support.stepup import age_sign_in
 
 PASSWORD = "Correct-horse-9!"
 ACCOUNT = "/_auth/account"
@@ -388,21 +391,29 @@ async def test_cognito_failing_hides_only_the_profile(
         assert "Change password" in page.doc.text  # the rest of the page works
 
 
-async def test_the_email_form_is_a_sensitive_route(kw: dict[str, Any]) -> None:
-    from proxy.auth.account.page import AccountPage
-
-    registered: list[str] = []
-    original: Callable[..., None] = AccountPage.sensitive_route
-
-    def spy(self: AccountPage, router: Any, method: str, path: str, handler: Any) -> None:
-        registered.append(path)
-        original(self, router, method, path, handler)
-
-    AccountPage.sensitive_route = spy  # type: ignore[method-assign]
+async def test_an_old_sign_in_must_be_confirmed_before_a_new_email_not_a_new_name(
+    kw: dict[str, Any], double: CognitoDouble
+) -> None:
+    redis = start_redis_server()
     try:
-        async with signed_in(kw):
-            pass
+        settings = kw | {"session": {"store_url": redis.url, "cache_ttl": 0}}
+        settings |= {"store_url": redis.url, "account": {"reauth_max_age": 300}}
+        async with flow_browser(**settings) as browser:
+            assert (await browser.sign_in("erin", PASSWORD)).status == 303
+            cookie = browser.cookie("gate")
+            assert cookie
+            await age_sign_in(redis.url, cookie, 301)
+            before = calls(double, "UpdateUserAttributes")
+            refused = await post(
+                browser, "/profile/contact", {"attribute": "email", "attr:email": "e@new.example"}
+            )
+            assert refused.status == 303 and refused.location
+            assert urlsplit(refused.location).path == "/_auth/reauth"
+            assert calls(double, "UpdateUserAttributes") == before  # not acted on
+            saved = await post(browser, "/profile", {"attr:name": "Erin Older"})
+            assert saved.status == 303  # a name is not how anyone signs in
+            assert calls(double, "UpdateUserAttributes") == before + 1
+            attrs = double.user_info(kw["pool_id"], "erin")["attributes"]
+            assert attrs["email"] == "erin@example.com" and attrs["name"] == "Erin Older"
     finally:
-        AccountPage.sensitive_route = original  # type: ignore[method-assign]
-    assert "account/profile/contact" in registered
-    assert "account/profile" not in registered
+        redis.stop()
