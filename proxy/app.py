@@ -12,6 +12,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from proxy.auth.account.methods import MethodsOptions, TotpEnrolments
 from proxy.auth.account.profile import PendingChanges, ProfileOptions
 from proxy.auth.devices import DeviceStore
 from proxy.auth.flow import Authenticator
@@ -123,6 +124,17 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
     )
     # The account page's view of each session (browser, IP, last active); None: page off.
     cards = SessionCards(store, derive_key(secret, "cards")) if settings.account.enabled else None
+    # Authenticator apps being enrolled on the account page: their secret waits server-side.
+    enrolments = (
+        TotpEnrolments(store, derive_key(secret, "totp enrolment"))
+        if settings.account.enabled and settings.account.mfa_factors
+        else None
+    )
+
+    def companions(record_hash: str) -> tuple[str, ...]:
+        """The keys that live and die with a session record: its card, its enrolment."""
+        keys: tuple[str, ...] = (SessionCards.key(record_hash),) if cards is not None else ()
+        return keys + (enrolments.companions(record_hash) if enrolments is not None else ())
 
     async def session_changed(record_hash: str, ttl: float) -> None:
         await invalidation.changed(record_hash)
@@ -139,8 +151,9 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
         remember_idle_timeout=settings.session.remember_idle_timeout,
         on_change=session_changed,
         on_end=invalidation.ended,
-        # A session's card ends with it (sign-out, everywhere or one by one, or a prune).
-        companions=(lambda record: (SessionCards.key(record),)) if cards is not None else None,
+        # A session's card and pending enrolment end with it (sign-out, everywhere or one by
+        # one, or a prune).
+        companions=companions,
         # A session ended from another browser, back with its cookie: revoke its token.
         on_retire=lambda session: retired(session),
     )
@@ -218,6 +231,11 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
         if settings.account.profile_attributes or settings.account.profile_read_only
         else None,
         reauth_max_age=settings.account.reauth_max_age,
+        methods=(
+            MethodsOptions(factors=settings.account.mfa_factors, enrolments=enrolments)
+            if enrolments is not None
+            else None
+        ),
     )
     identity = Identity(
         sessions=sessions,

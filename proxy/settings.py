@@ -357,6 +357,8 @@ PROFILE_STANDARD_ATTRIBUTES = (
     "website", "profile", "picture",
 )  # fmt: skip
 _CUSTOM_ATTRIBUTE = re.compile(r"^custom:[A-Za-z0-9_-]{1,20}$")
+MfaFactor = Literal["SOFTWARE_TOKEN_MFA", "SMS_MFA", "EMAIL_OTP"]
+_TOTP_FACTOR: MfaFactor = "SOFTWARE_TOKEN_MFA"
 
 
 class AccountSettings(_Section):
@@ -407,6 +409,15 @@ class AccountSettings(_Section):
                 " attribute is editable or read-only, not both"
             )
         return value
+
+    # The MFA factors the pool's MFA configuration offers, which the sign-in methods section
+    # lets a user turn on (SMS and email only with a verified phone / email); [] hides it.
+    mfa_factors: list[MfaFactor] = Field(default_factory=lambda: [_TOTP_FACTOR])
+
+    @field_validator("mfa_factors")
+    @classmethod
+    def _unique_factors(cls, value: list[MfaFactor]) -> list[MfaFactor]:
+        return list(dict.fromkeys(value))
 
 
 class HeadersSettings(_Section):

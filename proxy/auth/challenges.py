@@ -30,6 +30,7 @@ MAX_CREDENTIAL = 16 * 1024
 MAX_PASSWORD = 256
 MAX_ATTRIBUTE = 2048
 _CODE_RE = re.compile(r"^[0-9A-Za-z-]{4,64}$")
+_TOTP_CODE_RE = re.compile(r"[0-9]{6}")
 _ATTRIBUTE_RE = re.compile(r"^[A-Za-z0-9_:.-]{1,64}$")
 _CUSTOM_TYPE_RE = re.compile(r"^[a-z0-9_-]{1,40}$")
 # Challenge parameters that identify the user; never rendered on a custom challenge page.
@@ -96,6 +97,12 @@ def clean_code(value: str | None) -> str | None:
     """A verification code as typed ("123 456" → "123456"), or None when it cannot be one."""
     code = re.sub(r"\s+", "", value or "")
     return code if _CODE_RE.match(code) else None
+
+
+def totp_code(value: str | None) -> str | None:
+    """An authenticator app's code as typed: six digits (VerifySoftwareToken refuses others)."""
+    code = clean_code(value)
+    return code if code is not None and _TOTP_CODE_RE.fullmatch(code) else None
 
 
 def new_password_from(form: Mapping[str, str]) -> str | Invalid:
@@ -303,14 +310,14 @@ class MfaSetupStep(ChallengeStep):
         }
 
     def answer(self, state: LoginState, form: Mapping[str, str]) -> dict[str, str] | Invalid:
-        if clean_code(form.get("code")) is None:
+        if totp_code(form.get("code")) is None:
             return Invalid("error.invalid_code")
         return {}
 
     async def before_answer(
         self, state: LoginState, cognito: CognitoClient, form: Mapping[str, str]
     ) -> None:
-        code = clean_code(form.get("code"))
+        code = totp_code(form.get("code"))
         assert code is not None  # answer() checked it
         session = await cognito.verify_software_token(state.cognito_session, code)
         state.cognito_session = session or state.cognito_session

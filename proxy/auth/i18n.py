@@ -166,6 +166,36 @@ _EN: dict[str, str] = {
         "This page needs a sign-in with a second step, and your account has none. Add an "
         "authenticator app on your account page, then try again."
     ),
+    # Account: methods
+    "account.methods.heading": "Two-step verification",
+    "account.methods.lede": (
+        "After your password, a second step proves it's you: a code from an authenticator "
+        "app, or one we send by text message or email."
+    ),
+    "account.methods.none_on": "No second step is turned on: your password alone signs you in.",
+    "account.methods.on": "On",
+    "account.methods.off": "Off",
+    "account.methods.preferred": "Preferred",
+    "account.methods.make_preferred": "Make preferred",
+    "account.methods.turn_on": "Turn on",
+    "account.methods.turn_off": "Turn off",
+    "account.methods.totp_start": "Set up an authenticator app",
+    "account.methods.totp_replace": "Move to another app",
+    "account.methods.totp_remove": "Remove",
+    "account.methods.totp_cancel": "Cancel setup",
+    "account.methods.totp_added": "Your authenticator app is set up.",
+    "account.methods.totp_removed": "The authenticator app is removed.",
+    "account.methods.totp_cancelled": "Authenticator app setup is cancelled.",
+    "account.methods.turned_on": "That second step is turned on.",
+    "account.methods.turned_off": "That second step is turned off.",
+    "account.methods.made_preferred": "That second step is now your preferred one.",
+    "account.methods.enrol_expired": "The setup has ended. Please start again.",
+    "account.methods.too_many_codes": "Too many wrong codes. Please start the setup again.",
+    "account.methods.not_verified": (
+        "Verify your phone number or email address first: codes can only go to a verified one."
+    ),
+    "account.methods.failed": "That could not be changed right now. Please try again shortly.",
+    "account.methods.unavailable": "Your sign-in methods cannot be shown right now.",
     # Inline errors (role=alert)
     "error.bad_credentials": "Incorrect username or password.",
     "error.missing_fields": "Enter your username and password.",
@@ -478,6 +508,43 @@ _JA: dict[str, str] = {
         "このページには 2 段階目の確認を伴うサインインが必要ですが、このアカウントには"
         "設定されていません。アカウントページで認証アプリを追加してから、もう一度お試しください。"
     ),
+    # Account: methods
+    "account.methods.heading": "2 段階認証",
+    "account.methods.lede": (
+        "パスワードの後にもう 1 段階で本人であることを確認します。"
+        "認証アプリのコード、またはテキストメッセージやメールで送るコードを使います。"
+    ),
+    "account.methods.none_on": (
+        "2 段階目は有効になっていません。パスワードだけでサインインできます。"
+    ),
+    "account.methods.on": "オン",
+    "account.methods.off": "オフ",
+    "account.methods.preferred": "優先",
+    "account.methods.make_preferred": "優先にする",
+    "account.methods.turn_on": "オンにする",
+    "account.methods.turn_off": "オフにする",
+    "account.methods.totp_start": "認証アプリを設定",
+    "account.methods.totp_replace": "別のアプリに移す",
+    "account.methods.totp_remove": "削除",
+    "account.methods.totp_cancel": "設定をやめる",
+    "account.methods.totp_added": "認証アプリを設定しました。",
+    "account.methods.totp_removed": "認証アプリを削除しました。",
+    "account.methods.totp_cancelled": "認証アプリの設定をやめました。",
+    "account.methods.turned_on": "その 2 段階目をオンにしました。",
+    "account.methods.turned_off": "その 2 段階目をオフにしました。",
+    "account.methods.made_preferred": "その 2 段階目を優先にしました。",
+    "account.methods.enrol_expired": "設定が終了しました。もう一度始めてください。",
+    "account.methods.too_many_codes": (
+        "間違ったコードが多すぎます。もう一度設定を始めてください。"
+    ),
+    "account.methods.not_verified": (
+        "先に電話番号またはメールアドレスを確認してください。"
+        "コードは確認済みの宛先にしか送れません。"
+    ),
+    "account.methods.failed": (
+        "現在、変更できませんでした。しばらくしてからもう一度お試しください。"
+    ),
+    "account.methods.unavailable": "現在、サインイン方法を表示できません。",
     "error.bad_credentials": "ユーザー名またはパスワードが正しくありません。",
     "error.missing_fields": "ユーザー名とパスワードを入力してください。",
     "error.generic": "問題が発生しました。もう一度お試しください。",

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from proxy.auth.account.base import LiveSession
+from proxy.auth.account.methods import MethodsOptions
 from proxy.auth.account.profile import ProfileOptions
 from proxy.auth.account.routes import AccountRoutes
 from proxy.auth.challenge_routes import ChallengeRoutes
@@ -57,11 +58,13 @@ class AuthRoutes:
         renew_session: LiveSession | None = None,
         profile: ProfileOptions | None = None,
         reauth_max_age: float = 300.0,
+        methods: MethodsOptions | None = None,
     ) -> None:
         """``cards``: the sessions' cards; None turns the account page off. ``live_session``:
         a cookie's session with fresh tokens (the gate's Identity; default: load only);
         ``renew_session``: new tokens now (after the user's attributes changed); ``profile``:
-        the account page's profile section (None: none)."""
+        the account page's profile section (None: none); ``methods``: its sign-in methods
+        section (None: none)."""
         self.prefix = prefix
         self._pages = pages
         self.kit = AuthKit(
@@ -114,6 +117,7 @@ class AuthRoutes:
                     renew_session=renew_session,
                     profile=profile,
                     reauth_max_age=reauth_max_age,
+                    methods=methods,
                 ),
             )
         self.account = cards is not None

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from proxy.cognito.client import CognitoClient
-from proxy.cognito.errors import BadCredentials, CognitoError
+from proxy.cognito.errors import BadCredentials, CodeMismatch, CognitoError
 
 
 class AccessTokenRejected(CognitoError):
@@ -107,6 +107,29 @@ def _delivery(details: Any) -> CodeDelivery | None:
         medium=str(details.get("DeliveryMedium") or ""),
         destination=str(details.get("Destination") or ""),
     )
+
+
+# ---- sign-in methods: MFA factors (GetUser, TOTP enrolment, SetUserMFAPreference) -----------
+
+# The MFA factors, in the order the account page lists them, and SetUserMFAPreference's
+# member for each.
+MFA_FACTORS = ("SOFTWARE_TOKEN_MFA", "SMS_MFA", "EMAIL_OTP")
+_PREFERENCE_MEMBER = {
+    "SOFTWARE_TOKEN_MFA": "SoftwareTokenMfaSettings",
+    "SMS_MFA": "SMSMfaSettings",
+    "EMAIL_OTP": "EmailMfaSettings",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class MfaSettings:
+    """What GetUser says of the user's MFA: the factors on, the preferred one, and whether
+    the phone number and email (where SMS and email codes go) are verified."""
+
+    enabled: tuple[str, ...]
+    preferred: str | None
+    phone_verified: bool
+    email_verified: bool
 
 
 def _token_refused(exc: CognitoError) -> bool:
@@ -207,6 +230,52 @@ class AccountApi:
             await self._call("verify_user_attribute", access_token, AttributeName=name, Code=code)
         except CognitoError as exc:
             raise _attribute_error(exc) from None
+
+    # -- sign-in methods: MFA factors ----------------------------------------------------
+
+    async def mfa_settings(self, access_token: str) -> MfaSettings:
+        answer = await self._call("get_user", access_token)
+        attributes = {
+            a.get("Name"): a.get("Value")
+            for a in answer.get("UserAttributes") or []
+            if isinstance(a, dict)
+        }
+        listed = answer.get("UserMFASettingList") or []
+        preferred = answer.get("PreferredMfaSetting")
+        return MfaSettings(
+            enabled=tuple(f for f in MFA_FACTORS if f in listed),
+            preferred=preferred if preferred in MFA_FACTORS else None,
+            phone_verified=bool(attributes.get("phone_number"))
+            and attributes.get("phone_number_verified") == "true",
+            email_verified=bool(attributes.get("email"))
+            and attributes.get("email_verified") == "true",
+        )
+
+    async def associate_software_token(self, access_token: str) -> str:
+        """AssociateSoftwareToken with the access token: a new secret, pending until
+        VerifySoftwareToken (associating again replaces the pending one)."""
+        answer = await self._call("associate_software_token", access_token)
+        secret = answer.get("SecretCode")
+        if not isinstance(secret, str) or not secret:
+            raise CognitoError("InternalErrorException", "AssociateSoftwareToken: no SecretCode")
+        return secret
+
+    async def verify_software_token(self, access_token: str, code: str) -> None:
+        """VerifySoftwareToken with the access token. CodeMismatch: a wrong code."""
+        answer = await self._call("verify_software_token", access_token, UserCode=code)
+        if answer.get("Status") != "SUCCESS":
+            raise CodeMismatch("CodeMismatchException", "VerifySoftwareToken: not SUCCESS")
+
+    async def set_mfa_preference(
+        self, access_token: str, factor: str, *, enabled: bool, preferred: bool = False
+    ) -> None:
+        """SetUserMFAPreference for one factor (the others are left as they are)."""
+        member = _PREFERENCE_MEMBER[factor]
+        await self._call(
+            "set_user_mfa_preference",
+            access_token,
+            **{member: {"Enabled": enabled, "PreferredMfa": preferred and enabled}},
+        )
 
 
 def _attribute_error(exc: CognitoError) -> CognitoError:

@@ -1813,6 +1813,11 @@ class CognitoDouble:
         self, body: dict[str, Any], headers: Mapping[str, str]
     ) -> dict[str, Any]:
         code = _required_str(body, "UserCode")
+        if not re.fullmatch(r"[0-9]{6}", code):  # SoftwareTokenMFAUserCodeType
+            raise _invalid(
+                "1 validation error detected: Value at 'userCode' failed to satisfy constraint: "
+                "Member must satisfy regular expression pattern: [0-9]+ and length 6"
+            )
         device_name = body.get("FriendlyDeviceName")
         if device_name is not None and not isinstance(device_name, str):
             raise CognitoError("SerializationException", "FriendlyDeviceName must be a string")

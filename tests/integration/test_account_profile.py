@@ -93,7 +93,8 @@ async def test_only_the_listed_attributes_are_shown(kw: dict[str, Any]) -> None:
 
 
 async def test_no_attributes_listed_no_section(kw: dict[str, Any], double: CognitoDouble) -> None:
-    async with signed_in(kw, profile_attributes=[]) as browser:
+    # (and no two-step verification section, which reads GetUser too)
+    async with signed_in(kw, profile_attributes=[], mfa_factors=[]) as browser:
         before = calls(double, "GetUser")
         page = await browser.open(ACCOUNT)
         assert page.status == 200

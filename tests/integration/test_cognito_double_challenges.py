@@ -515,6 +515,15 @@ def test_totp_associated_with_an_access_token_is_enabled_by_mfa_preference(plain
     assert plain.login()["ChallengeName"] == "SOFTWARE_TOKEN_MFA"
 
 
+def test_verify_software_token_refuses_a_code_that_is_not_six_digits(plain: Pool) -> None:
+    add(plain, attributes={"email": EMAIL})
+    access = plain.login()["AuthenticationResult"]["AccessToken"]
+    plain.boto.associate_software_token(AccessToken=access)
+    with pytest.raises(ClientError) as exc:  # SoftwareTokenMFAUserCodeType: [0-9]+, length 6
+        plain.boto.verify_software_token(AccessToken=access, UserCode="12ab56")
+    assert error_code(exc) == "InvalidParameterException"
+
+
 # ---- NEW_PASSWORD_REQUIRED -----------------------------------------------------------------------
 
 

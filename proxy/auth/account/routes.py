@@ -6,6 +6,7 @@ from aiohttp import web
 
 from proxy.auth.account.base import LiveSession
 from proxy.auth.account.devices import DevicesSection
+from proxy.auth.account.methods import MethodsOptions, MethodsSection
 from proxy.auth.account.page import AccountPage
 from proxy.auth.account.password import PasswordSection
 from proxy.auth.account.profile import ProfileOptions, ProfileSection
@@ -29,6 +30,7 @@ class AccountRoutes:
         renew_session: LiveSession | None = None,
         profile: ProfileOptions | None = None,
         reauth_max_age: float = 300.0,
+        methods: MethodsOptions | None = None,
     ) -> None:
         self.page = page = AccountPage(kit, live_session, reauth_max_age=reauth_max_age)
         if profile is not None:
@@ -38,6 +40,8 @@ class AccountRoutes:
                 )
             )
         page.add(PasswordSection(page, api=api, regulator=regulator, policy=password_policy))
+        if methods is not None:
+            page.add(MethodsSection(page, api=api, options=methods))
         page.add(DevicesSection(page, api=api))
         page.add(SessionsSection(page, cards=cards))
 
