@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -18,9 +19,12 @@ from proxy.auth.session_cards import SessionCards
 from proxy.auth.state import LoginState
 from proxy.cognito.client import Device
 from proxy.observe import audit
+from proxy.sessions.session import Session
 from proxy.sessions.store import StoreUnavailable
 
 log = logging.getLogger("proxy.auth")
+
+Revoke = Callable[[Session], Awaitable[bool]]
 
 
 class Completion:
@@ -31,9 +35,12 @@ class Completion:
         devices: DeviceStore | None,
         remember_lifetime: float,
         cards: SessionCards | None = None,
+        revoke: Revoke | None = None,
     ) -> None:
         self._kit = kit
         self._cards = cards
+        # RevokeToken for a session's refresh token nobody will hold (refresh.Refresher.revoke).
+        self._revoke = revoke
         self.devices = devices
         self._remember_lifetime = remember_lifetime
 
@@ -51,9 +58,9 @@ class Completion:
 
     async def _reauth_refused(
         self, request: web.Request, state: LoginState, step: SignedIn
-    ) -> web.Response | None:
+    ) -> web.Response | Session:
         """A re-authentication renews the session it was started for, of the same user, or
-        nothing: None when this sign-in may replace it, else the answer."""
+        nothing: that session when this sign-in may replace it, else the answer."""
         kit = self._kit
         cookie = request.cookies.get(kit.cookies.session)
         current = await kit.sessions.load(cookie) if cookie else None
@@ -66,6 +73,8 @@ class Completion:
             audit("reauth.other_user", user=state.reauth_sub, ip=client_ip(request))
             if cookie and current is not None and current.sub == state.reauth_sub:
                 await kit.sessions.delete(cookie, current)
+                await self._revoked(current)
+            await self._revoked(step.session)  # the other account's fresh tokens: kept by nobody
             response = kit.error_page(request, 403, "error.reauth_other_user")
             kit.clear_cookie(response, kit.cookies.session)
             kit.clear_cookie(response, kit.cookies.flow)
@@ -82,17 +91,24 @@ class Completion:
                 f"{kit.prefix}/login?" + urlencode({"rd": state.return_to, "notice": "expired"})
             )
             kit.clear_cookie(response, kit.cookies.flow)
+            await self._revoked(step.session)
             return response
-        return None
+        return current
+
+    async def _revoked(self, session: Session) -> None:
+        if self._revoke is not None:
+            await self._revoke(session)  # best effort: logged when Cognito cannot be asked
 
     async def finish(
         self, request: web.Request, state: LoginState, step: SignedIn
     ) -> web.StreamResponse:
         kit = self._kit
+        replaced: Session | None = None
         if state.reauth_record is not None:
-            refused = await self._reauth_refused(request, state, step)
-            if refused is not None:
-                return refused
+            checked = await self._reauth_refused(request, state, step)
+            if isinstance(checked, web.Response):
+                return checked
+            replaced = checked
         step.session.remember = state.remember
         # The user proved who they are just now, with these factors (never from the browser).
         step.session.auth_time = time.time()
@@ -133,6 +149,10 @@ class Completion:
         old = request.cookies.get(kit.cookies.session)
         if old:
             await kit.sessions.delete(old)  # no fixation: a fresh id each login
+        if replaced is not None:
+            # The renewed sign-in has tokens of its own: the replaced session's refresh token
+            # would outlive it at Cognito, held by nobody.
+            await self._revoked(replaced)
         log.info("sign-in succeeded session=%s", kit.sessions.fingerprint(session_cookie))
         audit(
             "login.success",

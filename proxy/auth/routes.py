@@ -84,7 +84,11 @@ class AuthRoutes:
             ),
         )
         completion = Completion(
-            self.kit, devices=devices, remember_lifetime=remember_lifetime, cards=cards
+            self.kit,
+            devices=devices,
+            remember_lifetime=remember_lifetime,
+            cards=cards,
+            revoke=refresher.revoke,
         )
         self._families: tuple[Any, ...] = (
             LoginRoutes(

@@ -127,6 +127,10 @@ async def change_password(browser: FlowBrowser) -> Page:
     )
 
 
+def revoked(double: CognitoDouble) -> list[str]:
+    return [c["Token"] for c in double.calls_to("RevokeToken")]
+
+
 # -- the account page ----------------------------------------------------------------------
 
 
@@ -147,6 +151,8 @@ async def test_a_sensitive_action_after_the_max_age_asks_for_the_password_first(
     assert parse_qs(target.query) == {"rd": ["/_auth/account"], "notice": ["post_lost"]}
     assert len(double.calls_to("ChangePassword")) == calls  # the post was not acted on
 
+    replaced = await session_record(redis.url, old_cookie)
+    assert replaced is not None and replaced.refresh_token
     page = await browser.open(refused.location)
     assert "What you sent was not sent" in page.doc.text
     assert "carol@example.com" in page.doc.text
@@ -158,6 +164,8 @@ async def test_a_sensitive_action_after_the_max_age_asks_for_the_password_first(
     new_cookie = browser.cookie(SESSION)
     assert new_cookie and new_cookie != old_cookie
     assert await session_record(redis.url, old_cookie) is None
+    # ... and its refresh token, which nobody holds any more, is revoked at Cognito.
+    assert replaced.refresh_token in revoked(double)
     renewed = await session_record(redis.url, new_cookie)
     assert renewed is not None and renewed.auth_age() < 60 and renewed.factors == ["srp"]
 
@@ -260,6 +268,9 @@ async def test_a_different_user_at_the_reauth_step_signs_the_browser_out(
     session: refused, and the browser signed out."""
     await tess_with_totp(browser, double, pool["pool_id"])
     cookie = browser.cookie(SESSION) or ""
+    tess = await session_record(redis.url, cookie)
+    assert tess is not None
+    before = len(revoked(double))
     await age_sign_in(redis.url, cookie, 120)
     sent = await browser.get("/recent/x")
     page = await browser.open(sent.headers["Location"])
@@ -274,6 +285,9 @@ async def test_a_different_user_at_the_reauth_step_signs_the_browser_out(
     assert swapped.status == 403
     assert "different account" in unescape(swapped.html)
     assert await session_record(redis.url, cookie) is None  # tess's session ended
+    # Her refresh token and mallory's fresh one (kept by nobody) are revoked.
+    assert tess.refresh_token in revoked(double)
+    assert len(revoked(double)) == before + 2
     assert not browser.cookie(SESSION)
     assert (await browser.get("/elsewhere")).status == 302  # nobody is signed in here
 
