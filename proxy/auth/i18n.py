@@ -196,6 +196,38 @@ _EN: dict[str, str] = {
     ),
     "account.methods.failed": "That could not be changed right now. Please try again shortly.",
     "account.methods.unavailable": "Your sign-in methods cannot be shown right now.",
+    # Account: activity
+    "account.activity.heading": "Recent activity",
+    "account.activity.lede": (
+        "Recent sign-ins to your account, newest first, with the risk Amazon Cognito assessed."
+        " If one was not you, say so, then change your password and sign out your other sessions."
+    ),
+    "account.activity.unavailable": "Your recent activity cannot be shown right now.",
+    "account.activity.empty": "No sign-ins are recorded yet.",
+    "account.activity.when": "When",
+    "account.activity.place": "Location",
+    "account.activity.risk": "Risk",
+    "account.activity.password": "Password",
+    "account.activity.kind.SignIn": "Sign-in",
+    "account.activity.kind.SignUp": "Sign-up",
+    "account.activity.kind.ForgotPassword": "Password reset",
+    "account.activity.kind.PasswordChange": "Password change",
+    "account.activity.kind.ResendCode": "Code sent again",
+    "account.activity.result.Pass": "succeeded",
+    "account.activity.result.Fail": "failed",
+    "account.activity.result.InProgress": "not completed",
+    "account.activity.risk.Low": "Low",
+    "account.activity.risk.Medium": "Medium",
+    "account.activity.risk.High": "High",
+    "account.activity.blocked": "blocked",
+    "account.activity.compromised": "found in a data breach",
+    "account.activity.not_me": "This wasn't me",
+    "account.activity.reported_badge": "Reported: not you",
+    "account.activity.reported": (
+        "Thank you: that sign-in is reported as not you. Change your password now, then sign out"
+        " your other sessions."
+    ),
+    "account.activity.gone": "That sign-in is not in your recent activity.",
     # Inline errors (role=alert)
     "error.bad_credentials": "Incorrect username or password.",
     "error.missing_fields": "Enter your username and password.",
@@ -545,6 +577,38 @@ _JA: dict[str, str] = {
         "現在、変更できませんでした。しばらくしてからもう一度お試しください。"
     ),
     "account.methods.unavailable": "現在、サインイン方法を表示できません。",
+    # Account: activity
+    "account.activity.heading": "最近のアクティビティ",
+    "account.activity.lede": (
+        "このアカウントへの最近のサインインです(新しい順。Amazon Cognito が判定したリスク付き)。"
+        "身に覚えのないものがあれば報告し、パスワードを変更して他のセッションをサインアウトしてください。"
+    ),
+    "account.activity.unavailable": "最近のアクティビティを今は表示できません。",
+    "account.activity.empty": "記録されたサインインはまだありません。",
+    "account.activity.when": "日時",
+    "account.activity.place": "場所",
+    "account.activity.risk": "リスク",
+    "account.activity.password": "パスワード",
+    "account.activity.kind.SignIn": "サインイン",
+    "account.activity.kind.SignUp": "サインアップ",
+    "account.activity.kind.ForgotPassword": "パスワードのリセット",
+    "account.activity.kind.PasswordChange": "パスワードの変更",
+    "account.activity.kind.ResendCode": "コードの再送信",
+    "account.activity.result.Pass": "成功",
+    "account.activity.result.Fail": "失敗",
+    "account.activity.result.InProgress": "未完了",
+    "account.activity.risk.Low": "低",
+    "account.activity.risk.Medium": "中",
+    "account.activity.risk.High": "高",
+    "account.activity.blocked": "ブロック済み",
+    "account.activity.compromised": "漏洩したパスワードとして検出",
+    "account.activity.not_me": "これは自分ではない",
+    "account.activity.reported_badge": "報告済み: 本人ではない",
+    "account.activity.reported": (
+        "ありがとうございます。このサインインを本人ではないと報告しました。"
+        "今すぐパスワードを変更し、他のセッションをサインアウトしてください。"
+    ),
+    "account.activity.gone": "そのサインインは最近のアクティビティにありません。",
     "error.bad_credentials": "ユーザー名またはパスワードが正しくありません。",
     "error.missing_fields": "ユーザー名とパスワードを入力してください。",
     "error.generic": "問題が発生しました。もう一度お試しください。",

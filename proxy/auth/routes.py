@@ -122,6 +122,8 @@ class AuthRoutes:
                     profile=profile,
                     reauth_max_age=reauth_max_age,
                     methods=methods,
+                    # The sign-in history needs the Admin API (IAM), which only admin mode has.
+                    activity=cognito.admin,
                 ),
             )
         self.account = cards is not None

@@ -2,6 +2,8 @@
 
 Each takes the session's access token; Cognito refuses it when it expired, was revoked or
 signed out globally, or lacks the aws.cognito.signin.user.admin scope: ``AccessTokenRejected``.
+The sign-in history (AdminListUserAuthEvents, AdminUpdateAuthEventFeedback) is the exception:
+Admin API calls with IAM credentials, for the username of the session itself.
 """
 
 from __future__ import annotations
@@ -33,6 +35,58 @@ def _epoch(value: Any) -> float | None:
     if isinstance(value, datetime):
         return value.timestamp()
     return float(value) if isinstance(value, int | float) else None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthEvent:
+    """One entry of the user's sign-in history (AdminListUserAuthEvents' AuthEventType), as
+    threat protection logged it. Strings are Cognito's enumeration values ("" when absent)."""
+
+    event_id: str
+    kind: str  # EventType: SignIn, SignUp, ForgotPassword, PasswordChange, ResendCode
+    created: float | None
+    result: str  # EventResponse: Pass, Fail, InProgress
+    risk_level: str  # Low, Medium, High
+    risk_decision: str  # NoRisk, AccountTakeover, Block
+    compromised: bool
+    ip: str
+    city: str
+    country: str
+    feedback: str  # EventFeedback.FeedbackValue: Valid, Invalid
+
+
+class AddOnNotEnabled(CognitoError):
+    """The pool has no threat protection: Cognito keeps no sign-in history."""
+
+
+def _text(value: Any, limit: int = 256) -> str:
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def _member(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    value = raw.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def _auth_event(raw: Any) -> AuthEvent | None:
+    if not isinstance(raw, dict) or not _text(raw.get("EventId")):
+        return None
+    risk = _member(raw, "EventRisk")
+    context = _member(raw, "EventContextData")
+    feedback = _member(raw, "EventFeedback")
+    return AuthEvent(
+        event_id=_text(raw["EventId"], 50),
+        kind=_text(raw.get("EventType")),
+        created=_epoch(raw.get("CreationDate")),
+        result=_text(raw.get("EventResponse")),
+        risk_level=_text(risk.get("RiskLevel")),
+        risk_decision=_text(risk.get("RiskDecision")),
+        compromised=risk.get("CompromisedCredentialsDetected") is True,
+        ip=_text(context.get("IpAddress")),
+        city=_text(context.get("City")),
+        country=_text(context.get("Country")),
+        feedback=_text(feedback.get("FeedbackValue")),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +236,33 @@ class AccountApi:
             if not token:
                 break
         return devices
+
+    async def _admin(self, operation: str, **kwargs: object) -> dict[str, Any]:
+        try:
+            return await self._client.admin_api(operation, **kwargs)
+        except CognitoError as exc:
+            if exc.code == "UserPoolAddOnNotEnabledException":
+                raise AddOnNotEnabled(exc.code, exc.detail) from None
+            raise
+
+    async def auth_events(self, username: str, limit: int = 20) -> list[AuthEvent]:
+        """AdminListUserAuthEvents: the user's most recent sign-ins, newest first (one page).
+        ``username`` is Cognito's own (the session's), never anything a form said."""
+        answer = await self._admin(
+            "admin_list_user_auth_events", Username=username, MaxResults=limit
+        )
+        events = (_auth_event(raw) for raw in answer.get("AuthEvents") or [])
+        return [event for event in events if event is not None]
+
+    async def report_auth_event(self, username: str, event_id: str) -> None:
+        """AdminUpdateAuthEventFeedback with FeedbackValue Invalid ("this wasn't me") for one
+        of ``username``'s events; Cognito refuses (ResourceNotFound) another user's event."""
+        await self._admin(
+            "admin_update_auth_event_feedback",
+            Username=username,
+            EventId=event_id,
+            FeedbackValue="Invalid",
+        )
 
     async def forget_device(self, access_token: str, device_key: str) -> None:
         await self._call("forget_device", access_token, DeviceKey=device_key)

@@ -876,6 +876,11 @@ class CognitoClient:
             kwargs["ClientSecret"] = self._secret
         await self._call("revoke_token", **kwargs)
 
+    async def admin_api(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """One Admin API call on the pool (IAM credentials; only when ``admin``): the account
+        page's sign-in history. Through the same breaker and retries."""
+        return await self._call(operation, UserPoolId=self._settings.user_pool_id, **kwargs)
+
     async def user_api(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         """One of the user's own access-token APIs (ChangePassword, ListDevices, ...), through
         the same breaker and retries; proxy/cognito/account.py holds the calls themselves."""

@@ -391,6 +391,26 @@ class _ThreatProtection:
     events: list[tuple[str, str, str, str | None]] = field(default_factory=list)
 
 
+@dataclass
+class _AuthEvent:
+    """One sign-in attempt as threat protection logs it (AuthEventType): every attempt on a
+    pool with threat protection, success or failure, with the risk its model assessed."""
+
+    event_id: str
+    pool_id: str
+    username: str
+    created: float
+    response: str  # EventResponse: Pass, Fail, InProgress (a further challenge is pending)
+    risk_level: str  # low / medium / high
+    decision: str  # RiskDecision: NoRisk, AccountTakeover (the configured action), Block
+    ip: str | None
+    compromised: bool = False
+    challenges: list[tuple[str, str]] = field(default_factory=list)  # (Password|Mfa, result)
+    # What Cognito puts in its notification email's one-click links (UpdateAuthEventFeedback).
+    feedback_token: str = field(default_factory=lambda: secrets.token_urlsafe(48))
+    feedback: tuple[str, str, float] | None = None  # (Valid|Invalid, provider, when)
+
+
 # handler(username, session_history) -> decision; see ``captcha_challenge``.
 CustomAuthHandler = Callable[[str, list[dict[str, Any]]], Mapping[str, Any]]
 
@@ -493,6 +513,8 @@ class _Ctx:
     body: dict[str, Any]
     # DEVICE_KEY the client presented (AuthParameters, or carried by the challenge session).
     device_key: str | None = None
+    # The auth event this sign-in is logging (threat protection), carried by its sessions.
+    event: str | None = None
 
 
 _Operation = Callable[[dict[str, Any], Mapping[str, str]], dict[str, Any]]
@@ -658,6 +680,10 @@ class CognitoDouble:
         self.require_admin_sigv4 = require_admin_sigv4
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.failures: list[tuple[str, str, str]] = []  # (operation, error code, reason)
+        # Threat protection's sign-in history (AdminListUserAuthEvents), oldest first.
+        self._auth_events: list[_AuthEvent] = []
+        # ip -> (city, country): what Cognito's geolocation would say of an address.
+        self.ip_locations: dict[str, tuple[str, str]] = {}
         # operation -> (error code, message): every call to it fails so, as a throttled or
         # locked-out Cognito would answer. Tests set and clear it.
         self.inject_errors: dict[str, tuple[str, str]] = {}
@@ -725,6 +751,9 @@ class CognitoDouble:
             "AddUserPoolClientSecret": self._op_add_user_pool_client_secret,
             "DeleteUserPoolClientSecret": self._op_delete_user_pool_client_secret,
             "DescribeUserPoolClient": self._op_describe_user_pool_client,
+            "AdminListUserAuthEvents": self._op_admin_list_user_auth_events,
+            "AdminUpdateAuthEventFeedback": self._op_admin_update_auth_event_feedback,
+            "UpdateAuthEventFeedback": self._op_update_auth_event_feedback,
         }
         self._operations.update(self._account_operations())
         self._iam_operations = frozenset(
@@ -737,6 +766,8 @@ class CognitoDouble:
                 "AddUserPoolClientSecret",
                 "DeleteUserPoolClientSecret",
                 "DescribeUserPoolClient",
+                "AdminListUserAuthEvents",
+                "AdminUpdateAuthEventFeedback",
             }
         )
         self._auth_flows: dict[str, _Step] = {
@@ -2321,7 +2352,7 @@ class CognitoDouble:
             raise _not_authorized(_BAD_CREDENTIALS, reason=f"no user {username!r}")
         if not user.enabled:
             raise _not_authorized("User is disabled.")
-        self._check_password(user, password)
+        self._check_password(user, password, ctx)
         self._check_compromised(ctx, user, password)
         return self._next_step(ctx, user)
 
@@ -2340,7 +2371,11 @@ class CognitoDouble:
                 reason=f"{user.username} locked out for {user.locked_until - now:.1f}s more",
             )
 
-    def _wrong_password(self, user: _User, reason: str) -> CognitoError:
+    def _wrong_password(self, user: _User, reason: str, ctx: _Ctx | None = None) -> CognitoError:
+        """A wrong password: counted toward the lockout, and logged as a failed sign-in (when
+        ``ctx`` is a sign-in)."""
+        if ctx is not None:
+            self._log_event(ctx, user, "Fail", [("Password", "Failure")])
         user.failed_attempts += 1
         if user.failed_attempts >= _LOCKOUT_FREE_FAILURES:
             lockout = min(2.0 ** (user.failed_attempts - _LOCKOUT_FREE_FAILURES), _LOCKOUT_MAX)
@@ -2352,10 +2387,10 @@ class CognitoDouble:
         user.failed_attempts = 0
         user.locked_until = 0.0
 
-    def _check_password(self, user: _User, password: str) -> None:
+    def _check_password(self, user: _User, password: str, ctx: _Ctx | None = None) -> None:
         self._check_lockout(user)
         if not _same(password, user.password):
-            raise self._wrong_password(user, f"wrong password for {user.username}")
+            raise self._wrong_password(user, f"wrong password for {user.username}", ctx)
         self._right_password(user)
 
     def _check_compromised(self, ctx: _Ctx, user: _User, password: str) -> None:
@@ -2368,6 +2403,9 @@ class CognitoDouble:
         action = "BLOCK" if protection.enforced and protection.block_compromised else "NO_ACTION"
         protection.events.append((user.username, "compromised", action, self._risk_ip(ctx)))
         if action == "BLOCK":
+            self._log_event(
+                ctx, user, "Fail", [("Password", "Success")], decision="Block", compromised=True
+            )
             # "When Amazon Cognito blocks sign-in for a user, it sets the user's UserStatus to
             # RESET_REQUIRED": this and every later sign-in answer PasswordResetRequired.
             user.status = "RESET_REQUIRED"
@@ -2396,7 +2434,66 @@ class CognitoDouble:
         level = max(levels, key=_RISK_LEVELS.index) if levels else "low"
         action = protection.actions[level] if protection.enforced else "NO_ACTION"
         protection.events.append((user.username, level, action, ip))
+        decision = {"NO_ACTION": "NoRisk", "BLOCK": "Block"}.get(action, "AccountTakeover")
+        password = "PASSWORD" in ctx.params or ctx.body.get("ChallengeName") == "PASSWORD_VERIFIER"
+        self._log_event(
+            ctx,
+            user,
+            "Fail" if action == "BLOCK" else "InProgress",
+            [("Password", "Success")] if password else [],
+            decision=decision,
+            level=level,
+        )
         return action
+
+    def _risk_level(self, ctx: _Ctx, user: _User) -> str:
+        protection = ctx.pool.threat_protection
+        if protection is None:
+            return "low"
+        ip = self._risk_ip(ctx)
+        found = [protection.risks.get(f"user:{user.username}"), protection.risks.get(f"ip:{ip}")]
+        levels = [level for level in found if level is not None]
+        return max(levels, key=_RISK_LEVELS.index) if levels else "low"
+
+    def _log_event(
+        self,
+        ctx: _Ctx,
+        user: _User,
+        response: str,
+        challenges: list[tuple[str, str]],
+        *,
+        decision: str = "NoRisk",
+        level: str | None = None,
+        compromised: bool = False,
+    ) -> None:
+        """Start this sign-in's auth event, or update the one its session carries: threat
+        protection logs every attempt (nothing without it)."""
+        if ctx.pool.threat_protection is None:
+            return
+        event = self._event(ctx.event) if ctx.event else None
+        if event is None or event.username != user.username:
+            event = _AuthEvent(
+                event_id=str(uuid.uuid4()),
+                pool_id=ctx.pool.pool_id,
+                username=user.username,
+                created=self.clock(),
+                response=response,
+                risk_level=level or self._risk_level(ctx, user),
+                decision=decision,
+                ip=self._risk_ip(ctx),
+            )
+            self._auth_events.append(event)
+            ctx.event = event.event_id
+        event.response = response
+        event.challenges.extend(challenges)
+        event.compromised = event.compromised or compromised
+        if level is not None:
+            event.risk_level = level
+        if decision != "NoRisk":
+            event.decision = decision
+
+    def _event(self, event_id: str) -> _AuthEvent | None:
+        return next((e for e in self._auth_events if e.event_id == event_id), None)
 
     def _risk_mfa(self, ctx: _Ctx, user: _User, action: str) -> dict[str, Any] | None:
         """The MFA challenge adaptive authentication asks for a user who would get none.
@@ -2669,6 +2766,9 @@ class CognitoDouble:
             known.last_ip = self._client_ip(ctx.body)
             device_key = known.key
         login = self._new_login(ctx, user, device_key)
+        if ctx.event is not None:
+            answered_mfa = ctx.body.get("ChallengeName") in (*_MFA_TYPES, "SMS_OTP")
+            self._log_event(ctx, user, "Pass", [("Mfa", "Success")] if answered_mfa else [])
         result = self._mint_tokens(ctx.pool, ctx.client, user, login, with_refresh=True)
         if new_device is not None:
             result["NewDeviceMetadata"] = new_device
@@ -2693,6 +2793,8 @@ class CognitoDouble:
         state: dict[str, Any] | None = None,
     ) -> _AuthSession:
         full_state = {"device_key": ctx.device_key, **(state or {})}
+        if ctx.event is not None:
+            full_state["event"] = ctx.event
         session = _AuthSession(
             session_id=secrets.token_urlsafe(192),
             pool_id=ctx.pool.pool_id,
@@ -2726,6 +2828,8 @@ class CognitoDouble:
             )
         if session.state.get("device_key"):
             ctx.device_key = session.state["device_key"]
+        if session.state.get("event"):
+            ctx.event = session.state["event"]
         return session
 
     def _claim_session(self, ctx: _Ctx, session_id: str | None, challenge: str) -> _AuthSession:
@@ -2755,6 +2859,13 @@ class CognitoDouble:
         if consume:
             session.consumed = True
         return session, user
+
+    def _mfa_failed(
+        self, ctx: _Ctx, user: _User, session: _AuthSession, reason: str
+    ) -> CognitoError:
+        """A wrong code: the sign-in's auth event says so (Fail, unless a later code passes)."""
+        self._log_event(ctx, user, "Fail", [("Mfa", "Failure")])
+        return self._wrong_answer(session, reason)
 
     @staticmethod
     def _wrong_answer(session: _AuthSession, reason: str) -> CognitoError:
@@ -2816,7 +2927,7 @@ class CognitoDouble:
         if user is None:
             raise _not_authorized(_BAD_CREDENTIALS, reason="user deleted mid-login")
         if not valid:
-            raise self._wrong_password(user, "bad SRP signature")
+            raise self._wrong_password(user, "bad SRP signature", ctx)
         self._right_password(user)
         if not user.enabled:
             raise _not_authorized("User is disabled.")
@@ -2943,12 +3054,12 @@ class CognitoDouble:
                 else None
             )
             if step is None:
-                raise self._wrong_answer(session, "wrong TOTP code")
+                raise self._mfa_failed(ctx, user, session, "wrong TOTP code")
             if step <= user.totp_last_step:
-                raise self._wrong_answer(session, "TOTP code already used")
+                raise self._mfa_failed(ctx, user, session, "TOTP code already used")
             user.totp_last_step = step
         elif not _same(code, session.state["code"]):
-            raise self._wrong_answer(session, f"wrong {challenge} code")
+            raise self._mfa_failed(ctx, user, session, f"wrong {challenge} code")
         session.consumed = True
         if session.state.get("first_factor"):
             self._check_status(user)
@@ -3130,7 +3241,7 @@ class CognitoDouble:
             password = _param(ctx.params, "PASSWORD")
             if user is None:
                 raise _not_authorized(_BAD_CREDENTIALS, reason=f"no user {username!r}")
-            self._check_password(user, password)
+            self._check_password(user, password, ctx)
             return self._next_step(ctx, user)
         if user is None:  # not offered to unknown users; kept as a guard
             raise _not_authorized(_BAD_CREDENTIALS, reason=f"no user {username!r}")
@@ -3622,6 +3733,132 @@ class CognitoDouble:
         if user.preferred_mfa:
             result["PreferredMfaSetting"] = user.preferred_mfa
         return result
+
+    # ---- threat protection's event history --------------------------------------------------
+
+    def auth_events(self, pool_id: str, username: str) -> list[dict[str, Any]]:
+        """The user's auth events as AdminListUserAuthEvents lists them (newest first), each
+        with the ``FeedbackToken`` Cognito would put in its notification email."""
+        with self._lock:
+            user = self._user_or_value_error(pool_id, username)
+            return [
+                {**self._event_type(e), "FeedbackToken": e.feedback_token}
+                for e in reversed(self._auth_events)
+                if e.pool_id == pool_id and e.username == user.username
+            ]
+
+    def _event_type(self, event: _AuthEvent) -> dict[str, Any]:
+        """AuthEventType, exactly the members botocore's model has."""
+        context: dict[str, str] = {}
+        if event.ip:
+            context["IpAddress"] = event.ip
+            city, country = self.ip_locations.get(event.ip, ("", ""))
+            if city:
+                context["City"] = city
+            if country:
+                context["Country"] = country
+        result: dict[str, Any] = {
+            "EventId": event.event_id,
+            "EventType": "SignIn",
+            "CreationDate": event.created,
+            "EventResponse": event.response,
+            "EventRisk": {
+                "RiskDecision": event.decision,
+                "RiskLevel": event.risk_level.capitalize(),
+                "CompromisedCredentialsDetected": event.compromised,
+            },
+            "ChallengeResponses": [
+                {"ChallengeName": name, "ChallengeResponse": answer}
+                for name, answer in event.challenges
+            ],
+            "EventContextData": context,
+        }
+        if event.feedback is not None:
+            value, provider, moment = event.feedback
+            result["EventFeedback"] = {
+                "FeedbackValue": value,
+                "Provider": provider,
+                "FeedbackDate": moment,
+            }
+        return result
+
+    def _events_user(self, body: Mapping[str, Any]) -> tuple[_Pool, _User]:
+        """The pool and user of an event-history call; threat protection must be on."""
+        pool = self._pool(_required_str(body, "UserPoolId"))
+        user = self._find_user(pool, _required_str(body, "Username"))
+        if user is None:
+            raise CognitoError("UserNotFoundException", "User does not exist.")
+        if pool.threat_protection is None:
+            raise CognitoError(
+                "UserPoolAddOnNotEnabledException",
+                "Threat protection is not enabled for this user pool.",
+            )
+        return pool, user
+
+    def _op_admin_list_user_auth_events(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        pool, user = self._events_user(body)
+        limit = body.get("MaxResults", 0)
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 0 <= limit <= 60:
+            raise _invalid("MaxResults must be an integer from 0 to 60")
+        limit = limit or 60  # 0 or absent: 60 events
+        mine = [
+            e
+            for e in reversed(self._auth_events)
+            if e.pool_id == pool.pool_id and e.username == user.username
+        ]
+        start = 0
+        token = body.get("NextToken")
+        if token is not None:
+            if not isinstance(token, str) or not token.isdigit() or int(token) >= len(mine):
+                raise _invalid("Invalid NextToken")
+            start = int(token)
+        result: dict[str, Any] = {
+            "AuthEvents": [self._event_type(e) for e in mine[start : start + limit]]
+        }
+        if start + limit < len(mine):
+            result["NextToken"] = str(start + limit)
+        return result
+
+    def _feedback_event(self, pool: _Pool, user: _User, body: Mapping[str, Any]) -> _AuthEvent:
+        event_id = _required_str(body, "EventId")
+        if not re.fullmatch(r"[\w+-]{1,50}", event_id):
+            raise _invalid(
+                "1 validation error detected: Value at 'eventId' failed to satisfy constraint"
+            )
+        value = _required_str(body, "FeedbackValue")
+        if value not in ("Valid", "Invalid"):
+            raise _invalid(
+                "1 validation error detected: Value at 'feedbackValue' failed to satisfy "
+                "constraint: Member must satisfy enum value set: [Valid, Invalid]"
+            )
+        event = self._event(event_id)
+        # Another user's event is as unknown as one that never was.
+        if event is None or event.pool_id != pool.pool_id or event.username != user.username:
+            raise CognitoError("ResourceNotFoundException", "Auth event not found.")
+        return event
+
+    def _op_admin_update_auth_event_feedback(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        pool, user = self._events_user(body)
+        event = self._feedback_event(pool, user, body)
+        event.feedback = (body["FeedbackValue"], "Admin", self.clock())
+        return {}
+
+    def _op_update_auth_event_feedback(
+        self, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """The email's one-click link: no IAM, no access token, only the event's
+        FeedbackToken, which Cognito never returns from any API."""
+        pool, user = self._events_user(body)
+        token = _required_str(body, "FeedbackToken")
+        event = self._feedback_event(pool, user, body)
+        if not _same(token, event.feedback_token):
+            raise _not_authorized("Invalid feedback token.", reason="FeedbackToken mismatch")
+        event.feedback = (body["FeedbackValue"], "User", self.clock())
+        return {}
 
 
 @contextmanager

@@ -388,6 +388,34 @@ SAMPLES: dict[str, dict[str, Any]] = {
                     "logout_url": "/_auth/logout",
                 },
             },
+            {
+                "name": "activity",
+                "template": "account/_activity.html",
+                "v": {
+                    "events": [
+                        {
+                            "id": f"event-{n}",
+                            "when": {"iso": "2026-12-02T10:00:00+00:00", "text": "2026-12-02"},
+                            "kind": "SignIn",
+                            "kind_raw": "SignIn",
+                            "result": result,
+                            "result_raw": result,
+                            "risk": risk,
+                            "blocked": risk == "High",
+                            "compromised": risk == "High",
+                            "ip": "192.0.2.7",
+                            "place": "Osaka, Japan",
+                            "reported": risk == "Medium",
+                        }
+                        for n, (result, risk) in enumerate(
+                            (("Pass", "Low"), ("InProgress", "Medium"), ("Fail", "High"))
+                        )
+                    ],
+                    "unavailable": False,
+                    "error": "That sign-in is not in your recent activity.",
+                    "action": "/_auth/account/activity/report",
+                },
+            },
         ],
     },
     "remember_device.html": BASE

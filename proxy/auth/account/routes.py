@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from proxy.auth.account.activity import ActivitySection
 from proxy.auth.account.base import LiveSession
 from proxy.auth.account.devices import DevicesSection
 from proxy.auth.account.methods import MethodsOptions, MethodsSection
@@ -31,7 +32,9 @@ class AccountRoutes:
         profile: ProfileOptions | None = None,
         reauth_max_age: float = 300.0,
         methods: MethodsOptions | None = None,
+        activity: bool = False,
     ) -> None:
+        """``activity``: the Admin API is configured (IAM credentials): the sign-in history."""
         self.page = page = AccountPage(kit, live_session, reauth_max_age=reauth_max_age)
         if profile is not None:
             page.add(
@@ -44,6 +47,8 @@ class AccountRoutes:
             page.add(MethodsSection(page, api=api, options=methods))
         page.add(DevicesSection(page, api=api))
         page.add(SessionsSection(page, cards=cards))
+        if activity:
+            page.add(ActivitySection(page, api=api))
 
     def register(self, router: web.UrlDispatcher) -> None:
         self.page.register(router)
