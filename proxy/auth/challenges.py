@@ -36,8 +36,9 @@ _CUSTOM_TYPE_RE = re.compile(r"^[a-z0-9_-]{1,40}$")
 # Challenge parameters that identify the user; never rendered on a custom challenge page.
 _PRIVATE_PARAMETERS = frozenset({"USERNAME", "USER_ID_FOR_SRP"})
 
-# Standard attributes → (input type, autocomplete token) for NEW_PASSWORD_REQUIRED.
-_ATTRIBUTE_INPUTS: Mapping[str, tuple[str, str]] = {
+# Standard attributes → (input type, autocomplete token): NEW_PASSWORD_REQUIRED's required
+# attributes and the account page's profile both type them in this way.
+ATTRIBUTE_INPUTS: Mapping[str, tuple[str, str]] = {
     "email": ("email", "email"),
     "phone_number": ("tel", "tel"),
     "name": ("text", "name"),
@@ -211,7 +212,7 @@ class NewPasswordStep(ChallengeStep):
     def context(self, state: LoginState, t: Translate, product: str) -> dict[str, Any]:
         fields = password_fields(t)
         for name in self.required_attributes(state):
-            kind, autocomplete = _ATTRIBUTE_INPUTS.get(name, ("text", "on"))
+            kind, autocomplete = ATTRIBUTE_INPUTS.get(name, ("text", "on"))
             key = f"attribute.{name}"
             label = t(key)
             fields.append(

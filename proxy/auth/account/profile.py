@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from proxy.auth.account.base import LiveSession, Viewer
 from proxy.auth.account.page import AccountPage
+from proxy.auth.challenges import ATTRIBUTE_INPUTS
 from proxy.cognito import errors
 from proxy.cognito.account import (
     AccessTokenRejected,
@@ -63,26 +64,6 @@ _BIRTHDATE = re.compile(
 )  # OIDC: YYYY-MM-DD
 _CODE = re.compile(r"\S+")
 _FIELD_PREFIX = "attr:"
-
-# How each standard attribute is typed in: (input type, autocomplete token).
-_INPUTS = {
-    "name": ("text", "name"),
-    "given_name": ("text", "given-name"),
-    "family_name": ("text", "family-name"),
-    "middle_name": ("text", "additional-name"),
-    "nickname": ("text", "nickname"),
-    "preferred_username": ("text", "username"),
-    "email": ("email", "email"),
-    "phone_number": ("tel", "tel"),
-    "birthdate": ("date", "bday"),
-    "gender": ("text", "sex"),
-    "locale": ("text", "language"),
-    "zoneinfo": ("text", "off"),
-    "address": ("text", "street-address"),
-    "website": ("url", "url"),
-    "profile": ("url", "url"),
-    "picture": ("url", "photo"),
-}
 
 # Code lifetime at Cognito (attribute verification codes: 24 hours); the pending value is kept
 # as long.
@@ -257,7 +238,7 @@ class ProfileSection:
         typed = failed.values if failed is not None else {}
 
         def field_of(name: str, value: str) -> dict[str, Any]:
-            kind, autocomplete = _INPUTS.get(name, ("text", "off"))
+            kind, autocomplete = ATTRIBUTE_INPUTS.get(name, ("text", "off"))
             return {
                 "name": name,
                 "field": _FIELD_PREFIX + name,
