@@ -1,0 +1,154 @@
+"""The account page in a real browser (issue 16): change the password and sign in with the new
+one; forget this browser's remembered device and be asked for the code again; end another
+browser's session and see that browser sent to the login page at once, its WebSocket closed.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from playwright.async_api import Page
+
+from tests.e2e.helpers import Site, shot, sign_in
+from tests.support.cognito_double import CognitoDouble
+from tests.support.stack import proxy_settings, running_proxy
+from tests.support.totp import totp
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+PAT, PAT_OLD, PAT_NEW = "pat", "Old-password-1!", "Fresh-password-2026!"
+OWEN, OWEN_PASSWORD = "owen", "Two-browsers-3!"
+MIRA, MIRA_PASSWORD = "mira", "Forget-my-device-4!"
+
+
+async def _signed_out(page: Page) -> None:
+    await page.goto(page.url.split("/_auth/")[0] + "/_auth/logout")
+    await page.click("button[type=submit]")
+    await page.wait_for_url(re.compile(r"notice=signed_out"))
+
+
+async def test_change_the_password_then_sign_in_with_the_new_one(
+    new_context: Any, site: Site
+) -> None:
+    site.double.add_user(site.pool_id, PAT, PAT_OLD, attributes={"email": "pat@example.com"})
+    page = await (await new_context()).new_page()
+    await page.goto(site.url("/_auth/account"))
+    await sign_in(page, PAT, PAT_OLD)
+    await page.wait_for_url(site.url("/_auth/account"))
+
+    section = page.locator("#password")
+    await section.locator("input[name=current_password]").fill(PAT_OLD)
+    await section.locator("input[name=new_password]").fill(PAT_NEW)
+    await section.locator("input[name=confirm_password]").fill(PAT_NEW)
+    await section.locator("button[type=submit]").click()
+    await page.wait_for_url(re.compile(r"/_auth/account\?done=password_changed"))
+    assert "Your password is changed." in await page.inner_text("main")
+    await shot(page, "account-password-changed")
+
+    await _signed_out(page)
+    await page.goto(site.url("/notes"))
+    await sign_in(page, PAT, PAT_OLD)  # the old one no longer works
+    await page.get_by_role("alert").wait_for()
+    assert "/_auth/login" in page.url
+    await sign_in(page, PAT, PAT_NEW)
+    await page.wait_for_url(site.url("/notes"))
+    assert await page.inner_text("body") == "upstream saw GET /notes"
+
+
+async def test_ending_another_browsers_session_signs_it_out_at_once(
+    new_context: Any, site: Site
+) -> None:
+    site.double.add_user(site.pool_id, OWEN, OWEN_PASSWORD, attributes={"email": "o@example.com"})
+    other = await (
+        await new_context(user_agent="Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0")
+    ).new_page()
+    await other.goto(site.url("/ws-page"))
+    await sign_in(other, OWEN, OWEN_PASSWORD)
+    await other.wait_for_url(site.url("/ws-page"))
+    await other.wait_for_function("document.getElementById('out').textContent.startsWith('echo')")
+
+    mine = await (await new_context()).new_page()
+    await mine.goto(site.url("/_auth/account"))
+    await sign_in(mine, OWEN, OWEN_PASSWORD)
+    await mine.wait_for_url(site.url("/_auth/account"))
+    others = mine.locator("#sessions li:not(.account-item-current)")
+    assert await others.count() == 1
+    assert "Firefox" in await others.inner_text()  # the other browser, by its User-Agent
+    await others.get_by_role("button", name="Sign out this session").click()
+    await mine.wait_for_url(re.compile(r"done=session_ended"))
+    assert "That session is signed out." in await mine.inner_text("main")
+    assert await mine.locator("#sessions li:not(.account-item-current)").count() == 0
+
+    # That browser: its WebSocket closed by the proxy, its next page the login page.
+    await other.wait_for_function("ws.readyState === WebSocket.CLOSED", timeout=10_000)
+    await other.goto(site.url("/ws-page"))
+    assert "/_auth/login" in other.url
+    # This browser is still signed in.
+    await mine.goto(site.url("/notes"))
+    assert await mine.inner_text("body") == "upstream saw GET /notes"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def device_site(double: CognitoDouble, site: Site) -> AsyncIterator[Site]:
+    """MFA for everyone, devices remembered once confirmed: a remembered browser skips the code."""
+    pool_id = double.create_pool()
+    double.set_pool_mfa(pool_id, "ON", factors=("SOFTWARE_TOKEN_MFA",))
+    double.set_device_tracking(pool_id, challenge_required_on_new_device=True, remembered="always")
+    client_id, secret = double.create_client(pool_id, secret=True)
+    double.add_user(
+        pool_id,
+        MIRA,
+        MIRA_PASSWORD,
+        attributes={"email": "mira@example.com"},
+        mfa=("SOFTWARE_TOKEN_MFA",),
+    )
+    settings = proxy_settings(
+        upstream_url=site.upstream.url,
+        pool_id=pool_id,
+        client_id=client_id,
+        client_secret=secret,
+        endpoint_url=double.url,
+        jwks_url=double.jwks_url(pool_id),
+        issuer=double.issuer(pool_id),
+        store_url=site.redis_url,
+    )
+    async with running_proxy(settings) as base:
+        yield Site(base, site.upstream, double, pool_id, site.redis_url)
+
+
+async def _sign_in_with_code(page: Page, site: Site, at: float) -> None:
+    await sign_in(page, MIRA, MIRA_PASSWORD)
+    await page.wait_for_url(re.compile(re.escape(site.url("/_auth/challenge"))))
+    secret = site.double.totp_secret(site.pool_id, MIRA)
+    assert secret
+    await page.fill("input[name=code]", totp(secret, at=at))
+    await page.keyboard.press("Enter")
+
+
+async def test_forget_this_device_and_the_code_is_asked_again(
+    new_context: Any, device_site: Site
+) -> None:
+    site = device_site
+    page = await (await new_context()).new_page()
+    await page.goto(site.url("/_auth/account"))
+    await _sign_in_with_code(page, site, at=time.time() - 30)
+    await page.wait_for_url(site.url("/_auth/account"))
+
+    devices = page.locator("#devices li")
+    assert await devices.count() == 1
+    assert "This browser" in await devices.inner_text()
+    await devices.get_by_role("button", name="Forget this device").click()
+    await page.wait_for_url(re.compile(r"done=device_forgotten"))
+    assert "That device is forgotten." in await page.inner_text("main")
+    assert await page.locator("#devices li").count() == 0
+
+    await _signed_out(page)
+    await page.goto(site.url("/notes"))
+    # Forgotten: the same browser and password are asked for the code again.
+    await _sign_in_with_code(page, site, at=time.time())
+    await page.wait_for_url(site.url("/notes"))
