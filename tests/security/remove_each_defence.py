@@ -670,6 +670,43 @@ MUTANTS = [
         "pass",
         (("unit/test_upstream.py", "test_a_second_answer_to_one_request_ends_the_connection"),),
     ),
+    Mutant(
+        "profile_only_listed_attributes",
+        "proxy/auth/account/profile.py",
+        "        for name in self._plain:\n            field = _FIELD_PREFIX + name",
+        "        for name in [k.removeprefix(_FIELD_PREFIX) for k in form if k.startswith("
+        "_FIELD_PREFIX)]:\n            field = _FIELD_PREFIX + name",
+        (
+            (
+                "integration/test_account_profile.py",
+                "test_fields_the_settings_leave_out_are_never_written",
+            ),
+        ),
+    ),
+    Mutant(
+        "profile_contact_is_sensitive",
+        "proxy/auth/account/profile.py",
+        'page.sensitive_route(router, "POST", "account/profile/contact", self.change_contact)',
+        'kit.route(router, "POST", "account/profile/contact", self.change_contact)',
+        (
+            (
+                "integration/test_account_profile.py",
+                "test_an_old_sign_in_must_be_confirmed_before_a_new_email_not_a_new_name",
+            ),
+        ),
+    ),
+    Mutant(
+        "profile_change_renews_tokens",
+        "proxy/app.py",
+        "renew_session=lambda cookie: identity.renew_cookie(cookie),",
+        "renew_session=lambda cookie: identity.resolve_cookie(cookie),",
+        (
+            (
+                "integration/test_account_profile.py",
+                "test_a_new_name_reaches_the_app_on_the_next_request",
+            ),
+        ),
+    ),
 ]
 
 
