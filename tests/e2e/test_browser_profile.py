@@ -5,6 +5,7 @@ effect until the code is entered."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from playwright.async_api import Page
@@ -80,3 +81,15 @@ async def test_a_value_cognito_would_refuse_is_said_at_its_field(page: Page, sit
     assert await field.get_attribute("aria-invalid") == "true"
     error = page.locator("#" + str(await field.get_attribute("aria-describedby")))
     assert await error.inner_text() == "That is too long (2048 characters at most)."
+
+
+async def test_the_profile_fits_a_phone(new_context: Any, site: Site) -> None:
+    context = await new_context(viewport={"width": 360, "height": 740}, is_mobile=True)
+    page = await context.new_page()
+    await page.goto(site.url("/_auth/account"))
+    await sign_in(page)
+    await page.wait_for_url(site.url("/_auth/account"))
+    assert await page.evaluate("() => document.documentElement.scrollWidth <= innerWidth")
+    box = await page.get_by_role("button", name="Change email").bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 360
+    await shot(page, "account-profile-phone")

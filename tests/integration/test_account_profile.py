@@ -418,3 +418,18 @@ async def test_an_old_sign_in_must_be_confirmed_before_a_new_email_not_a_new_nam
             assert attrs["email"] == "erin@example.com" and attrs["name"] == "Erin Older"
     finally:
         redis.stop()
+
+
+async def test_cognito_failing_a_change_is_a_503_on_the_page(
+    kw: dict[str, Any], double: CognitoDouble
+) -> None:
+    async with signed_in(kw) as browser:
+        double.inject_flaky["UpdateUserAttributes"] = 1.0
+        try:
+            page = await post(browser, "/profile", {"attr:name": "Erin Later"})
+        finally:
+            double.inject_flaky.pop("UpdateUserAttributes")
+        assert page.status == 503
+        assert "The service is temporarily unavailable." in page.doc.text
+        assert "Change password" in page.doc.text  # the rest of the page is there
+        assert double.user_info(kw["pool_id"], "erin")["attributes"]["name"] == "Erin Example"
