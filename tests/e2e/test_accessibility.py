@@ -351,6 +351,46 @@ SAMPLES: dict[str, dict[str, Any]] = {
                 },
             },
             {
+                "name": "methods",
+                "template": "account/_methods.html",
+                "v": {
+                    "mfa_action": "/_auth/account/methods/mfa",
+                    "start_action": "/_auth/account/methods/totp/start",
+                    "verify_action": "/_auth/account/methods/totp/verify",
+                    "cancel_action": "/_auth/account/methods/totp/cancel",
+                    "unavailable": False,
+                    "none_on": False,
+                    "error": "That code is incorrect. Please try again.",
+                    "factors": [
+                        {
+                            "factor": "SOFTWARE_TOKEN_MFA",
+                            "label": "Authenticator app",
+                            "on": True,
+                            "preferred": False,
+                            "can_prefer": True,
+                        },
+                        {
+                            "factor": "SMS_MFA",
+                            "label": "Text message (SMS)",
+                            "on": True,
+                            "preferred": True,
+                            "can_prefer": False,
+                        },
+                        {
+                            "factor": "EMAIL_OTP",
+                            "label": "Email",
+                            "on": False,
+                            "preferred": False,
+                            "can_prefer": False,
+                        },
+                    ],
+                    "enrolment": {
+                        "qr_code": qr.svg_data_uri(TOTP_URI),
+                        "secret": "JBSW Y3DP EHPK 3PXP JBSW Y3DP EHPK 3PXP",
+                    },
+                },
+            },
+            {
                 "name": "devices",
                 "template": "account/_devices.html",
                 "v": {
