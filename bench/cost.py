@@ -53,6 +53,8 @@ async def _client(port: int, cookie: str, connections: int, requests: int) -> in
                 raise RuntimeError(f"no Content-Length: {status[:200]!r}")
             await reader.readexactly(int(match.group(1)))
             ok += status.startswith(b"HTTP/1.1 200")
+            if not status.startswith(b"HTTP/1.1 200"):
+                print("not 200:", status[:40])
         writer.close()
 
     await asyncio.gather(*(one() for _ in range(connections)))
@@ -131,6 +133,7 @@ def main() -> int:
             )  # fmt: skip
         finally:
             run.gate_argv = argv_wrap  # type: ignore[assignment]
+        print(f"gate stderr: {gate.stderr_path}", file=sys.stderr)
         user = DEMO_USERS[0]
         cookie = asyncio.run(run.login(gate.url, user.username, user.password))
         port = int(gate.url.rsplit(":", 1)[1])
@@ -198,7 +201,8 @@ def main() -> int:
         procs.stop_all()
         if cognito is not None:
             cognito.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if not os.environ.get("COST_KEEP"):
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
