@@ -103,11 +103,16 @@ async def test_no_attributes_listed_no_section(kw: dict[str, Any], double: Cogni
 
 
 async def test_a_new_name_reaches_the_app_on_the_next_request(
-    kw: dict[str, Any], upstream: Upstream, double: CognitoDouble
+    kw: dict[str, Any], upstream: Upstream, double: CognitoDouble, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with signed_in(kw) as browser:
         assert (await app_sees(browser, upstream))["X-User-Name"] == "Erin Example"
-        done = await post(browser, "/profile", {"attr:name": "Erin Renamed"})
+        with caplog.at_level(logging.INFO, logger="proxy.audit"):
+            done = await post(browser, "/profile", {"attr:name": "Erin Renamed"})
+        (line,) = [
+            r.getMessage() for r in caplog.records if "account.profile_changed" in r.getMessage()
+        ]
+        assert "attributes=name" in line and "Erin Renamed" not in line  # names, never values
         assert done.status == 303
         assert done.location == ACCOUNT + "?done=profile_saved#profile"
         page = await browser.follow(done)

@@ -366,7 +366,8 @@ class ProfileSection:
                 request, viewer, exc, field=only, values=form, operation="UpdateUserAttributes"
             )
         if changes:
-            audit("account.profile_changed", user=viewer.session.sub, reason=",".join(changes))
+            # The names, never the values; not a metrics label (their combinations are many).
+            audit("account.profile_changed", user=viewer.session.sub, attributes=",".join(changes))
             await self._renew(viewer.cookie)
         return page.back(request, "profile_saved", anchor=self.name)
 
