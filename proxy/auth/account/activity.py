@@ -82,6 +82,8 @@ class ActivitySection:
             if event_id not in own:
                 return await page.again(request, viewer, self.name, 404, "account.activity.gone")
             await self._api.report_auth_event(username, event_id)
+        except AddOnNotEnabled:  # the pool keeps no history (any more): nothing to report
+            return kit.error_page(request, 404, "status.404.message")
         except errors.CognitoError as exc:
             if exc.code == "ResourceNotFoundException":  # not (or no longer) this user's event
                 return await page.again(request, viewer, self.name, 404, "account.activity.gone")
