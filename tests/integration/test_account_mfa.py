@@ -7,13 +7,16 @@ import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import pytest
 
 from tests.support.challenges import FlowBrowser, Page
 from tests.support.cognito_double import CognitoDouble
+from tests.support.redis_server import start_redis_server
 from tests.support.stack import Upstream, cognito_kwargs, proxy_settings, running_proxy
+from tests.support.stepup import age_sign_in
 from tests.support.totp import totp
 
 PASSWORD = "Correct-horse-9!"
@@ -64,6 +67,12 @@ async def start_enrolment(browser: FlowBrowser) -> tuple[Page, str]:
 
 def verify_calls(double: CognitoDouble) -> list[dict[str, Any]]:
     return double.calls_to("VerifySoftwareToken")
+
+
+def changes(double: CognitoDouble) -> list[int]:
+    """How many calls Cognito has had that change a user's MFA."""
+    ops = ("AssociateSoftwareToken", "VerifySoftwareToken", "SetUserMFAPreference")
+    return [len(double.calls_to(op)) for op in ops]
 
 
 def user(double: CognitoDouble, pool: dict[str, Any], name: str = "carol") -> dict[str, Any]:
@@ -395,3 +404,41 @@ async def test_no_factor_offered_hides_the_section(pool: dict[str, Any]) -> None
             assert (await post(browser, "totp/start", {})).status == 404
         finally:
             await browser.close()
+
+
+async def test_an_old_sign_in_must_be_confirmed_before_any_change(
+    pool: dict[str, Any], double: CognitoDouble
+) -> None:
+    redis = start_redis_server()
+    try:
+        settings = proxy_settings(
+            **pool | {"store_url": redis.url},
+            session={"store_url": redis.url, "cache_ttl": 0},
+            account={"reauth_max_age": 300, "mfa_factors": ALL_FACTORS},
+        )
+        async with running_proxy(settings) as url:
+            browser = await signed_in(url)
+            try:
+                _, secret = await start_enrolment(browser)
+                cookie = browser.cookie("gate")
+                assert cookie
+                await age_sign_in(redis.url, cookie, 301)
+                before = changes(double)
+                for path, fields in (
+                    ("totp/start", {}),
+                    ("totp/verify", {"code": totp(secret)}),
+                    ("mfa", {"factor": "EMAIL_OTP", "action": "on"}),
+                ):
+                    refused = await post(browser, path, fields)
+                    assert refused.status == 303 and refused.location, path
+                    assert urlsplit(refused.location).path == "/_auth/reauth"
+                assert changes(double) == before  # none of it acted on
+                assert user(double, pool)["mfa"] == []
+                # Cancelling changes nothing about signing in: no confirmation needed.
+                cancelled = await post(browser, "totp/cancel", {})
+                assert cancelled.status == 303
+                assert "done=totp_cancelled" in (cancelled.location or "")
+            finally:
+                await browser.close()
+    finally:
+        redis.stop()

@@ -707,6 +707,43 @@ MUTANTS = [
             ),
         ),
     ),
+    Mutant(
+        "mfa_enrolment_sealed_under_the_session_cookie",
+        "proxy/auth/account/methods.py",
+        "return AESGCM(hmac.new(self._key, cookie.encode(), hashlib.sha256).digest())",
+        'return AESGCM(hmac.new(self._key, b"", hashlib.sha256).digest())',
+        (
+            (
+                "unit/test_totp_enrolments.py",
+                "test_only_the_cookie_and_user_that_started_it_can_read_it",
+            ),
+        ),
+    ),
+    Mutant(
+        "mfa_wrong_codes_end_the_enrolment",
+        "proxy/auth/account/methods.py",
+        "if count >= MAX_WRONG_CODES:\n            await self.end(record_hash)",
+        "if False:\n            await self.end(record_hash)",
+        (
+            ("integration/test_account_mfa.py", "test_wrong_codes_are_counted_and_end_the_setup"),
+            (
+                "unit/test_totp_enrolments.py",
+                "test_wrong_codes_end_it_and_a_new_start_counts_afresh",
+            ),
+        ),
+    ),
+    Mutant(
+        "mfa_changes_are_sensitive",
+        "proxy/auth/account/methods.py",
+        'page.sensitive_route(router, "POST", "account/methods/mfa", self.set_factor)',
+        'page.kit.route(router, "POST", "account/methods/mfa", self.set_factor)',
+        (
+            (
+                "integration/test_account_mfa.py",
+                "test_an_old_sign_in_must_be_confirmed_before_any_change",
+            ),
+        ),
+    ),
 ]
 
 
