@@ -28,6 +28,9 @@ class RememberedDevice:
     name: str
     last_ip: str
     last_signed_in: float | None  # epoch seconds
+    # dev:device_remembered_status: a device that is only tracked (the user said "no" to
+    # remembering it) still asks for the second factor. Absent: taken as remembered.
+    remembered: bool = True
 
 
 def _epoch(value: Any) -> float | None:
@@ -230,6 +233,8 @@ class AccountApi:
                         name=str(attributes.get("device_name") or ""),
                         last_ip=str(attributes.get("last_ip_used") or ""),
                         last_signed_in=_epoch(device.get("DeviceLastAuthenticatedDate")),
+                        remembered=attributes.get("dev:device_remembered_status")
+                        != "not_remembered",
                     )
                 )
             token = answer.get("PaginationToken")

@@ -2161,7 +2161,13 @@ class CognitoDouble:
 
     @staticmethod
     def _device_type(device: _Device) -> dict[str, Any]:
-        attributes = [{"Name": "device_status", "Value": "valid"}]
+        attributes = [
+            {"Name": "device_status", "Value": "valid"},
+            {
+                "Name": "dev:device_remembered_status",
+                "Value": "remembered" if device.remembered else "not_remembered",
+            },
+        ]
         if device.name:
             attributes.append({"Name": "device_name", "Value": device.name})
         if device.last_ip:

@@ -18,6 +18,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from tests.e2e.helpers import ARGS, ARTIFACTS, CHROMIUM, PASSWORD, USER, Site
 from tests.e2e.upstream import app_upstream
+from tests.e2e.walk import Sites, running_sites
 from tests.support.cognito_double import CognitoDouble
 from tests.support.redis_server import RedisProcess, start_redis_server
 from tests.support.stack import proxy_settings, running_proxy
@@ -85,3 +86,10 @@ async def new_context(chromium: Browser) -> AsyncIterator[Any]:
 async def page(new_context: Any) -> Page:
     context = await new_context()
     return await context.new_page()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def sites() -> AsyncIterator[Sites]:
+    """The proxies the gallery's walks go through (tests/e2e/walk.py), one set per module."""
+    async with running_sites() as running:
+        yield running

@@ -14,367 +14,33 @@ no sideways scrolling, nothing sticking out of the card, no visible element that
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
 import pytest_asyncio
-from aiohttp import web
 from playwright.async_api import Browser, BrowserContext, Page, Route
-from pydantic import SecretStr
 
-from proxy.demo import DEMO_SITES, DemoCognito, double_settings, start_demo_cognito, upstream_app
-from proxy.devtools.webauthn import SoftwareAuthenticator
-from proxy.settings import Settings
 from tests.e2e.helpers import ARTIFACTS
-from tests.support.stack import CSRF_FIELD, running_proxy
-from tests.support.totp import totp
+from tests.e2e.walk import FLOWS, LANGS, Client, Shown, Sites, account_states, password_of
+from tests.support.stack import CSRF_FIELD
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 SHOTS = ARTIFACTS / "gallery"
 WIDTHS = (375, 1280)
-LANGS = ("en", "ja")
-RP_ID = "gate.example"
-TINA = "Tina-demo-2026!"  # tina-en, tina-ja: an authenticator app each
-
-
-@dataclass
-class Shown:
-    """One answer of the proxy, as a browser received it."""
-
-    name: str
-    lang: str
-    status: int
-    headers: dict[str, str]
-    html: str
-
-
-class Client:
-    """A cookie-keeping HTTP client on one proxy; every path gets the page language."""
-
-    def __init__(self, base: str, lang: str) -> None:
-        self.base, self.lang = base, lang
-        self.http = aiohttp.ClientSession(
-            cookie_jar=aiohttp.CookieJar(unsafe=True),
-            # As a browser set to that language asks (proxied paths have no ?lang of ours).
-            headers={"Accept": "text/html,application/xhtml+xml", "Accept-Language": lang},
-        )
-        self.last = ""
-
-    def _url(self, path: str) -> str:
-        # Our pages take ?lang; the app's paths are the app's (Accept-Language speaks there).
-        if not path.startswith("/_auth/") or "lang=" in path:
-            return self.base + path
-        return f"{self.base}{path}{'&' if '?' in path else '?'}lang={self.lang}"
-
-    async def _keep(self, resp: aiohttp.ClientResponse) -> tuple[int, str, str | None]:
-        self.last = await resp.text()
-        self.headers = {
-            k: v
-            for k, v in resp.headers.items()
-            if k.lower() in ("content-type", "content-security-policy")
-        }
-        return resp.status, self.last, resp.headers.get("Location")
-
-    async def get(self, path: str) -> tuple[int, str, str | None]:
-        async with self.http.get(self._url(path), allow_redirects=False) as resp:
-            return await self._keep(resp)
-
-    async def post(self, path: str, fields: dict[str, str]) -> tuple[int, str, str | None]:
-        match = CSRF_FIELD.search(self.last)
-        data = {"csrf": match.group(1) if match else "", **fields}
-        async with self.http.post(self._url(path), data=data, allow_redirects=False) as resp:
-            return await self._keep(resp)
-
-    async def walk(self, path: str, fields: dict[str, str] | None = None) -> int:
-        """GET (or POST ``fields`` to) ``path`` and follow our redirects; the status at the end."""
-        status, _, location = await (self.post(path, fields) if fields else self.get(path))
-        for _ in range(5):
-            if status not in (302, 303) or not location or not location.startswith("/"):
-                break
-            status, _, location = await self.get(location)
-        return status
-
-    def shown(self, name: str, status: int) -> Shown:
-        return Shown(name, self.lang, status, dict(self.headers), self.last)
-
-    async def close(self) -> None:
-        await self.http.close()
-
-
-@dataclass
-class Sites:
-    main: str
-    enrol: str
-    custom: str
-    passwordless: str
-    down: str  # its upstream refuses connections: 502
-    slow: str  # its upstream answers /api/slow too late: 504
-    no_store: str  # its session store is unreachable: 503
-    cognito: DemoCognito
-    totp: dict[str, str]  # lang -> tina's TOTP secret
-
-
-async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    return runner, f"http://127.0.0.1:{port}"
-
-
-def _variant(settings: Settings, **sections: Any) -> Settings:
-    return settings.model_copy(update=sections)
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def sites() -> AsyncIterator[Sites]:
-    cognito = start_demo_cognito()
-    double = cognito.double
-    # USER_AUTH: the factor is chosen after the username (code, passkey or password).
-    pool = double.create_pool()
-    client_id, secret = double.create_client(pool, secret=True, flows={"USER_AUTH"})
-    double.add_user(
-        pool,
-        "pia",
-        "Pia-demo-2026!",
-        attributes={"email": "pia@example.com", "phone_number": "+815011112222"},
-    )
-    main_pool = cognito.pools["main"].pool_id
-    for lang in LANGS:
-        double.add_user(
-            main_pool,
-            f"tina-{lang}",
-            TINA,
-            attributes={"email": f"tina-{lang}@example.com", "name": "Tina Example"},
-            mfa=["SOFTWARE_TOKEN_MFA"],
-        )
-    totp_secrets = {lang: double.totp_secret(main_pool, f"tina-{lang}") for lang in LANGS}
-    runner, upstream = await _serve(upstream_app())
-    try:
-        by_key = {s.key: s for s in DEMO_SITES}
-        main = double_settings(cognito, by_key["main"], upstream, "127.0.0.1:8080")
-        passwordless = _variant(
-            main,
-            cognito=main.cognito.model_copy(
-                update={
-                    "user_pool_id": pool,
-                    "client_id": client_id,
-                    "client_secret": SecretStr(secret) if secret else None,
-                    "jwks_url": double.jwks_url(pool),
-                    "issuer": double.issuer(pool),
-                    "auth_flow": "USER_AUTH",
-                }
-            ),
-        )
-        down = _variant(
-            main, upstream=main.upstream.model_copy(update={"url": "http://127.0.0.1:9"})
-        )
-        slow = _variant(main, upstream=main.upstream.model_copy(update={"read_timeout": 0.3}))
-        no_store = _variant(
-            main,
-            session=main.session.model_copy(
-                update={"store_url": "redis://127.0.0.1:9/0", "store_timeout": 0.3}
-            ),
-        )
-        async with (
-            running_proxy(main) as main_base,
-            running_proxy(
-                double_settings(cognito, by_key["enrol"], upstream, "127.0.0.1:8080")
-            ) as enrol,
-            running_proxy(
-                double_settings(cognito, by_key["custom"], upstream, "127.0.0.1:8080")
-            ) as custom,
-            running_proxy(passwordless) as pwl,
-            running_proxy(down) as down_base,
-            running_proxy(slow) as slow_base,
-            running_proxy(no_store) as no_store_base,
-        ):
-            double.set_user_auth(
-                pool,
-                ("PASSWORD", "EMAIL_OTP", "SMS_OTP", "WEB_AUTHN"),
-                relying_party_id=RP_ID,
-                allowed_origins=(pwl,),
-            )
-            key = SoftwareAuthenticator(RP_ID, origin=pwl)
-            double.register_passkey(pool, "pia", key.credential_id, key.public_key, RP_ID)
-            yield Sites(
-                main_base,
-                enrol,
-                custom,
-                pwl,
-                down_base,
-                slow_base,
-                no_store_base,
-                cognito,
-                totp_secrets,
-            )
-    finally:
-        await runner.cleanup()
-        cognito.stop()
-
-
-# -- reaching each page --------------------------------------------------------------------
-
-Flow = Callable[[Sites, str], Awaitable[list[Shown]]]
-
-
-def _user(site: str, name: str) -> str:
-    if name.startswith("tina-"):
-        return TINA
-    return next(
-        u.password for s in DEMO_SITES if s.key == site for u in s.users if u.username == name
-    )
-
-
-async def _signed_in_pages(sites: Sites, lang: str) -> list[Shown]:
-    c = Client(sites.main, lang)
-    try:
-        out = []
-        assert await c.walk("/_auth/login") == 200
-        out.append(c.shown("login", 200))
-        assert (
-            await c.walk("/_auth/login", {"username": "alice", "password": "wrong-Pass-1"}) == 401
-        )
-        out.append(c.shown("login-wrong-password", 401))
-        # A tampered CSRF token: 403.
-        await c.walk("/_auth/login")
-        c.last = CSRF_FIELD.sub('name="csrf" value="tampered"', c.last)
-        assert await c.walk("/_auth/login", {"username": "alice", "password": "x"}) == 403
-        out.append(c.shown("error-403-csrf", 403))
-        for notice in ("signed_out", "expired", "expired_post", "post_lost", "password_changed"):
-            assert await c.walk(f"/_auth/login?notice={notice}") == 200
-            out.append(c.shown(f"login-notice-{notice}", 200))
-        await c.walk("/_auth/login")
-        assert (
-            await c.walk("/_auth/login", {"username": "alice", "password": _user("main", "alice")})
-            == 200
-        )
-        assert await c.walk("/_auth/logout") == 200
-        out.append(c.shown("logout", 200))
-        assert await c.walk("/_auth/nothing-here") == 404
-        out.append(c.shown("error-404", 404))
-        return out
-    finally:
-        await c.close()
-
-
-async def _challenge_pages(sites: Sites, lang: str) -> list[Shown]:
-    out = []
-    cases = [
-        ("challenge-totp", f"tina-{lang}"),
-        ("challenge-sms", "sara"),
-        ("challenge-choose-mfa", "sel"),
-        ("challenge-new-password", "nina"),
-    ]
-    for name, user in cases:
-        c = Client(sites.main, lang)
-        try:
-            await c.walk("/_auth/login")
-            status = await c.walk(
-                "/_auth/login", {"username": user, "password": _user("main", user)}
-            )
-            assert status == 200, (name, c.last[:300])
-            out.append(c.shown(name, status))
-            if name == "challenge-totp":
-                assert await c.walk("/_auth/challenge", {"code": "000000"}) == 400
-                out.append(c.shown("challenge-totp-wrong-code", 400))
-                # en and ja sign in at once, and a TOTP code counts once: one user each.
-                assert await c.walk("/_auth/challenge", {"code": totp(sites.totp[lang])}) == 200
-                assert "Remember this device?" in c.last or lang == "ja", c.last[:300]
-                out.append(c.shown("remember-device", 200))
-            if name == "challenge-choose-mfa":
-                assert await c.walk("/_auth/challenge", {"choice": "EMAIL_OTP"}) == 200
-                out.append(c.shown("challenge-email-mfa", 200))
-        finally:
-            await c.close()
-    c = Client(sites.main, lang)
-    try:
-        await c.walk("/_auth/login")
-        assert (
-            await c.walk("/_auth/login", {"username": "uma", "password": _user("main", "uma")})
-            == 200
-        )
-        out.append(c.shown("confirm-signup", 200))
-        assert await c.walk("/_auth/forgot") == 200
-        out.append(c.shown("forgot", 200))
-        assert await c.walk("/_auth/forgot", {"username": "bob"}) == 200
-        out.append(c.shown("forgot-confirm", 200))
-    finally:
-        await c.close()
-    for name, base, site, user in (
-        ("challenge-mfa-setup", sites.enrol, "enrol", "enzo"),
-        ("challenge-custom", sites.custom, "custom", "cara"),
-    ):
-        c = Client(base, lang)
-        try:
-            await c.walk("/_auth/login")
-            assert (
-                await c.walk("/_auth/login", {"username": user, "password": _user(site, user)})
-                == 200
-            )
-            out.append(c.shown(name, 200))
-        finally:
-            await c.close()
-    return out
-
-
-async def _passwordless_pages(sites: Sites, lang: str) -> list[Shown]:
-    out = []
-    for choice, name in (("WEB_AUTHN", "challenge-passkey"), ("EMAIL_OTP", "challenge-email-code")):
-        c = Client(sites.passwordless, lang)
-        try:
-            assert await c.walk("/_auth/login") == 200
-            if choice == "WEB_AUTHN":
-                out.append(c.shown("login-username-only", 200))
-            assert await c.walk("/_auth/login", {"username": "pia"}) == 200
-            if choice == "WEB_AUTHN":
-                out.append(c.shown("challenge-select", 200))
-            assert await c.walk("/_auth/challenge", {"choice": choice}) == 200
-            out.append(c.shown(name, 200))
-        finally:
-            await c.close()
-    return out
-
-
-async def _failure_pages(sites: Sites, lang: str) -> list[Shown]:
-    out = []
-    for name, base, path, status in (
-        ("error-502", sites.down, "/", 502),
-        ("error-504", sites.slow, "/api/slow?seconds=2", 504),
-    ):
-        c = Client(base, lang)
-        try:
-            await c.walk("/_auth/login")
-            await c.walk("/_auth/login", {"username": "alice", "password": _user("main", "alice")})
-            assert await c.walk(path) == status, (name, c.last[:200])
-            out.append(c.shown(name, status))
-        finally:
-            await c.close()
-    c = Client(sites.no_store, lang)
-    try:
-        # The login form needs no store; signing in does.
-        assert await c.walk("/_auth/login") == 200
-        assert await c.walk("/_auth/login", {"username": "alice", "password": "x"}) == 503
-        out.append(c.shown("error-503", 503))
-    finally:
-        await c.close()
-    return out
-
-
-FLOWS: tuple[Flow, ...] = (_signed_in_pages, _challenge_pages, _passwordless_pages, _failure_pages)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def shown(sites: Sites) -> list[Shown]:
     found = await asyncio.gather(*(flow(sites, lang) for flow in FLOWS for lang in LANGS))
     return [page for pages in found for page in pages]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def account_shown(sites: Sites) -> list[Shown]:
+    return await account_states(sites)
 
 
 # -- looking at each page ------------------------------------------------------------------
@@ -420,9 +86,31 @@ async def _view(context: BrowserContext, base: str, queue: list[Shown], js: bool
 async def test_every_page_at_both_widths_languages_schemes_with_and_without_javascript(
     chromium: Browser, sites: Sites, shown: list[Shown]
 ) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
     names = {s.name for s in shown}
     assert len(names) >= 29, sorted(names)
+    await _look_at_all(chromium, sites, shown)
+
+
+async def test_every_account_page_state_likewise(
+    chromium: Browser, sites: Sites, account_shown: list[Shown]
+) -> None:
+    """The account page (issue 16): everything set up (a pending email, an authenticator app,
+    a remembered device, three sessions, recent activity), nothing yet, each section's error,
+    Cognito not answering, the authenticator app's enrolment, step-up, a passkey user."""
+    names = {s.name for s in account_shown}
+    assert {
+        "account-everything",
+        "account-new",
+        "account-profile-wrong-code",
+        "account-password-wrong",
+        "account-unavailable",
+        "account-passwordless",
+    } <= names, sorted(names)
+    await _look_at_all(chromium, sites, account_shown)
+
+
+async def _look_at_all(chromium: Browser, sites: Sites, shown: list[Shown]) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
     answers = {f"/_gallery/{s.name}/{s.lang}": s for s in shown}
 
     async def answer(route: Route) -> None:
@@ -478,7 +166,9 @@ async def test_upstream_error_pages_speak_the_browsers_language_and_offer_a_retr
     c = Client(sites.down, lang)
     try:
         await c.walk("/_auth/login")
-        await c.walk("/_auth/login", {"username": "alice", "password": _user("main", "alice")})
+        await c.walk(
+            "/_auth/login", {"username": "alice", "password": password_of("main", "alice")}
+        )
         assert await c.walk("/reports?week=49") == 502
         assert f'lang="{lang}"' in c.last and heading in c.last
         assert 'href="/reports?week=49"' in c.last  # "Try again" asks for the same page
@@ -518,3 +208,64 @@ async def test_username_only_first_page_does_not_ask_for_a_password(sites: Sites
     assert ">Continue</button>" in html
     status, html = await _get(sites.main, "/_auth/login?lang=en")
     assert "Enter your username and password to continue." in html
+
+
+# -- the account page: one check per thing its gallery found wrong ---------------------------
+
+
+async def _open(chromium: Browser, sites: Sites, item: Shown, width: int = 375) -> Page:
+    """``item`` as served, at the proxy's origin, in a fresh page ``width`` px wide."""
+    context = await chromium.new_context(viewport={"width": width, "height": 800})
+    page = await context.new_page()
+
+    async def answer(route: Route) -> None:
+        await route.fulfill(status=item.status, headers=item.headers, body=item.html)
+
+    await page.route(f"{sites.main}/_gallery/**", answer)
+    await page.goto(f"{sites.main}/_gallery/{item.name}/{item.lang}")
+    return page
+
+
+def _state(shown: list[Shown], name: str, lang: str = "en") -> Shown:
+    return next(s for s in shown if s.name == name and s.lang == lang)
+
+
+async def test_the_account_page_opens_at_its_top_with_no_field_taking_the_cursor(
+    chromium: Browser, sites: Sites, account_shown: list[Shown]
+) -> None:
+    # The password section's first field had autofocus: the page opened scrolled down to it.
+    page = await _open(chromium, sites, _state(account_shown, "account-everything"))
+    try:
+        assert await page.evaluate("document.activeElement === document.body && !scrollY")
+    finally:
+        await page.context.close()
+    # A section's error still takes the cursor, and only that one (there were two autofocus).
+    page = await _open(chromium, sites, _state(account_shown, "account-profile-wrong-code", "ja"))
+    try:
+        assert await page.evaluate("document.activeElement.id") == "profile-email-code"
+    finally:
+        await page.context.close()
+
+
+@pytest.mark.parametrize("lang", LANGS)
+async def test_remembered_devices_are_named_and_facts_sit_beside_their_labels(
+    chromium: Browser, sites: Sites, account_shown: list[Shown], lang: str
+) -> None:
+    page = await _open(chromium, sites, _state(account_shown, "account-everything", lang))
+    try:
+        # Three devices signed in, one remembered: the two the user said "no" to were listed
+        # under "Devices that can sign in without the second step", each titled by its raw
+        # 110-character User-Agent.
+        devices = page.locator("#devices .account-item")
+        assert await devices.count() == 1
+        title = await devices.locator(".account-item-title").inner_text()
+        assert title.startswith("Chrome · Windows") and "Mozilla" not in title
+        # At 375 px a date dropped below its label while the IP sat beside its own.
+        rows = await page.evaluate(
+            """[...document.querySelectorAll('.account-facts dd')].map(dd =>
+                 dd.getBoundingClientRect().top - dd.previousElementSibling
+                   .getBoundingClientRect().top)"""
+        )
+        assert rows and all(abs(r) < 1 for r in rows), rows
+    finally:
+        await page.context.close()

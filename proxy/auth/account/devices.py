@@ -11,6 +11,7 @@ from aiohttp import web
 
 from proxy.auth.account.base import Viewer, when
 from proxy.auth.account.page import AccountPage
+from proxy.auth.session_cards import describe_user_agent
 from proxy.cognito import errors
 from proxy.cognito.account import AccessTokenRejected, AccountApi
 from proxy.observe import audit
@@ -21,6 +22,14 @@ log = logging.getLogger("proxy.auth")
 _DEVICE_KEY = re.compile(
     r"[a-z]{2}(?:-[a-z]+)+-\d_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 )
+
+
+def device_label(name: str) -> str:
+    """How a device is named on the page: the proxy names the devices it remembers by the
+    browser's User-Agent (a line of 100+ characters nobody reads), shown as "Chrome · Windows"
+    like a session; a name some other client gave is shown as it is."""
+    browser, system = describe_user_agent(name)
+    return " · ".join(part for part in (browser, system) if part) or name
 
 
 class DevicesSection:
@@ -46,12 +55,15 @@ class DevicesSection:
         except errors.CognitoError as exc:
             log.warning("ListDevices failed: %s", exc.code)
             return {"devices": [], "unavailable": True, "action": action}
+        # Only remembered ones: a device the user chose not to remember is tracked all the same,
+        # but it spares nothing, so it is not what this section speaks of.
+        listed = [device for device in listed if device.remembered]
         if not listed:
             return None
         rows: list[dict[str, Any]] = [
             {
                 "key": device.key,
-                "name": device.name,
+                "name": device_label(device.name),
                 "ip": device.last_ip,
                 "current": device.key == viewer.session.device_key,
                 "last_signed_in": when(device.last_signed_in) if device.last_signed_in else None,
