@@ -83,6 +83,8 @@ async def _view(context: BrowserContext, base: str, queue: list[Shown], js: bool
     return problems
 
 
+# Hundreds of views: on a loaded 2-core machine more than the suite's 120 s.
+@pytest.mark.timeout(300)
 async def test_every_page_at_both_widths_languages_schemes_with_and_without_javascript(
     chromium: Browser, sites: Sites, shown: list[Shown]
 ) -> None:
@@ -91,6 +93,8 @@ async def test_every_page_at_both_widths_languages_schemes_with_and_without_java
     await _look_at_all(chromium, sites, shown)
 
 
+# Hundreds of views: on a loaded 2-core machine more than the suite's 120 s.
+@pytest.mark.timeout(300)
 async def test_every_account_page_state_likewise(
     chromium: Browser, sites: Sites, account_shown: list[Shown]
 ) -> None:
