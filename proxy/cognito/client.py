@@ -357,17 +357,21 @@ class CognitoClient:
                     self.breaker.success()  # Cognito answered: it is up
                     raise
                 # Not after a read timeout: the call may have been done, and waiting again
-                # doubles the user's wait. Nor once the breaker has opened meanwhile, nor past
-                # the retry budget: a wave of calls failing together must not each try twice
-                # more.
-                if (
-                    attempt == attempts
-                    or exc.detail == "timeout"
-                    or self.breaker.is_open
-                    or not self._retries.withdraw()
-                ):
+                # doubles the user's wait. Nor once the breaker has opened meanwhile (other
+                # calls failed too).
+                if attempt == attempts or exc.detail == "timeout" or self.breaker.is_open:
                     # One failed call, however many attempts it took: the breaker counts calls.
                     self.breaker.failure()
+                    raise
+                if not self._retries.withdraw():
+                    # Past the retry budget (a wave of calls failing together must not each
+                    # try twice more). A call that had no retry does not count against the
+                    # breaker (a 30 % flaky wave must not open it); one that failed a retry
+                    # too does, so an outage still opens it. (A probe frees its slot.)
+                    if attempt > 1:
+                        self.breaker.failure()
+                    else:
+                        self.breaker.release()
                     raise
                 delay = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))  # noqa: S311
                 log.info("cognito %s: %s, retrying in %.2fs", operation, exc.code, delay)

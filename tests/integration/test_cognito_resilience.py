@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from proxy.cognito.breaker import CircuitBreaker
+from proxy.cognito.breaker import CircuitBreaker, RetryBudget
 from proxy.cognito.client import MAX_ATTEMPTS, CognitoClient
 from proxy.cognito.errors import BadCredentials, TooManyRequests, Unavailable
 from proxy.demo import free_port
@@ -68,7 +68,11 @@ async def fake_cognito() -> AsyncIterator[FakeCognito]:
 
 @asynccontextmanager
 async def client_for(
-    fake: FakeCognito, breaker: CircuitBreaker | None = None, call_timeout: float = 5.0, **kw: Any
+    fake: FakeCognito,
+    breaker: CircuitBreaker | None = None,
+    call_timeout: float = 5.0,
+    retries: RetryBudget | None = None,
+    **kw: Any,
 ) -> AsyncIterator[CognitoClient]:
     settings = CognitoSettings(
         user_pool_id="us-east-1_Fake123",
@@ -77,7 +81,9 @@ async def client_for(
         timeout=call_timeout,
         **kw,
     )
-    client = CognitoClient(settings, breaker=breaker or CircuitBreaker(threshold=50))
+    client = CognitoClient(
+        settings, breaker=breaker or CircuitBreaker(threshold=50), retries=retries
+    )
     await client.start()
     try:
         yield client
@@ -197,6 +203,25 @@ async def test_a_wave_of_failing_calls_is_retried_within_the_budget_not_each_cal
         # Every call's first attempt went out before any had failed; the retries came out of
         # the budget (10 saved up, and a little more with time): not two more each (60).
         assert 20 <= len(fake.calls) <= 20 + 12, len(fake.calls)
+
+
+async def test_a_call_refused_its_first_retry_does_not_count_against_the_breaker() -> None:
+    async with fake_cognito() as fake:
+        fake.default = fake.error(500, "InternalErrorException")
+        breaker = CircuitBreaker(threshold=1, cooldown=30)
+        one_retry = RetryBudget(ratio=0, per_second=0, burst=1)
+        async with client_for(fake, breaker, retries=one_retry) as client:
+            with pytest.raises(Unavailable):
+                await client.refresh("r1", "user")  # a retry, then refused a second: counts
+            assert breaker.is_open
+            assert fake.calls == ["GetTokensFromRefreshToken"] * 2
+        breaker = CircuitBreaker(threshold=1, cooldown=30)
+        no_retry = RetryBudget(ratio=0, per_second=0, burst=1)
+        no_retry.withdraw()
+        async with client_for(fake, breaker, retries=no_retry) as client:
+            with pytest.raises(Unavailable):
+                await client.refresh("r2", "user")  # one try, no retry left: does not count
+            assert not breaker.is_open
 
 
 async def test_sign_in_says_try_again_at_once_while_cognito_is_down() -> None:
