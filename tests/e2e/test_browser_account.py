@@ -1,6 +1,6 @@
 """The account page in a real browser (issue 16): change the password and sign in with the new
-one; forget this browser's remembered device and be asked for the code again; end another
-browser's session and see that browser sent to the login page at once, its WebSocket closed.
+one; forget this browser's remembered device and be asked for the code again. (Ending another
+browser's session: tests/e2e/test_browser_sessions.py.)
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from tests.support.totp import totp
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 PAT, PAT_OLD, PAT_NEW = "pat", "Old-password-1!", "Fresh-password-2026!"
-OWEN, OWEN_PASSWORD = "owen", "Two-browsers-3!"
 MIRA, MIRA_PASSWORD = "mira", "Forget-my-device-4!"
 
 
@@ -58,39 +57,6 @@ async def test_change_the_password_then_sign_in_with_the_new_one(
     await sign_in(page, PAT, PAT_NEW)
     await page.wait_for_url(site.url("/notes"))
     assert await page.inner_text("body") == "upstream saw GET /notes"
-
-
-async def test_ending_another_browsers_session_signs_it_out_at_once(
-    new_context: Any, site: Site
-) -> None:
-    site.double.add_user(site.pool_id, OWEN, OWEN_PASSWORD, attributes={"email": "o@example.com"})
-    other = await (
-        await new_context(user_agent="Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0")
-    ).new_page()
-    await other.goto(site.url("/ws-page"))
-    await sign_in(other, OWEN, OWEN_PASSWORD)
-    await other.wait_for_url(site.url("/ws-page"))
-    await other.wait_for_function("document.getElementById('out').textContent.startsWith('echo')")
-
-    mine = await (await new_context()).new_page()
-    await mine.goto(site.url("/_auth/account"))
-    await sign_in(mine, OWEN, OWEN_PASSWORD)
-    await mine.wait_for_url(site.url("/_auth/account"))
-    others = mine.locator("#sessions li:not(.account-item-current)")
-    assert await others.count() == 1
-    assert "Firefox" in await others.inner_text()  # the other browser, by its User-Agent
-    await others.get_by_role("button", name="Sign out this session").click()
-    await mine.wait_for_url(re.compile(r"done=session_ended"))
-    assert "That session is signed out." in await mine.inner_text("main")
-    assert await mine.locator("#sessions li:not(.account-item-current)").count() == 0
-
-    # That browser: its WebSocket closed by the proxy, its next page the login page.
-    await other.wait_for_function("ws.readyState === WebSocket.CLOSED", timeout=10_000)
-    await other.goto(site.url("/ws-page"))
-    assert "/_auth/login" in other.url
-    # This browser is still signed in.
-    await mine.goto(site.url("/notes"))
-    assert await mine.inner_text("body") == "upstream saw GET /notes"
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
