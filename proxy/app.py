@@ -236,6 +236,8 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Applica
             if enrolments is not None
             else None
         ),
+        # Passkeys sign in through USER_AUTH only: elsewhere a registered one could not be used.
+        passkeys=settings.account.passkeys and settings.cognito.auth_flow == "USER_AUTH",
     )
     identity = Identity(
         sessions=sessions,

@@ -376,6 +376,9 @@ class AccountSettings(_Section):
     # Step-up: changing how the user signs in (password, email, phone, MFA, passkeys) needs a
     # sign-in no older than this (seconds); otherwise the password (and MFA) is asked again.
     reauth_max_age: int = Field(300, ge=30, le=86400)
+    # The passkeys section (register, list, delete); shown only with GATE_COGNITO_AUTH_FLOW=
+    # USER_AUTH, the flow that signs in with them (the pool needs WEB_AUTHN and a relying party).
+    passkeys: bool = True
 
     @field_validator("profile_attributes", "profile_read_only", mode="before")
     @classmethod

@@ -17,6 +17,13 @@ def session_token(key: bytes, session_cookie: str) -> str:
     return hmac.new(key, b"logout|" + session_cookie.encode(), hashlib.sha256).hexdigest()
 
 
+def bound_token(key: bytes, purpose: str, session_cookie: str, data: str) -> str:
+    """A MAC only this deployment can make, tying ``data`` to this session cookie for
+    ``purpose`` (e.g. the passkey registration options a session was given)."""
+    message = b"|".join((b"bound", purpose.encode(), session_cookie.encode(), data.encode()))
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
 def tokens_match(expected: str, given: str | None) -> bool:
     return given is not None and hmac.compare_digest(expected.encode(), given.encode())
 

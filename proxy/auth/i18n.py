@@ -228,6 +228,45 @@ _EN: dict[str, str] = {
         " your other sessions."
     ),
     "account.activity.gone": "That sign-in is not in your recent activity.",
+    # Account: passkeys
+    "account.passkeys.heading": "Passkeys",
+    "account.passkeys.lede": (
+        "Sign in with your fingerprint, face, screen lock or security key instead of a password."
+    ),
+    "account.passkeys.none": "You have no passkeys yet.",
+    "account.passkeys.unnamed": "Passkey",
+    "account.passkeys.kind": "Kind",
+    "account.passkeys.kind.platform": "Built into a device",
+    "account.passkeys.kind.roaming": "Security key or phone",
+    "account.passkeys.created": "Added",
+    "account.passkeys.delete": "Delete",
+    "account.passkeys.add": "Add a passkey",
+    "account.passkeys.noscript": (
+        "Adding a passkey needs JavaScript, which is off in this browser. "
+        "Your passkeys can still be deleted here."
+    ),
+    "account.passkeys.unsupported": "This browser cannot create passkeys.",
+    "account.passkeys.added": "Your passkey is added. You can sign in with it now.",
+    "account.passkeys.deleted": "That passkey is deleted.",
+    "account.passkeys.list_unavailable": "Your passkeys cannot be shown right now.",
+    "account.passkeys.unavailable": "Passkeys cannot be changed right now. Please try again later.",
+    "account.passkeys.failed": "The passkey could not be added. Please try again.",
+    "account.passkeys.expired": "Adding the passkey took too long. Please start again.",
+    "account.passkeys.not_supported": (
+        "This passkey cannot be used here, or it is already added. Try another one."
+    ),
+    "account.passkeys.limit": "You have as many passkeys as allowed. Delete one to add another.",
+    "account.passkeys.wrong_site": "The passkey was made for another site. Please start again.",
+    "account.passkeys.not_offered": "Passkeys are not offered for this account.",
+    "account.passkeys.register.heading": "Add a passkey",
+    "account.passkeys.register.lede": (
+        "Follow your browser's prompt to save a passkey on this device or on a security key."
+    ),
+    "account.passkeys.register.button": "Create passkey",
+    "account.passkeys.register.failed": "No passkey was created. Please try again.",
+    "account.passkeys.register.exists": (
+        "This device or security key already holds a passkey for your account."
+    ),
     # Inline errors (role=alert)
     "error.bad_credentials": "Incorrect username or password.",
     "error.missing_fields": "Enter your username and password.",
@@ -609,6 +648,53 @@ _JA: dict[str, str] = {
         "今すぐパスワードを変更し、他のセッションをサインアウトしてください。"
     ),
     "account.activity.gone": "そのサインインは最近のアクティビティにありません。",
+    # Account: passkeys
+    "account.passkeys.heading": "パスキー",
+    "account.passkeys.lede": (
+        "パスワードの代わりに、指紋・顔・画面ロック・セキュリティキーでサインインできます。"
+    ),
+    "account.passkeys.none": "パスキーはまだありません。",
+    "account.passkeys.unnamed": "パスキー",
+    "account.passkeys.kind": "種類",
+    "account.passkeys.kind.platform": "デバイス内蔵",
+    "account.passkeys.kind.roaming": "セキュリティキーまたはスマートフォン",
+    "account.passkeys.created": "追加日時",
+    "account.passkeys.delete": "削除",
+    "account.passkeys.add": "パスキーを追加",
+    "account.passkeys.noscript": (
+        "パスキーの追加には JavaScript が必要ですが、このブラウザーでは無効になっています。"
+        "パスキーの削除はこのページでできます。"
+    ),
+    "account.passkeys.unsupported": "このブラウザーではパスキーを作成できません。",
+    "account.passkeys.added": "パスキーを追加しました。次回からこのパスキーでサインインできます。",
+    "account.passkeys.deleted": "そのパスキーを削除しました。",
+    "account.passkeys.list_unavailable": "現在、パスキーを表示できません。",
+    "account.passkeys.unavailable": (
+        "現在、パスキーを変更できません。しばらくしてからもう一度お試しください。"
+    ),
+    "account.passkeys.failed": "パスキーを追加できませんでした。もう一度お試しください。",
+    "account.passkeys.expired": (
+        "パスキーの追加に時間がかかりすぎました。最初からやり直してください。"
+    ),
+    "account.passkeys.not_supported": (
+        "このパスキーはここでは使えないか、すでに追加されています。別のものをお試しください。"
+    ),
+    "account.passkeys.limit": (
+        "パスキーの数が上限に達しています。追加するには、どれかを削除してください。"
+    ),
+    "account.passkeys.wrong_site": (
+        "このパスキーは別のサイト用に作成されました。最初からやり直してください。"
+    ),
+    "account.passkeys.not_offered": "このアカウントではパスキーを利用できません。",
+    "account.passkeys.register.heading": "パスキーを追加",
+    "account.passkeys.register.lede": (
+        "ブラウザーの案内に従って、このデバイスまたはセキュリティキーにパスキーを保存してください。"
+    ),
+    "account.passkeys.register.button": "パスキーを作成",
+    "account.passkeys.register.failed": "パスキーは作成されませんでした。もう一度お試しください。",
+    "account.passkeys.register.exists": (
+        "このデバイスまたはセキュリティキーには、すでにこのアカウントのパスキーがあります。"
+    ),
     "error.bad_credentials": "ユーザー名またはパスワードが正しくありません。",
     "error.missing_fields": "ユーザー名とパスワードを入力してください。",
     "error.generic": "問題が発生しました。もう一度お試しください。",

@@ -190,6 +190,10 @@ class AuthKit:
         """The CSRF token of forms bound to the session (logout, remember this device)."""
         return csrf.session_token(self._csrf_key, cookie)
 
+    def bound_token(self, purpose: str, cookie: str, data: str) -> str:
+        """A MAC tying ``data`` to this session cookie for ``purpose`` (csrf.bound_token)."""
+        return csrf.bound_token(self._csrf_key, purpose, cookie, data)
+
     # -- the pre-login state -------------------------------------------------------------------
 
     async def load_flow(self, request: web.Request) -> LoginState | None:

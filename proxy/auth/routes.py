@@ -59,6 +59,7 @@ class AuthRoutes:
         profile: ProfileOptions | None = None,
         reauth_max_age: float = 300.0,
         methods: MethodsOptions | None = None,
+        passkeys: bool = False,
     ) -> None:
         """``cards``: the sessions' cards; None turns the account page off. ``live_session``:
         a cookie's session with fresh tokens (the gate's Identity; default: load only);
@@ -124,6 +125,7 @@ class AuthRoutes:
                     methods=methods,
                     # The sign-in history needs the Admin API (IAM), which only admin mode has.
                     activity=cognito.admin,
+                    passkeys=passkeys,
                 ),
             )
         self.account = cards is not None

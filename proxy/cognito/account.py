@@ -33,6 +33,17 @@ class RememberedDevice:
     remembered: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class RegisteredPasskey:
+    """One of the user's passkeys (ListWebAuthnCredentials' WebAuthnCredentialDescription)."""
+
+    credential_id: str
+    name: str  # Cognito's FriendlyCredentialName, from the authenticator's make
+    attachment: str  # "platform", "cross-platform" or "" (not reported)
+    transports: tuple[str, ...]
+    created: float | None  # epoch seconds
+
+
 def _epoch(value: Any) -> float | None:
     # botocore parses Cognito's timestamps into datetimes.
     if isinstance(value, datetime):
@@ -362,6 +373,52 @@ class AccountApi:
             access_token,
             **{member: {"Enabled": enabled, "PreferredMfa": preferred and enabled}},
         )
+
+    # -- passkeys (WebAuthn) -------------------------------------------------------------------
+
+    async def start_passkey_registration(self, access_token: str) -> dict[str, Any]:
+        """StartWebAuthnRegistration: the CredentialCreationOptions (JSON) for
+        ``navigator.credentials.create``, its challenge pending at Cognito for this user."""
+        answer = await self._call("start_web_authn_registration", access_token)
+        options = answer.get("CredentialCreationOptions")
+        if not isinstance(options, dict) or not isinstance(options.get("challenge"), str):
+            raise CognitoError("InvalidResponse", "CredentialCreationOptions without a challenge")
+        return options
+
+    async def complete_passkey_registration(
+        self, access_token: str, credential: dict[str, Any]
+    ) -> None:
+        """CompleteWebAuthnRegistration with the browser's RegistrationResponseJSON."""
+        await self._call("complete_web_authn_registration", access_token, Credential=credential)
+
+    async def list_passkeys(self, access_token: str) -> list[RegisteredPasskey]:
+        """ListWebAuthnCredentials, every page of it (20 per page, Cognito's maximum)."""
+        passkeys: list[RegisteredPasskey] = []
+        token: str | None = None
+        for _ in range(50):  # a bound: Cognito keeps few passkeys per user
+            extra: dict[str, object] = {"MaxResults": 20}
+            if token:
+                extra["NextToken"] = token
+            answer = await self._call("list_web_authn_credentials", access_token, **extra)
+            for item in answer.get("Credentials") or []:
+                transports = item.get("AuthenticatorTransports") or []
+                passkeys.append(
+                    RegisteredPasskey(
+                        credential_id=str(item.get("CredentialId", "")),
+                        name=str(item.get("FriendlyCredentialName") or ""),
+                        attachment=str(item.get("AuthenticatorAttachment") or ""),
+                        transports=tuple(str(t) for t in transports),
+                        created=_epoch(item.get("CreatedAt")),
+                    )
+                )
+            token = answer.get("NextToken")
+            if not token:
+                break
+        return passkeys
+
+    async def delete_passkey(self, access_token: str, credential_id: str) -> None:
+        """DeleteWebAuthnCredential. Misconfigured (ResourceNotFound): not this user's."""
+        await self._call("delete_web_authn_credential", access_token, CredentialId=credential_id)
 
 
 def _attribute_error(exc: CognitoError) -> CognitoError:

@@ -28,7 +28,11 @@ Beyond passwords it models every challenge Cognito has, each as strictly:
 * Device tracking: NewDeviceMetadata, ConfirmDevice, UpdateDeviceStatus, and device SRP
   (DEVICE_SRP_AUTH → DEVICE_PASSWORD_VERIFIER) replacing MFA for remembered devices.
 * USER_AUTH: SELECT_CHALLENGE, PASSWORD, PASSWORD_SRP, EMAIL_OTP, SMS_OTP and WEB_AUTHN
-  (assertions verified for real: see ``webauthn.py``); passkey registration via the API.
+  (assertions verified for real: see ``webauthn.py``); passkey registration via the API
+  (StartWebAuthnRegistration / CompleteWebAuthnRegistration: one challenge per user, answered
+  once, through the client that started it; a page on the relying party id or a subdomain;
+  WebAuthnOriginNotAllowed, -RelyingPartyMismatch, -CredentialNotSupported, -ChallengeNotFound,
+  -ClientMismatch as Cognito names them; at most 20 passkeys a user).
 * SignUp / ConfirmSignUp / ResendConfirmationCode, ForgotPassword / ConfirmForgotPassword.
 * The account page's access-token APIs: ChangePassword (previous password with the lockout,
   policy), UpdateUserAttributes / GetUserAttributeVerificationCode / VerifyUserAttribute (a new
@@ -372,6 +376,15 @@ class _User:
     last_attempt: float = 0.0
 
 
+@dataclass(frozen=True)
+class _Registration:
+    """A StartWebAuthnRegistration waiting for its CompleteWebAuthnRegistration."""
+
+    challenge: bytes
+    client_id: str  # the access token's client: Complete must come through the same one
+    expires_at: float
+
+
 @dataclass
 class _DeviceTracking:
     challenge_required_on_new_device: bool
@@ -580,6 +593,15 @@ _CODE_MISMATCH = "Invalid code or auth state for the user."
 _INVALID_SESSION = "Invalid session for the user."
 # The account page's attribute APIs.
 _VERIFIABLE_ATTRIBUTES = ("email", "phone_number")
+_MAX_PASSKEYS = 20
+# A registration that does not verify, by the check that failed (webauthn.WebAuthnError.kind)
+# -> Cognito's error code and message; anything else is an InvalidParameterException.
+_REGISTRATION_ERRORS = {
+    "challenge": ("WebAuthnChallengeNotFoundException", "The challenge does not match."),
+    "origin": ("WebAuthnOriginNotAllowedException", "The origin is not allowed."),
+    "rp": ("WebAuthnRelyingPartyMismatchException", "The relying party ID does not match."),
+    "unsupported": ("WebAuthnCredentialNotSupportedException", "The credential is not supported."),
+}
 _VERIFY_CODE_TTL = 86400.0  # attribute verification codes: 24 hours, like sign-up codes
 _MAX_ATTRIBUTE_VALUE = 2048  # AttributeValueType
 # The formats Cognito insists on: an email address, a phone number in E.164 ("+", the country
@@ -714,8 +736,8 @@ class CognitoDouble:
         # (client, username, device key) -> the DEVICE_SRP_AUTH session a password step opened,
         # for clients (pycognito) that answer DEVICE_SRP_AUTH without Session.
         self._device_srp_pending: dict[tuple[str, str, str], str] = {}
-        # (pool, username) -> (challenge, expiry) of a StartWebAuthnRegistration in progress
-        self._registrations: dict[tuple[str, str], tuple[bytes, float]] = {}
+        # (pool, username) -> the StartWebAuthnRegistration in progress
+        self._registrations: dict[tuple[str, str], _Registration] = {}
         # The account page's APIs: pool -> attributes kept until verified, (pool, user) -> new
         # values pending, credential id -> ListWebAuthnCredentials' description.
         self._keep_original: dict[str, frozenset[str]] = {}
@@ -2214,12 +2236,13 @@ class CognitoDouble:
     def _op_start_webauthn_registration(
         self, body: dict[str, Any], headers: Mapping[str, str]
     ) -> dict[str, Any]:
-        pool, user, _ = self._verify_access_token(_required_str(body, "AccessToken"))
+        pool, user, login = self._verify_access_token(_required_str(body, "AccessToken"))
         rp_id = self._webauthn_rp(pool)
+        self._check_passkey_room(user)
         challenge = secrets.token_bytes(32)
-        self._registrations[(pool.pool_id, user.username)] = (
-            challenge,
-            self.clock() + self.session_ttl,
+        # One registration in progress per user: a new Start replaces the last one's challenge.
+        self._registrations[(pool.pool_id, user.username)] = _Registration(
+            challenge, login.client_id, self.clock() + self.session_ttl
         )
         options = {
             "challenge": b64url(challenge),
@@ -2229,50 +2252,73 @@ class CognitoDouble:
                 "name": user.username,
                 "displayName": user.attributes.get("email", user.username),
             },
+            # Cognito also offers RS256 (-257); the double verifies ES256 only, so it offers that.
             "pubKeyCredParams": [{"type": "public-key", "alg": -7}],
             "timeout": int(self.session_ttl * 1000),
             "excludeCredentials": [
                 {"type": "public-key", "id": b64url(p.credential_id)} for p in user.passkeys
             ],
             "authenticatorSelection": {
+                "requireResidentKey": True,
                 "residentKey": "required",
                 "userVerification": pool.user_verification,
             },
         }
         return {"CredentialCreationOptions": options}
 
+    @staticmethod
+    def _check_passkey_room(user: _User) -> None:
+        # Cognito's reference lists LimitExceededException for both calls without a number;
+        # the double caps a user's passkeys at _MAX_PASSKEYS (a plausible choice).
+        if len(user.passkeys) >= _MAX_PASSKEYS:
+            raise CognitoError(
+                "LimitExceededException",
+                f"The user has the maximum number of passkeys ({_MAX_PASSKEYS}).",
+            )
+
     def _op_complete_webauthn_registration(
         self, body: dict[str, Any], headers: Mapping[str, str]
     ) -> dict[str, Any]:
-        pool, user, _ = self._verify_access_token(_required_str(body, "AccessToken"))
+        pool, user, login = self._verify_access_token(_required_str(body, "AccessToken"))
         rp_id = self._webauthn_rp(pool)
-        pending = self._registrations.pop((pool.pool_id, user.username), None)
-        if pending is None or self.clock() > pending[1]:
-            raise CognitoError(
-                "WebAuthnChallengeNotFoundException", "No WebAuthn registration in progress."
-            )
         credential = body.get("Credential")
         if not isinstance(credential, dict):
             raise _invalid("Credential must be a RegistrationResponseJSON document")
+        key = (pool.pool_id, user.username)
+        pending = self._registrations.get(key)
+        if pending is None or self.clock() > pending.expires_at:
+            self._registrations.pop(key, None)
+            raise CognitoError(
+                "WebAuthnChallengeNotFoundException", "No WebAuthn registration in progress."
+            )
+        if pending.client_id != login.client_id:
+            raise CognitoError(
+                "WebAuthnClientMismatchException",
+                "The access token is for another client than StartWebAuthnRegistration's.",
+                reason=f"started by {pending.client_id}, completed by {login.client_id}",
+            )
+        del self._registrations[key]  # one answer per challenge, right or wrong
         try:
             passkey = verify_registration(
                 credential,
-                challenge=pending[0],
+                challenge=pending.challenge,
                 rp_id=rp_id,
-                origins=(f"https://{rp_id}", *pool.allowed_origins),
+                # A page on the rpId or any of its subdomains (over https), and the test
+                # origins given to set_user_auth.
+                origins=(f"https://{rp_id}", f"https://*.{rp_id}", *pool.allowed_origins),
                 require_user_verification=pool.user_verification == "required",
                 user_handle=user.sub.encode(),
             )
         except WebAuthnError as exc:
-            raise CognitoError(
-                "WebAuthnClientMismatchException",
-                "The credential does not verify.",
-                reason=f"WebAuthn registration: {exc}",
-            ) from None
+            code, message = _REGISTRATION_ERRORS.get(
+                exc.kind, ("InvalidParameterException", "Invalid credential.")
+            )
+            raise CognitoError(code, message, reason=f"WebAuthn registration: {exc}") from None
         if any(p.credential_id == passkey.credential_id for p in user.passkeys):
             raise CognitoError(
                 "WebAuthnCredentialNotSupportedException", "Credential already registered."
             )
+        self._check_passkey_room(user)
         user.passkeys.append(passkey)
         self._note_passkey(passkey, credential)
         return {}

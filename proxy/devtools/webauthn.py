@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import struct
 from collections.abc import Iterable, Mapping
@@ -38,7 +39,14 @@ _FLAG_AT = 0x40
 
 
 class WebAuthnError(Exception):
-    """A credential that does not verify; the message says which check failed."""
+    """A credential that does not verify; the message says which check failed and ``kind``
+    which family of check: "malformed", "challenge", "origin", "rp" (rpIdHash or the
+    credential's relying party), "unsupported" (algorithm, attestation format, user
+    verification) or "signature" (the proof itself: signature, counter, user handle)."""
+
+    def __init__(self, message: str, kind: str = "malformed") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def b64url(data: bytes) -> str:
@@ -141,7 +149,7 @@ def cose_from_public_key(key: ec.EllipticCurvePublicKey) -> bytes:
 def public_key_from_cose(data: bytes) -> ec.EllipticCurvePublicKey:
     cose, _ = cbor_decode(data)
     if not isinstance(cose, dict) or cose.get(1) != 2 or cose.get(3) != -7 or cose.get(-1) != 1:
-        raise WebAuthnError("only ES256 (EC2, P-256) credentials are supported")
+        raise WebAuthnError("only ES256 (EC2, P-256) credentials are supported", "unsupported")
     x, y = cose.get(-2), cose.get(-3)
     if not (isinstance(x, bytes) and isinstance(y, bytes) and len(x) == len(y) == 32):
         raise WebAuthnError("malformed COSE key")
@@ -177,22 +185,43 @@ def _client_data(encoded: str, *, kind: str, challenge: bytes, origins: Iterable
         raise WebAuthnError(f"clientDataJSON.type is not {kind}")
     sent = client.get("challenge")
     if not isinstance(sent, str) or not hmac.compare_digest(b64url_decode(sent), challenge):
-        raise WebAuthnError("clientDataJSON.challenge is not this session's challenge")
-    if client.get("origin") not in set(origins):
-        raise WebAuthnError(f"origin {client.get('origin')!r} is not allowed")
+        raise WebAuthnError("clientDataJSON.challenge is not this session's challenge", "challenge")
+    if not _origin_allowed(client.get("origin"), origins):
+        raise WebAuthnError(f"origin {client.get('origin')!r} is not allowed", "origin")
     return raw
+
+
+_HTTPS_ORIGIN = re.compile(r"https://([a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)(?::\d{1,5})?")
+
+
+def _origin_allowed(origin: object, allowed: Iterable[str]) -> bool:
+    """``origin`` is one of ``allowed``; an entry ``https://*.example.com`` stands for every
+    https subdomain of example.com (WebAuthn lets a subdomain's page use its parent as rpId)."""
+    if not isinstance(origin, str):
+        return False
+    for entry in allowed:
+        if entry.startswith("https://*."):
+            parent = entry.removeprefix("https://*.")
+            host = _HTTPS_ORIGIN.fullmatch(origin)
+            if host and host[1].endswith("." + parent):
+                return True
+        elif origin == entry:
+            return True
+    return False
 
 
 def _authenticator_data(raw: bytes, *, rp_id: str, require_uv: bool) -> tuple[int, int]:
     if len(raw) < 37:
         raise WebAuthnError("authenticatorData too short")
     if not hmac.compare_digest(raw[:32], hashlib.sha256(rp_id.encode()).digest()):
-        raise WebAuthnError("rpIdHash is not sha256(rpId)")
+        raise WebAuthnError("rpIdHash is not sha256(rpId)", "rp")
     flags = raw[32]
     if not flags & _FLAG_UP:
-        raise WebAuthnError("user-present flag not set")
+        raise WebAuthnError("user-present flag not set", "unsupported")
     if require_uv and not flags & _FLAG_UV:
-        raise WebAuthnError("user-verified flag not set but verification is required")
+        raise WebAuthnError(
+            "user-verified flag not set but verification is required", "unsupported"
+        )
     return flags, struct.unpack(">I", raw[33:37])[0]
 
 
@@ -229,7 +258,7 @@ def verify_assertion(
     if passkey is None:
         raise WebAuthnError("credential id is not registered for this user")
     if passkey.rp_id != rp_id:
-        raise WebAuthnError("credential belongs to another relying party")
+        raise WebAuthnError("credential belongs to another relying party", "rp")
     client_raw = _client_data(
         str(response.get("clientDataJSON", "")),
         kind="webauthn.get",
@@ -246,17 +275,19 @@ def verify_assertion(
             ec.ECDSA(hashes.SHA256()),
         )
     except InvalidSignature:
-        raise WebAuthnError("assertion signature does not verify") from None
+        raise WebAuthnError("assertion signature does not verify", "signature") from None
     handle = response.get("userHandle")
     if (
         handle
         and passkey.user_handle is not None
         and not hmac.compare_digest(b64url_decode(str(handle)), passkey.user_handle)
     ):
-        raise WebAuthnError("userHandle is not the credential's user")
+        raise WebAuthnError("userHandle is not the credential's user", "signature")
     # §7.2 step 21: a counter that does not grow signals a cloned authenticator.
     if (count or passkey.sign_count) and count <= passkey.sign_count:
-        raise WebAuthnError(f"signCount {count} did not grow past {passkey.sign_count}")
+        raise WebAuthnError(
+            f"signCount {count} did not grow past {passkey.sign_count}", "signature"
+        )
     return passkey, count
 
 
@@ -280,7 +311,7 @@ def verify_registration(
     )
     attestation, _ = cbor_decode(b64url_decode(str(response.get("attestationObject", ""))))
     if not isinstance(attestation, dict) or attestation.get("fmt") != "none":
-        raise WebAuthnError("only 'none' attestation is supported")
+        raise WebAuthnError("only 'none' attestation is supported", "unsupported")
     auth_data = attestation.get("authData")
     if not isinstance(auth_data, bytes):
         raise WebAuthnError("attestationObject has no authData")

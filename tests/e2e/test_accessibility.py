@@ -233,6 +233,13 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "options_json": '{"challenge": "AAAA", "rpId": "gate.test"}',
         "cancel_url": "/_auth/login",
     },
+    "passkey_register.html": BASE
+    | {
+        "action": "/_auth/account/passkeys/add",
+        "options_json": '{"challenge": "AAAA", "rp": {"id": "gate.test"}, "user": {"id": "AA"}}',
+        "ticket": "1.ab",
+        "cancel_url": "/_auth/account#passkeys",
+    },
     "forgot.html": BASE
     | {
         "username": "erin",
@@ -388,6 +395,26 @@ SAMPLES: dict[str, dict[str, Any]] = {
                         "qr_code": qr.svg_data_uri(TOTP_URI),
                         "secret": "JBSW Y3DP EHPK 3PXP JBSW Y3DP EHPK 3PXP",
                     },
+                },
+            },
+            {
+                "name": "passkeys",
+                "template": "account/_passkeys.html",
+                "v": {
+                    "passkeys": [
+                        {
+                            "id": "AAAAAAAAAAAAAAAAAAAAAA",
+                            "name": "Chrome on Mac",
+                            "kind": kind,
+                            "created": {"iso": "2026-12-01T10:00:00Z", "text": "1 Dec 2026"},
+                        }
+                        for kind in ("platform", "roaming", None)
+                    ],
+                    "unavailable": True,
+                    "error": "The passkey could not be added. Please try again.",
+                    "start_action": "/_auth/account/passkeys/start",
+                    "delete_action": "/_auth/account/passkeys/delete",
+                    "script": "passkeys.js",
                 },
             },
             {

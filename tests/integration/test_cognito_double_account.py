@@ -79,6 +79,8 @@ ACCESS_TOKEN_CALLS: list[tuple[str, dict[str, Any]]] = [
     ("verify_user_attribute", {"AttributeName": "email", "Code": "123456"}),
     ("set_user_mfa_preference", {}),
     ("delete_web_authn_credential", {"CredentialId": "AAAA"}),
+    ("start_web_authn_registration", {}),
+    ("complete_web_authn_registration", {"Credential": {}}),
 ]
 
 
@@ -307,6 +309,114 @@ def test_passkeys_list_page_and_delete(account: Account) -> None:
     assert code_of(exc)[0] == "ResourceNotFoundException"
     factors = account.boto.get_user_auth_factors(AccessToken=token)
     assert "WEB_AUTHN" not in factors["ConfiguredUserAuthFactors"]
+
+
+def _register(account: Account, token: str, key: SoftwareAuthenticator, **kw: Any) -> None:
+    options = account.boto.start_web_authn_registration(AccessToken=token)
+    account.boto.complete_web_authn_registration(
+        AccessToken=token,
+        Credential=key.register_response(options["CredentialCreationOptions"], **kw),
+    )
+
+
+def test_registration_options_are_cognitos_shape(account: Account) -> None:
+    account.double.set_user_auth(account.pool_id, relying_party_id=RP_ID)
+    token = account.sign_in()
+    _register(account, token, SoftwareAuthenticator(RP_ID))
+    options = account.boto.start_web_authn_registration(AccessToken=token)[
+        "CredentialCreationOptions"
+    ]
+    assert options["rp"]["id"] == RP_ID
+    assert options["authenticatorSelection"]["residentKey"] == "required"
+    assert options["authenticatorSelection"]["requireResidentKey"] is True
+    assert len(options["excludeCredentials"]) == 1  # the passkey already registered
+    assert options["user"]["name"] == "alice"
+
+
+@pytest.mark.parametrize(
+    ("origin", "rp_id", "code"),
+    [
+        ("https://evil.example", RP_ID, "WebAuthnOriginNotAllowedException"),
+        ("https://app.example.com.evil.example", RP_ID, "WebAuthnOriginNotAllowedException"),
+        (f"https://{RP_ID}", "other.example.com", "WebAuthnRelyingPartyMismatchException"),
+    ],
+)
+def test_registration_from_another_origin_or_relying_party_is_refused(
+    account: Account, origin: str, rp_id: str, code: str
+) -> None:
+    account.double.set_user_auth(account.pool_id, relying_party_id=RP_ID)
+    token = account.sign_in()
+    options = account.boto.start_web_authn_registration(AccessToken=token)
+    options = options["CredentialCreationOptions"]
+    key = SoftwareAuthenticator(rp_id, origin=origin)
+    with pytest.raises(ClientError) as exc:
+        account.boto.complete_web_authn_registration(
+            AccessToken=token,
+            Credential=key.register_response({**options, "rp": {"id": rp_id}}),
+        )
+    assert code_of(exc)[0] == code
+    assert account.boto.list_web_authn_credentials(AccessToken=token)["Credentials"] == []
+
+
+def test_a_subdomain_page_may_register_for_its_parent_domain(account: Account) -> None:
+    account.double.set_user_auth(account.pool_id, relying_party_id="example.com")
+    token = account.sign_in()
+    _register(
+        account, token, SoftwareAuthenticator("example.com", origin="https://app.example.com")
+    )
+    (listed,) = account.boto.list_web_authn_credentials(AccessToken=token)["Credentials"]
+    assert listed["RelyingPartyId"] == "example.com"
+
+
+def test_registration_needs_webauthn_and_a_relying_party(account: Account) -> None:
+    token = account.sign_in()
+    with pytest.raises(ClientError) as exc:  # the pool's first factors lack WEB_AUTHN
+        account.boto.start_web_authn_registration(AccessToken=token)
+    assert code_of(exc)[0] == "WebAuthnNotEnabledException"
+    account.double.set_user_auth(account.pool_id)  # WEB_AUTHN, but no relying party id
+    with pytest.raises(ClientError) as exc:
+        account.boto.start_web_authn_registration(AccessToken=token)
+    assert code_of(exc)[0] == "WebAuthnConfigurationMissingException"
+
+
+def test_registration_is_completed_by_the_client_that_started_it(
+    account: Account,
+) -> None:
+    account.double.set_user_auth(account.pool_id, relying_party_id=RP_ID)
+    other_client, _ = account.double.create_client(account.pool_id)
+    token = account.sign_in()
+    options = account.boto.start_web_authn_registration(AccessToken=token)
+    other = account.double.mint_access_token(
+        account.pool_id, other_client, "alice", "aws.cognito.signin.user.admin"
+    )
+    credential = SoftwareAuthenticator(RP_ID).register_response(
+        options["CredentialCreationOptions"]
+    )
+    with pytest.raises(ClientError) as exc:
+        account.boto.complete_web_authn_registration(AccessToken=other, Credential=credential)
+    assert code_of(exc)[0] == "WebAuthnClientMismatchException"
+    # The registration is still waiting for the client that started it.
+    account.boto.complete_web_authn_registration(AccessToken=token, Credential=credential)
+    with pytest.raises(ClientError) as exc:  # and each challenge is answered once
+        account.boto.complete_web_authn_registration(AccessToken=token, Credential=credential)
+    assert code_of(exc)[0] == "WebAuthnChallengeNotFoundException"
+
+
+def test_the_same_authenticator_twice_and_too_many_passkeys_are_refused(
+    account: Account,
+) -> None:
+    account.double.set_user_auth(account.pool_id, relying_party_id=RP_ID)
+    token = account.sign_in()
+    key = SoftwareAuthenticator(RP_ID)
+    _register(account, token, key)
+    with pytest.raises(ClientError) as exc:
+        _register(account, token, key)
+    assert code_of(exc)[0] == "WebAuthnCredentialNotSupportedException"
+    for _ in range(19):
+        _register(account, token, SoftwareAuthenticator(RP_ID))
+    with pytest.raises(ClientError) as exc:
+        account.boto.start_web_authn_registration(AccessToken=token)
+    assert code_of(exc)[0] == "LimitExceededException"
 
 
 def test_one_user_cannot_delete_another_users_passkey(account: Account) -> None:

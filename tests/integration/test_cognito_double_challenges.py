@@ -1276,7 +1276,7 @@ def test_passkey_registered_through_the_api_signs_in(plain: Pool) -> None:
             AccessToken=access,
             Credential=authenticator.register_response({**options, "challenge": "AAAA"}),
         )
-    assert error_code(exc) == "WebAuthnClientMismatchException"
+    assert error_code(exc) == "WebAuthnChallengeNotFoundException"
     assert "challenge" in plain.double.failures[-1][2]
 
     options = plain.boto.start_web_authn_registration(AccessToken=access)[

@@ -9,6 +9,7 @@ from proxy.auth.account.base import LiveSession
 from proxy.auth.account.devices import DevicesSection
 from proxy.auth.account.methods import MethodsOptions, MethodsSection
 from proxy.auth.account.page import AccountPage
+from proxy.auth.account.passkeys import PasskeysSection
 from proxy.auth.account.password import PasswordSection
 from proxy.auth.account.profile import ProfileOptions, ProfileSection
 from proxy.auth.account.sessions import SessionsSection
@@ -33,6 +34,7 @@ class AccountRoutes:
         reauth_max_age: float = 300.0,
         methods: MethodsOptions | None = None,
         activity: bool = False,
+        passkeys: bool = False,
     ) -> None:
         """``activity``: the Admin API is configured (IAM credentials): the sign-in history."""
         self.page = page = AccountPage(kit, live_session, reauth_max_age=reauth_max_age)
@@ -45,6 +47,7 @@ class AccountRoutes:
         page.add(PasswordSection(page, api=api, regulator=regulator, policy=password_policy))
         if methods is not None:
             page.add(MethodsSection(page, api=api, options=methods))
+        page.add(PasskeysSection(page, api=api, enabled=passkeys))
         page.add(DevicesSection(page, api=api))
         page.add(SessionsSection(page, cards=cards))
         if activity:
