@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Page
 
-from tests.e2e.helpers import USER, Site, shot, sign_in
+from tests.e2e.helpers import ARTIFACTS, USER, Site, shot, sign_in
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -24,8 +24,11 @@ def _app_saw(site: Site, path: str) -> dict[str, str]:
     return headers
 
 
-async def test_change_the_email_with_its_code(page: Page, site: Site) -> None:
+async def test_change_the_email_with_its_code(new_context: Any, site: Site) -> None:
     site.double.set_keep_original_attributes(site.pool_id, ["email"])
+    # The README's width (docs/images/account-profile.png is a copy of the section's shot).
+    context = await new_context(viewport={"width": 560, "height": 720})
+    page = await context.new_page()
     await page.goto(site.url("/_auth/account"))
     await page.wait_for_url(re.compile(re.escape(site.url("/_auth/login"))))
     await sign_in(page)
@@ -40,6 +43,14 @@ async def test_change_the_email_with_its_code(page: Page, site: Site) -> None:
     # The old address is still the one in effect, for the page and for the app.
     text = await email.inner_text()
     assert "erin@example.com" in text and f"Waiting for its code: {NEW_EMAIL}." in text
+    bottom = await page.locator("#profile").evaluate(
+        "e => e.getBoundingClientRect().bottom + window.scrollY"
+    )
+    await page.screenshot(
+        path=str(ARTIFACTS / "account-profile-pending.png"),
+        full_page=True,
+        clip={"x": 0, "y": 0, "width": 560, "height": bottom + 12},
+    )
     await page.goto(site.url("/before"))
     assert _app_saw(site, "/before")["X-Forwarded-Email"] == "erin@example.com"
 
