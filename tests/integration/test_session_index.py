@@ -21,6 +21,7 @@ from proxy.sessions.invalidation import invalidation_for
 from proxy.sessions.session import Session, SessionManager
 from tests.support.cognito_double import CognitoDouble
 from tests.support.redis_server import RedisProcess
+from tests.support.redis_topologies import redis_cluster
 from tests.support.stack import (
     CSRF_FIELD,
     Browser,
@@ -230,3 +231,30 @@ async def test_expired_records_leave_no_index_entries_or_cards_behind(
             assert await raw.keys("gate:*") == []
     finally:
         await raw.aclose()
+
+
+async def test_on_a_cluster_the_index_is_read_pruned_and_ended_across_slots() -> None:
+    # Records, cards and the index hash to different slots (masters): the pipelines split.
+    with redis_cluster(3) as cluster:
+        store = open_store(cluster.url, timeout=2.0)
+        cards = SessionCards(store, b"c" * 32)
+        manager = SessionManager(
+            store,
+            b"s" * 32,
+            lifetime=3600,
+            on_end=invalidation_for(store).ended,
+            companions=lambda record: (SessionCards.key(record),),
+        )
+        try:
+            cookies = await signed_in(manager, cards, "spread", 6)
+            gone = manager.record_key(cookies[0])
+            assert gone
+            await store.delete(gone)  # expired
+            assert len(await manager.live_records("spread")) == 5
+            assert await store.get(SessionCards.key(gone.rsplit(":", 1)[-1])) is None
+            assert await manager.end_all("spread") == 5
+            assert [await manager.load(c) for c in cookies] == [None] * 6
+            sizes = [int(n.command("DBSIZE").strip(":\r\n")) for n in cluster.masters]
+            assert sum(sizes) == 0, sizes
+        finally:
+            await store.close()
