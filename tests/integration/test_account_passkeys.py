@@ -11,13 +11,16 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from proxy.devtools.cognito_double import CognitoDouble
 from proxy.devtools.webauthn import SoftwareAuthenticator, b64url
 from tests.support.challenges import FlowBrowser, Page, flow_browser, pool_kwargs
+from tests.support.redis_server import start_redis_server
 from tests.support.stack import Upstream
+from tests.support.stepup import age_sign_in
 
 PASSWORD = "Passkey-owner-pass-1!"
 RP_ID = "gate.example"
@@ -284,3 +287,46 @@ async def test_the_passkeys_section_in_japanese(double: CognitoDouble, upstream:
         assert (add["action"] or "").endswith("?lang=ja")
         started = await browser.submit(add["action"] or "", {}, csrf=account.doc.csrf())
         assert "パスキーを作成" in started.doc.text
+
+
+async def test_an_old_sign_in_must_be_confirmed_before_adding_or_deleting(
+    double: CognitoDouble, upstream: Upstream
+) -> None:
+    """Adding a passkey to a stolen session would give its thief a way back in: every passkey
+    action is a sensitive route, and a post after the max age is not acted on."""
+    redis = start_redis_server()
+    try:
+        store = {"store_url": redis.url}
+        async with _signed_in(
+            double,
+            upstream,
+            **store,
+            session=store | {"cache_ttl": 0},
+            account={"reauth_max_age": 300},
+        ) as (browser, kw):
+            page, options, ticket = await _start(browser)  # while the sign-in is fresh
+            key = SoftwareAuthenticator(RP_ID, origin=browser.base)
+            credential = key.register_response(options)
+            cookie = browser.cookie("gate")
+            assert cookie
+            await age_sign_in(redis.url, cookie, 301)
+            asked = {
+                op: len(double.calls_to(op))
+                for op in ("StartWebAuthnRegistration", "CompleteWebAuthnRegistration")
+            }
+            account = await browser.open("/_auth/account")
+            for path, fields in (
+                ("start", {}),
+                ("add", {"credential": json.dumps(credential), "ticket": ticket}),
+                ("delete", {"credential": "AAAAAAAAAAAAAAAAAAAAAA"}),
+            ):
+                refused = await browser.submit(
+                    f"/_auth/account/passkeys/{path}", fields, csrf=account.doc.csrf()
+                )
+                assert refused.status == 303 and refused.location, path
+                assert urlsplit(refused.location).path == "/_auth/reauth", path
+            assert {op: len(double.calls_to(op)) for op in asked} == asked  # nothing acted on
+            assert double.user_info(kw["pool_id"], "pia")["passkeys"] == 0
+            assert page.status == 200
+    finally:
+        redis.stop()

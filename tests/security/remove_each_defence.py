@@ -744,6 +744,30 @@ MUTANTS = [
             ),
         ),
     ),
+    Mutant(
+        "passkey_options_bound_to_the_session",
+        "proxy/auth/account/passkeys.py",
+        'if not self._ticket_admits(viewer.cookie, form.get("ticket", ""), challenge):',
+        "if False:",
+        (
+            (
+                "integration/test_account_passkeys.py",
+                "test_options_given_to_another_session_are_refused_before_cognito",
+            ),
+        ),
+    ),
+    Mutant(
+        "passkey_changes_are_sensitive",
+        "proxy/auth/account/passkeys.py",
+        'page.sensitive_route(router, "POST", "account/passkeys/add", self.add)',
+        'page.kit.route(router, "POST", "account/passkeys/add", self.add)',
+        (
+            (
+                "integration/test_account_passkeys.py",
+                "test_an_old_sign_in_must_be_confirmed_before_adding_or_deleting",
+            ),
+        ),
+    ),
 ]
 
 
