@@ -33,6 +33,10 @@ test: $(STAMP) $(E2E_JS)
 image-test: $(STAMP)
 	deploy/image/image-test.sh
 
+# The account page's screenshots in README.md / README.ja.md, from the real page (tests/e2e/readme_shots.py).
+readme-shots: $(STAMP)
+	$(BIN)/python -m tests.e2e.readme_shots
+
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 

@@ -273,3 +273,14 @@ async def test_remembered_devices_are_named_and_facts_sit_beside_their_labels(
         assert rows and all(abs(r) < 1 for r in rows), rows
     finally:
         await page.context.close()
+
+
+async def test_the_sign_out_page_links_to_the_account_page(
+    chromium: Browser, sites: Sites, shown: list[Shown]
+) -> None:
+    # Issue 16.8: a signed-in user reaches the account page from our own pages.
+    page = await _open(chromium, sites, _state(shown, "logout", "ja"))
+    try:
+        assert await page.locator('a[href^="/_auth/account"]').is_visible()
+    finally:
+        await page.context.close()

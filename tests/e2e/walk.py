@@ -488,7 +488,7 @@ async def _signed_in(base: str, lang: str, username: str, password: str, **kw: A
     return c
 
 
-async def _account_everything(sites: Sites, lang: str) -> list[Shown]:
+async def account_everything(sites: Sites, lang: str) -> list[Shown]:
     """max: an authenticator app, a remembered device, three sessions in three browsers, a new
     email waiting for its code, recent activity (a wrong password among the sign-ins)."""
     out: list[Shown] = []
@@ -618,7 +618,7 @@ FLOWS: tuple[Flow, ...] = (
     _passwordless_pages,
     _failure_pages,
 )
-ACCOUNT_FLOWS: tuple[Flow, ...] = (_account_everything, _account_new, _account_passkeys)
+ACCOUNT_FLOWS: tuple[Flow, ...] = (account_everything, _account_new, _account_passkeys)
 
 
 async def account_states(sites: Sites) -> list[Shown]:
