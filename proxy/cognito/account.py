@@ -200,6 +200,30 @@ class MfaSettings:
     email_verified: bool
 
 
+def attributes_of(answer: dict[str, Any]) -> dict[str, str]:
+    """GetUser's UserAttributes by name."""
+    return {
+        str(a.get("Name")): str(a.get("Value") or "")
+        for a in answer.get("UserAttributes") or []
+        if isinstance(a, dict) and a.get("Name")
+    }
+
+
+def mfa_of(answer: dict[str, Any]) -> MfaSettings:
+    """GetUser's word on MFA: UserMFASettingList, PreferredMfaSetting, and whether the phone
+    number and email are verified."""
+    attributes = attributes_of(answer)
+    listed = answer.get("UserMFASettingList") or []
+    preferred = answer.get("PreferredMfaSetting")
+    return MfaSettings(
+        enabled=tuple(f for f in MFA_FACTORS if f in listed),
+        preferred=preferred if preferred in MFA_FACTORS else None,
+        phone_verified=bool(attributes.get("phone_number"))
+        and attributes.get("phone_number_verified") == "true",
+        email_verified=bool(attributes.get("email")) and attributes.get("email_verified") == "true",
+    )
+
+
 def _token_refused(exc: CognitoError) -> bool:
     # The one place the account calls read Cognito's message: a refused access token and a
     # wrong previous password share NotAuthorizedException.
@@ -283,14 +307,14 @@ class AccountApi:
     async def forget_device(self, access_token: str, device_key: str) -> None:
         await self._call("forget_device", access_token, DeviceKey=device_key)
 
+    async def get_user_answer(self, access_token: str) -> dict[str, Any]:
+        """GetUser as Cognito answered it: read with ``attributes_of`` and ``mfa_of`` (the
+        account page asks once per page, however many sections read it)."""
+        return await self._call("get_user", access_token)
+
     async def get_user(self, access_token: str) -> dict[str, str]:
         """GetUser: the user's attributes the app client may read, by name."""
-        answer = await self._call("get_user", access_token)
-        return {
-            str(a.get("Name")): str(a.get("Value") or "")
-            for a in answer.get("UserAttributes") or []
-            if isinstance(a, dict) and a.get("Name")
-        }
+        return attributes_of(await self.get_user_answer(access_token))
 
     async def update_attributes(
         self, access_token: str, changes: dict[str, str]
@@ -331,22 +355,7 @@ class AccountApi:
     # -- sign-in methods: MFA factors ----------------------------------------------------
 
     async def mfa_settings(self, access_token: str) -> MfaSettings:
-        answer = await self._call("get_user", access_token)
-        attributes = {
-            a.get("Name"): a.get("Value")
-            for a in answer.get("UserAttributes") or []
-            if isinstance(a, dict)
-        }
-        listed = answer.get("UserMFASettingList") or []
-        preferred = answer.get("PreferredMfaSetting")
-        return MfaSettings(
-            enabled=tuple(f for f in MFA_FACTORS if f in listed),
-            preferred=preferred if preferred in MFA_FACTORS else None,
-            phone_verified=bool(attributes.get("phone_number"))
-            and attributes.get("phone_number_verified") == "true",
-            email_verified=bool(attributes.get("email"))
-            and attributes.get("email_verified") == "true",
-        )
+        return mfa_of(await self.get_user_answer(access_token))
 
     async def associate_software_token(self, access_token: str) -> str:
         """AssociateSoftwareToken with the access token: a new secret, pending until

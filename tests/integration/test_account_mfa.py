@@ -136,6 +136,30 @@ async def test_enrol_an_authenticator_app_then_sign_in_with_a_code(
         await browser.close()
 
 
+async def test_the_page_asks_getuser_once_for_profile_and_methods(
+    base: str, double: CognitoDouble
+) -> None:
+    browser = await signed_in(base)
+    try:
+        before = len(double.calls_to("GetUser"))
+        page = await account(browser)
+        assert 'id="profile"' in page.html and 'id="methods"' in page.html
+        assert len(double.calls_to("GetUser")) == before + 1
+        # Cognito failing: both sections say so, still from one call.
+        double.inject_errors["GetUser"] = ("InternalErrorException", "down")
+        try:
+            before = len(double.calls_to("GetUser"))
+            page = await account(browser)
+            asked = len(double.calls_to("GetUser")) - before
+        finally:
+            del double.inject_errors["GetUser"]
+        assert "Your sign-in methods cannot be shown right now." in page.doc.text
+        assert "Your profile cannot be shown right now." in page.doc.text
+        assert asked == 1  # not once per section
+    finally:
+        await browser.close()
+
+
 async def test_wrong_codes_are_counted_and_end_the_setup(
     base: str, pool: dict[str, Any], double: CognitoDouble
 ) -> None:

@@ -429,11 +429,13 @@ async def test_cognito_failing_a_change_is_a_503_on_the_page(
     kw: dict[str, Any], double: CognitoDouble
 ) -> None:
     async with signed_in(kw) as browser:
-        double.inject_flaky["UpdateUserAttributes"] = 1.0
+        # A fixed error (the flaky rotation alternates with throttling, a 429, by how many
+        # flaky answers the module's double gave before).
+        double.inject_errors["UpdateUserAttributes"] = ("InternalErrorException", "down")
         try:
             page = await post(browser, "/profile", {"attr:name": "Erin Later"})
         finally:
-            double.inject_flaky.pop("UpdateUserAttributes")
+            double.inject_errors.pop("UpdateUserAttributes")
         assert page.status == 503
         assert "The service is temporarily unavailable." in page.doc.text
         assert "Change password" in page.doc.text  # the rest of the page is there

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from proxy.cognito.errors import CognitoError
 from proxy.sessions.session import Session
 
 # The session behind a cookie with tokens fresh enough to call Cognito (the gate's Identity:
@@ -36,6 +37,7 @@ class Viewer:
     session: Session
     _live: LiveSession
     _fresh: Session | None = field(default=None, repr=False)
+    _user: dict[str, Any] | CognitoError | None = field(default=None, repr=False)
 
     async def live(self) -> Session | None:
         """The session with tokens Cognito accepts now, refreshed at most once per request
@@ -43,6 +45,21 @@ class Viewer:
         if self._fresh is None:
             self._fresh = await self._live(self.cookie)
         return self._fresh
+
+    async def cognito_user(
+        self, get_user: Callable[[str], Awaitable[dict[str, Any]]]
+    ) -> dict[str, Any]:
+        """GetUser's answer for the page being drawn, asked once (its failure too) however
+        many sections read it. Handlers that change the user ask Cognito themselves."""
+        if self._user is None:
+            try:
+                live = await self.live()
+                self._user = await get_user((live or self.session).access_token)
+            except CognitoError as exc:
+                self._user = exc
+        if isinstance(self._user, CognitoError):
+            raise self._user
+        return self._user
 
 
 class Section(Protocol):

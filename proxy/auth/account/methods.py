@@ -32,7 +32,13 @@ from proxy.auth.challenges import totp_code
 from proxy.auth.context import client_ip
 from proxy.auth.kit import see_other
 from proxy.cognito import errors
-from proxy.cognito.account import MFA_FACTORS, AccessTokenRejected, AccountApi, MfaSettings
+from proxy.cognito.account import (
+    MFA_FACTORS,
+    AccessTokenRejected,
+    AccountApi,
+    MfaSettings,
+    mfa_of,
+)
 from proxy.observe import audit
 from proxy.sessions.store import CountingStore
 
@@ -191,8 +197,7 @@ class MethodsSection:
             "cancel_action": kit.action(request, "account/methods/totp/cancel"),
         }
         try:
-            live = await viewer.live()
-            settings = await self._api.mfa_settings((live or viewer.session).access_token)
+            settings = mfa_of(await viewer.cognito_user(self._api.get_user_answer))
         except errors.CognitoError as exc:
             log.warning("GetUser (sign-in methods) failed: %s", exc.code)
             return {**base, "unavailable": True, "factors": [], "enrolment": None}

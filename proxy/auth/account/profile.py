@@ -45,6 +45,7 @@ from proxy.cognito.account import (
     AliasTaken,
     AttributeNotWritable,
     AttributeRefused,
+    attributes_of,
 )
 from proxy.observe import audit
 from proxy.sessions.store import KeyValue
@@ -229,8 +230,7 @@ class ProfileSection:
             "read_only": [],
         }
         try:
-            live = await viewer.live()
-            current = await self._api.get_user((live or viewer.session).access_token)
+            current = attributes_of(await viewer.cognito_user(self._api.get_user_answer))
         except errors.CognitoError as exc:
             log.warning("GetUser failed: %s", exc.code)
             return base | {"unavailable": True}
