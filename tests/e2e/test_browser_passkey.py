@@ -17,7 +17,7 @@ import pytest_asyncio
 from playwright.async_api import Page
 
 from proxy.devtools.webauthn import SoftwareAuthenticator
-from tests.e2e.helpers import Site, assert_accessible_as_seen, shot
+from tests.e2e.helpers import ARTIFACTS, Site, assert_accessible_as_seen, shot
 from tests.support.cognito_double import CognitoDouble
 from tests.support.stack import proxy_settings, running_proxy
 
@@ -164,7 +164,8 @@ async def test_add_a_passkey_sign_out_sign_in_with_it_and_delete_it(
     new_context: Any, localhost_site: Site
 ) -> None:
     site = localhost_site
-    context = await new_context()
+    # The README's width (docs/images/account-passkeys.png is a copy of the section's shot).
+    context = await new_context(viewport={"width": 560, "height": 900})
     page = await context.new_page()
     cdp, authenticator = await _virtual_authenticator(page)
     await _username(page, site)
@@ -189,6 +190,7 @@ async def test_add_a_passkey_sign_out_sign_in_with_it_and_delete_it(
     assert credential["rpId"] == "localhost" and credential["isResidentCredential"]
     assert site.double.user_info(site.pool_id, ACCOUNT_USER)["passkeys"] == 1
     await shot(page, "account-passkeys")
+    await section.screenshot(path=str(ARTIFACTS / "account-passkeys-section.png"))
     await assert_accessible_as_seen(new_context, page, "account-passkeys")
 
     # Sign out, then sign in with the passkey alone.
