@@ -192,6 +192,9 @@ async def test_add_a_passkey_sign_out_sign_in_with_it_and_delete_it(
     await shot(page, "account-passkeys")
     await section.screenshot(path=str(ARTIFACTS / "account-passkeys-section.png"))
     await assert_accessible_as_seen(new_context, page, "account-passkeys")
+    await page.goto(site.url("/_auth/account?lang=ja"))
+    assert "パスキーを追加" in await section.inner_text()
+    await assert_accessible_as_seen(new_context, page, "account-passkeys-ja")
 
     # Sign out, then sign in with the passkey alone.
     await page.goto(site.url("/_auth/logout"))
