@@ -375,6 +375,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
                             "on": True,
                             "preferred": False,
                             "can_prefer": True,
+                            "offered": True,
                         },
                         {
                             "factor": "SMS_MFA",
@@ -382,6 +383,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
                             "on": True,
                             "preferred": True,
                             "can_prefer": False,
+                            "offered": True,
                         },
                         {
                             "factor": "EMAIL_OTP",
@@ -389,6 +391,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
                             "on": False,
                             "preferred": False,
                             "can_prefer": False,
+                            "offered": True,
                         },
                     ],
                     "enrolment": {

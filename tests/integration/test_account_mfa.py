@@ -304,6 +304,37 @@ async def test_sms_and_email_codes_on_off_and_preferred(
             await browser.close()
 
 
+async def test_a_factor_on_from_before_that_the_settings_do_not_offer_can_be_turned_off(
+    base: str, pool: dict[str, Any], double: CognitoDouble
+) -> None:
+    double.add_user(
+        pool["pool_id"],
+        "gail",
+        PASSWORD,
+        attributes={"email": "gail@example.com", "phone_number": "+15555550102"},
+        mfa=["SMS_MFA"],
+        preferred_mfa="SMS_MFA",
+    )
+    browser = FlowBrowser(base)
+    try:
+        challenge = await browser.follow(await browser.sign_in("gail", PASSWORD))
+        code = double.last_code(pool["pool_id"], "gail", "SMS")
+        assert code is not None
+        assert (await browser.answer(challenge, {"code": code})).status == 303
+        page = await account(browser)  # the settings offer the authenticator app only
+        assert "Text message (SMS)" in page.doc.text and "Turn off" in page.doc.text
+        assert "Make preferred" not in page.doc.text
+        refused = await post(browser, "mfa", {"factor": "SMS_MFA", "action": "preferred"})
+        assert refused.status == 400
+        done = await post(browser, "mfa", {"factor": "SMS_MFA", "action": "off"})
+        assert done.status == 303
+        after = await browser.follow(done)
+        assert "Text message (SMS)" not in after.doc.text  # not offered: gone once off
+        assert user(double, pool, "gail")["mfa"] == []
+    finally:
+        await browser.close()
+
+
 async def test_codes_by_sms_or_email_need_a_verified_destination(
     pool: dict[str, Any], double: CognitoDouble
 ) -> None:

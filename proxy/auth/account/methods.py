@@ -183,6 +183,12 @@ class MethodsSection:
         }
         return [f for f in self._factors if usable[f] or f in settings.enabled]
 
+    def _listed(self, settings: MfaSettings) -> list[str]:
+        """What the section lists: the factors offered here, and any other the user has on
+        (set elsewhere, or before the settings changed), which can still be turned off."""
+        offered = self._offered(settings)
+        return [f for f in MFA_FACTORS if f in offered or f in settings.enabled]
+
     async def view(
         self, request: web.Request, viewer: Viewer, error: str | None
     ) -> dict[str, Any] | None:
@@ -209,10 +215,12 @@ class MethodsSection:
                 "preferred": factor == settings.preferred,
                 # "Preferred" means something when there is a choice to make.
                 "can_prefer": factor in settings.enabled
+                and factor in self._factors
                 and factor != settings.preferred
                 and len(settings.enabled) > 1,
+                "offered": factor in self._factors,
             }
-            for factor in self._offered(settings)
+            for factor in self._listed(settings)
         ]
         enrolment = None
         if _TOTP in self._factors:
@@ -336,14 +344,18 @@ class MethodsSection:
         return page.back(request, "totp_cancelled", anchor=self.name)
 
     async def set_factor(self, request: web.Request) -> web.StreamResponse:
-        """SetUserMFAPreference: factor=<one the pool offers>, action=on|off|preferred."""
+        """SetUserMFAPreference: factor=<one the pool offers>, action=on|off|preferred (off
+        also for a factor not offered that the user has on)."""
         page = self._page
         posted = await page.posted(request)
         if isinstance(posted, web.StreamResponse):
             return posted
         viewer, form = posted
         factor, action = form.get("factor", ""), form.get("action", "")
-        if factor not in self._factors or action not in _ACTIONS:
+        if action not in _ACTIONS or factor not in MFA_FACTORS:
+            return page.kit.error_page(request, 400, "error.bad_request")
+        if factor not in self._factors and action != "off":
+            # Only turning off a factor the settings do not offer (the user has it from before).
             return page.kit.error_page(request, 400, "error.bad_request")
         if factor == _TOTP and action == "on":
             # An authenticator app is turned on by enrolling one (start / verify).
