@@ -234,3 +234,15 @@ def test_footer_links_are_settings_and_unsafe_urls_are_refused(
     with pytest.raises(ConfigError) as err:
         load_settings()
     assert "GATE_UI_FOOTER_LINKS" in str(err.value)
+
+
+def test_account_mfa_factors_from_env_and_a_wrong_name_named(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    _env(clean_env, GATE_ACCOUNT_MFA_FACTORS='["SMS_MFA", "SOFTWARE_TOKEN_MFA"]')
+    assert load_settings().account.mfa_factors == ["SMS_MFA", "SOFTWARE_TOKEN_MFA"]
+    clean_env.setenv("GATE_ACCOUNT_MFA_FACTORS", "[]")
+    assert load_settings().account.mfa_factors == []
+    clean_env.setenv("GATE_ACCOUNT_MFA_FACTORS", '["TOTP"]')
+    with pytest.raises(ConfigError, match="GATE_ACCOUNT_MFA_FACTORS"):
+        load_settings()
