@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from playwright.async_api import Page, Route
 
 from proxy.auth import qr
@@ -25,6 +26,7 @@ from tests.e2e.helpers import (
     axe_violations,
     sign_in,
 )
+from tests.e2e.walk import LANGS, Shown, Sites, account_states
 from tests.support.stack import proxy_settings, running_proxy
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -540,3 +542,40 @@ async def test_template_in_its_fullest_state_has_no_serious_violations(
     await page.goto(f"{ORIGIN}/page")
     # Light and dark; Japanese pages are checked live (test_page_has_..., the challenge tests).
     await assert_accessible(page, f"template-{name.removesuffix('.html')}")
+
+
+# --- the account page, live: every state the gallery's walk reaches ------------------------
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def account_pages(sites: Sites) -> list[Shown]:
+    """Each state of the account page as the proxy served it (tests/e2e/walk.py drives the
+    real forms against the strict double): everything set up, nothing yet, each section's
+    error, Cognito unavailable, the authenticator app's enrolment, passkeys, step-up."""
+    return await account_states(sites)
+
+
+@pytest.mark.timeout(300)  # a score of pages, axe twice on each, on a shared 2-core machine
+@pytest.mark.parametrize("lang", LANGS)
+async def test_every_account_page_state_has_no_serious_violations(
+    new_context: Any, sites: Sites, account_pages: list[Shown], lang: str
+) -> None:
+    pages = [item for item in account_pages if item.lang == lang]
+    assert {"account-everything", "account-new", "account-unavailable"} <= {
+        item.name for item in pages
+    }
+    context = await new_context(bypass_csp=True)
+    page = await context.new_page()
+    served: dict[str, Shown] = {}
+
+    async def answer(route: Route) -> None:
+        # The proxy's own answer at its origin: its stylesheet and scripts load as they did.
+        item = served[route.request.url.split("/_axe/", 1)[1]]
+        await route.fulfill(status=item.status, headers=item.headers, body=item.html)
+
+    await page.route(f"{sites.main}/_axe/**", answer)
+    for item in pages:
+        served[item.name] = item
+        await page.goto(f"{sites.main}/_axe/{item.name}")
+        assert await page.get_attribute("html", "lang") == lang
+        await assert_accessible(page, f"{item.name}-{lang}")
