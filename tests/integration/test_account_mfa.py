@@ -438,6 +438,12 @@ async def test_cognito_failing_is_said_in_the_section(
         assert failed.status == 503
         assert "That could not be changed right now." in failed.doc.text
         assert user(double, pool)["mfa"] == []
+        # Cognito took the code, turning it on failed: trying again only turns it on.
+        again = await browser.submit(
+            "/_auth/account/methods/totp/verify", {"code": totp(secret)}, csrf=page.doc.csrf()
+        )
+        assert again.status == 303, again.doc.text[:300]
+        assert user(double, pool)["mfa"] == ["SOFTWARE_TOKEN_MFA"]
 
         # Signed out at Cognito (elsewhere): the access token is refused, the session ends.
         admin = boto3.client("cognito-idp", **double.client_kwargs())

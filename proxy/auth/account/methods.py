@@ -57,6 +57,7 @@ _TOTP = "SOFTWARE_TOKEN_MFA"
 class Enrolment:
     secret: str
     started_at: float
+    verified: bool = False  # Cognito accepted its code; turning it on failed (try again)
 
 
 class TotpEnrolments:
@@ -89,13 +90,29 @@ class TotpEnrolments:
     async def begin(
         self, cookie: str, record_hash: str, sub: str, secret: str, now: float | None = None
     ) -> None:
+        await self._store.delete(self.counter_key(record_hash))
+        await self._seal(
+            cookie, record_hash, sub, Enrolment(secret, time.time() if now is None else now)
+        )
+
+    async def verified(self, cookie: str, record_hash: str, sub: str, enrolment: Enrolment) -> None:
+        """Cognito accepted the code but the factor is not on yet: the next try only turns it
+        on (VerifySoftwareToken has nothing pending to check any more)."""
+        done = Enrolment(enrolment.secret, enrolment.started_at, verified=True)
+        await self._seal(cookie, record_hash, sub, done)
+
+    async def _seal(self, cookie: str, record_hash: str, sub: str, enrolment: Enrolment) -> None:
         key = self.key(record_hash)
         payload = json.dumps(
-            {"sub": sub, "secret": secret, "at": time.time() if now is None else now}
+            {
+                "sub": sub,
+                "secret": enrolment.secret,
+                "at": enrolment.started_at,
+                "verified": enrolment.verified,
+            }
         ).encode()
         nonce = os.urandom(_NONCE)
         sealed = nonce + self._aead(cookie).encrypt(nonce, payload, (key + "|" + sub).encode())
-        await self._store.delete(self.counter_key(record_hash))
         await self._store.set(key, sealed, ENROL_TTL)
 
     async def pending(self, cookie: str, record_hash: str, sub: str) -> Enrolment | None:
@@ -109,7 +126,11 @@ class TotpEnrolments:
             )
             if data.get("sub") != sub:
                 return None
-            return Enrolment(secret=str(data["secret"]), started_at=float(data["at"]))
+            return Enrolment(
+                secret=str(data["secret"]),
+                started_at=float(data["at"]),
+                verified=data.get("verified") is True,
+            )
         except (InvalidTag, ValueError, TypeError, KeyError, AttributeError):
             return None
 
@@ -295,7 +316,8 @@ class MethodsSection:
 
         if _TOTP not in self._factors:
             return page.kit.error_page(request, 404, "error.bad_request")
-        if await self._enrolments.pending(viewer.cookie, record, session.sub) is None:
+        pending = await self._enrolments.pending(viewer.cookie, record, session.sub)
+        if pending is None:
             # Never started here, ended (too many wrong codes, cancelled) or expired.
             return await again(400, "account.methods.enrol_expired")
         code = totp_code(form.get("code", "")[:64])
@@ -308,7 +330,9 @@ class MethodsSection:
             live = await viewer.live()
             if live is None:
                 return page.to_login(request)
-            await self._api.verify_software_token(live.access_token, code)
+            if not pending.verified:
+                await self._api.verify_software_token(live.access_token, code)
+                await self._enrolments.verified(viewer.cookie, record, session.sub, pending)
             current = await self._api.mfa_settings(live.access_token)
             others_preferred = current.preferred not in (None, _TOTP)
             await self._api.set_mfa_preference(
