@@ -16,6 +16,9 @@
   var form = document.getElementById("passkey-register-form");
   var button = document.getElementById("passkey-create");
   if (!form || !button) return;
+  // Without JavaScript the page says adding needs it, and offers no button that does nothing.
+  button.hidden = false;
+  document.getElementById("passkey-register-lede").hidden = false;
   var errorBox = document.getElementById("passkey-register-error");
 
   function fail(text) {

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -217,9 +218,11 @@ async def test_username_only_first_page_does_not_ask_for_a_password(sites: Sites
 # -- the account page: one check per thing its gallery found wrong ---------------------------
 
 
-async def _open(chromium: Browser, sites: Sites, item: Shown, width: int = 375) -> Page:
+async def _open(
+    chromium: Browser, sites: Sites, item: Shown, width: int = 375, **options: Any
+) -> Page:
     """``item`` as served, at the proxy's origin, in a fresh page ``width`` px wide."""
-    context = await chromium.new_context(viewport={"width": width, "height": 800})
+    context = await chromium.new_context(viewport={"width": width, "height": 800}, **options)
     page = await context.new_page()
 
     async def answer(route: Route) -> None:
@@ -282,5 +285,25 @@ async def test_the_sign_out_page_links_to_the_account_page(
     page = await _open(chromium, sites, _state(shown, "logout", "ja"))
     try:
         assert await page.locator('a[href^="/_auth/account"]').is_visible()
+    finally:
+        await page.context.close()
+
+
+async def test_adding_a_passkey_without_javascript_offers_no_button_that_does_nothing(
+    chromium: Browser, sites: Sites, account_shown: list[Shown]
+) -> None:
+    # With JavaScript off the page said "Adding a passkey needs JavaScript" under "Follow your
+    # browser's prompt" and above an enabled "Create passkey" button that did nothing.
+    item = _state(account_shown, "account-passkey-add")
+    page = await _open(chromium, sites, item, java_script_enabled=False)
+    try:
+        assert not await page.locator("#passkey-create").is_visible()
+        assert not await page.locator("#passkey-register-lede").is_visible()
+        assert await page.get_by_role("link", name="Cancel").is_visible()
+    finally:
+        await page.context.close()
+    page = await _open(chromium, sites, item)
+    try:
+        assert await page.locator("#passkey-create").is_visible()
     finally:
         await page.context.close()
