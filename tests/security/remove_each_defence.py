@@ -722,14 +722,15 @@ MUTANTS = [
     Mutant(
         "mfa_wrong_codes_end_the_enrolment",
         "proxy/auth/account/methods.py",
-        "if count >= MAX_WRONG_CODES:\n            await self.end(record_hash)",
-        "if False:\n            await self.end(record_hash)",
+        "if count > MAX_WRONG_CODES:\n            await self.close(record_hash)",
+        "if False:\n            await self.close(record_hash)",
         (
             ("integration/test_account_mfa.py", "test_wrong_codes_are_counted_and_end_the_setup"),
             (
                 "unit/test_totp_enrolments.py",
                 "test_wrong_codes_end_it_and_a_new_start_counts_afresh",
             ),
+            ("unit/test_totp_enrolments.py", "test_parallel_tries_all_count"),
         ),
     ),
     Mutant(

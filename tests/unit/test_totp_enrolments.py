@@ -3,6 +3,8 @@ with that session's cookie, ended by too many wrong codes."""
 
 from __future__ import annotations
 
+import asyncio
+
 from proxy.auth.account.methods import MAX_WRONG_CODES, TotpEnrolments
 from proxy.sessions.memory import MemoryStore
 from proxy.settings import AccountSettings
@@ -33,13 +35,22 @@ async def test_only_the_cookie_and_user_that_started_it_can_read_it() -> None:
 async def test_wrong_codes_end_it_and_a_new_start_counts_afresh() -> None:
     enrolments = TotpEnrolments(MemoryStore(), KEY)
     await enrolments.begin(COOKIE, "rec", "sub", SECRET)
-    for n in range(1, MAX_WRONG_CODES):
-        assert await enrolments.wrong_code("rec") == n
+    for n in range(1, MAX_WRONG_CODES + 1):
+        assert await enrolments.attempt("rec") == n
         assert await enrolments.pending(COOKIE, "rec", "sub") is not None
-    assert await enrolments.wrong_code("rec") == MAX_WRONG_CODES
+    # One more than the limit: the setup is over, whatever Cognito would say.
+    assert await enrolments.attempt("rec") == MAX_WRONG_CODES + 1
     assert await enrolments.pending(COOKIE, "rec", "sub") is None
     await enrolments.begin(COOKIE, "rec", "sub", SECRET)
-    assert await enrolments.wrong_codes("rec") == 0
+    assert await enrolments.attempt("rec") == 1
+
+
+async def test_parallel_tries_all_count() -> None:
+    enrolments = TotpEnrolments(MemoryStore(), KEY)
+    await enrolments.begin(COOKIE, "rec", "sub", SECRET)
+    counts = await asyncio.gather(*(enrolments.attempt("rec") for _ in range(20)))
+    assert sorted(counts) == list(range(1, 21))  # each try its own number: 5 pass the limit
+    assert await enrolments.pending(COOKIE, "rec", "sub") is None
 
 
 def test_its_keys_end_with_the_session() -> None:

@@ -134,19 +134,18 @@ class TotpEnrolments:
         except (InvalidTag, ValueError, TypeError, KeyError, AttributeError):
             return None
 
-    async def wrong_code(self, record_hash: str) -> int:
-        """Count a wrong code; the count so far (the enrolment ends at MAX_WRONG_CODES)."""
+    async def attempt(self, record_hash: str) -> int:
+        """Count one code tried, before Cognito is asked (so parallel tries all count and at
+        most MAX_WRONG_CODES reach it); the count so far. Past the limit the setup ends."""
         count = await self._store.incr(self.counter_key(record_hash), ENROL_TTL)
-        if count >= MAX_WRONG_CODES:
-            await self.end(record_hash)
+        if count > MAX_WRONG_CODES:
+            await self.close(record_hash)
         return count
 
-    async def wrong_codes(self, record_hash: str) -> int:
-        raw = await self._store.get(self.counter_key(record_hash))
-        try:
-            return int(raw or 0)
-        except ValueError:
-            return MAX_WRONG_CODES
+    async def close(self, record_hash: str) -> None:
+        """End the setup but keep its count (parallel tries still in flight stay counted;
+        a new start resets it)."""
+        await self._store.delete(self.key(record_hash))
 
     async def end(self, record_hash: str) -> None:
         await self._store.delete(self.key(record_hash))
@@ -323,8 +322,8 @@ class MethodsSection:
         code = totp_code(form.get("code", "")[:64])
         if code is None:
             return await again(400, "error.invalid_code")
-        if await self._enrolments.wrong_codes(record) >= MAX_WRONG_CODES:
-            await self._enrolments.end(record)
+        tries = await self._enrolments.attempt(record)
+        if tries > MAX_WRONG_CODES:
             return await again(429, "account.methods.too_many_codes")
         try:
             live = await viewer.live()
@@ -342,9 +341,9 @@ class MethodsSection:
             await page.kit.sessions.delete(viewer.cookie, session)
             return page.to_login(request)
         except errors.CodeMismatch:
-            wrong = await self._enrolments.wrong_code(record)
             audit("account.totp_code_wrong", user=session.sub, ip=client_ip(request))
-            if wrong >= MAX_WRONG_CODES:
+            if tries >= MAX_WRONG_CODES:
+                await self._enrolments.close(record)
                 return await again(429, "account.methods.too_many_codes")
             return await again(400, "error.invalid_code")
         except errors.TooManyRequests:
