@@ -159,6 +159,8 @@ _EN: dict[str, str] = {
         "password again first."
     ),
     "reauth.account_banner_link": "Confirm it's you now",
+    # Account: gallery (wording its screenshots found wrong)
+    "reauth.wrong_password": "Incorrect password.",
     "error.reauth_other_user": (
         "That was a different account. For your safety, this browser is signed out."
     ),
@@ -572,6 +574,8 @@ _JA: dict[str, str] = {
         "パスワードをもう一度お聞きします。"
     ),
     "reauth.account_banner_link": "今すぐ本人確認する",
+    # Account: gallery (wording its screenshots found wrong)
+    "reauth.wrong_password": "パスワードが正しくありません。",
     "error.reauth_other_user": (
         "別のアカウントでした。安全のため、このブラウザはサインアウトしました。"
     ),

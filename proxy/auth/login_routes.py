@@ -228,6 +228,9 @@ class LoginRoutes:
         password = form.get("password") or ""
 
         def again(status: int, error: str) -> web.Response:
+            if error == kit.t(request, "error.bad_credentials"):
+                # No username was typed here (it is the session's own): only the password.
+                error = kit.t(request, "reauth.wrong_password")
             return self._reauth_form(
                 request, state, session, mfa=state.reauth_mfa, status=status, error=error
             )

@@ -307,3 +307,17 @@ async def test_adding_a_passkey_without_javascript_offers_no_button_that_does_no
         assert await page.locator("#passkey-create").is_visible()
     finally:
         await page.context.close()
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"), [("en", "Incorrect password."), ("ja", "パスワードが正しくありません。")]
+)
+async def test_confirm_its_you_blames_only_the_password(
+    chromium: Browser, sites: Sites, account_shown: list[Shown], lang: str, said: str
+) -> None:
+    # It said "Incorrect username or password." on a page where no username is typed.
+    page = await _open(chromium, sites, _state(account_shown, "reauth-wrong-password", lang))
+    try:
+        assert (await page.get_by_role("alert").inner_text()).strip() == said
+    finally:
+        await page.context.close()

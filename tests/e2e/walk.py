@@ -187,6 +187,15 @@ def _account_pool(cognito: DemoCognito, totp_secrets: dict[str, str]) -> tuple[s
             mfa=["SOFTWARE_TOKEN_MFA"],
         )
         totp_secrets[f"max-{lang}"] = double.totp_secret(pool, f"max-{lang}")
+        # Step-up's second factor (a code counts once: max's three are spent).
+        double.add_user(
+            pool,
+            f"otto-{lang}",
+            ACCOUNT_PASSWORD,
+            attributes={"email": f"otto-{lang}@example.com"},
+            mfa=["SOFTWARE_TOKEN_MFA"],
+        )
+        totp_secrets[f"otto-{lang}"] = double.totp_secret(pool, f"otto-{lang}")
         double.add_user(
             pool, f"nell-{lang}", ACCOUNT_PASSWORD, attributes={"email": f"nell-{lang}@example.com"}
         )
@@ -564,6 +573,28 @@ async def _account_new(sites: Sites, lang: str) -> list[Shown]:
         await c.close()
 
 
+async def _account_stepup(sites: Sites, lang: str) -> list[Shown]:
+    """otto, who has an authenticator app, confirms it's him: a wrong password, then the
+    code step (where this tree has step-up)."""
+    out: list[Shown] = []
+    user = f"otto-{lang}"
+    c = await _signed_in(sites.account, lang, user, ACCOUNT_PASSWORD)
+    try:
+        code = totp(sites.totp[user])
+        assert await c.walk("/_auth/challenge", {"code": code}) == 200, c.last[:300]
+        if await c.walk("/_auth/reauth?rd=/_auth/account") == 404:
+            return out
+        status = await c.walk("/_auth/reauth", {"password": "Not-his-password-1"})
+        assert status in (400, 401), (status, c.last[:300])
+        out.append(c.shown("reauth-wrong-password", status))
+        status = await c.walk("/_auth/reauth", {"password": ACCOUNT_PASSWORD})
+        assert status == 200 and 'name="code"' in c.last, (status, c.last[:300])
+        out.append(c.shown("reauth-code", 200))
+        return out
+    finally:
+        await c.close()
+
+
 async def _account_passkeys(sites: Sites, lang: str) -> list[Shown]:
     """pam, signed in with an emailed code in a USER_AUTH pool: her passkey listed, and the
     page that adds another."""
@@ -618,7 +649,12 @@ FLOWS: tuple[Flow, ...] = (
     _passwordless_pages,
     _failure_pages,
 )
-ACCOUNT_FLOWS: tuple[Flow, ...] = (account_everything, _account_new, _account_passkeys)
+ACCOUNT_FLOWS: tuple[Flow, ...] = (
+    account_everything,
+    _account_new,
+    _account_stepup,
+    _account_passkeys,
+)
 
 
 async def account_states(sites: Sites) -> list[Shown]:

@@ -157,7 +157,7 @@ async def test_a_sensitive_action_after_the_max_age_asks_for_the_password_first(
     assert "What you sent was not sent" in page.doc.text
     assert "carol@example.com" in page.doc.text
     wrong = await browser.submit("/_auth/reauth", {"password": "nope-Nope-1"}, csrf=page.doc.csrf())
-    assert wrong.status == 401 and "Incorrect username or password." in wrong.doc.text
+    assert wrong.status == 401 and "Incorrect password." in wrong.doc.text
     done = await browser.submit("/_auth/reauth", {"password": PASSWORD}, csrf=wrong.doc.csrf())
     assert done.status == 303 and done.location == "/_auth/account"
     # A fresh session id for the renewed sign-in (no fixation); the old one is gone.
