@@ -235,7 +235,7 @@ async def test_sign_in_says_try_again_at_once_while_cognito_is_down() -> None:
             endpoint_url=fake.url,
             jwks_url=fake.url + "/jwks.json",
         )
-        async with running_proxy(settings, metrics) as base:
+        async with running_proxy(settings, metrics, keys=False) as base:
             browser = Browser(base)
             try:
                 for _ in range(5):  # 5 failed calls (3 attempts each): the threshold

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -61,14 +63,36 @@ async def recording_upstream(host: str = "127.0.0.1") -> AsyncIterator[Upstream]
 
 
 @asynccontextmanager
-async def running_proxy(settings: Settings, metrics: Metrics | None = None) -> AsyncIterator[str]:
-    """Serve build_app(settings) on a free loopback port; yields its base URL."""
+async def running_proxy(
+    settings: Settings, metrics: Metrics | None = None, *, keys: bool = True
+) -> AsyncIterator[str]:
+    """Serve build_app(settings) on a free loopback port; yields its base URL once its signing
+    keys are loaded, as an orchestrator waits for readiness before sending traffic (on a loaded
+    machine the first JWKS fetch can time out, and a sign-in before the retry fails closed).
+    ``keys=False``: a test whose JWKS is meant never to load."""
     port = free_port()
     runner = await server.start(build_app(settings, metrics), settings.server, "127.0.0.1", port)
+    base = f"http://127.0.0.1:{port}"
     try:
-        yield f"http://127.0.0.1:{port}"
+        if keys:
+            await _signing_keys_loaded(f"{base}{settings.auth.prefix}/readyz")
+        yield base
     finally:
         await runner.cleanup()
+
+
+async def _signing_keys_loaded(readyz: str, within: float = 15.0) -> None:
+    """Until readyz stops naming the JWKS (other problems, e.g. a store a test took away, are
+    the test's business), at most ``within`` seconds: then the test goes on and meets whatever
+    a proxy without keys answers."""
+    deadline = time.monotonic() + within
+    async with aiohttp.ClientSession() as client:
+        while time.monotonic() < deadline:
+            async with client.get(readyz) as answer:
+                problems = (await answer.json()).get("problems", [])
+            if not any("JWKS" in p for p in problems):
+                return
+            await asyncio.sleep(0.05)
 
 
 def cognito_kwargs(

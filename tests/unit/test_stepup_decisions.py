@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from ipaddress import ip_network
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -25,6 +26,15 @@ from proxy.sessions.session import Session
 from tests.unit.test_gate_decisions import COOKIES, HTML, JSON, Recorder, StubIdentify, request
 
 NOW = time.time()
+
+
+@pytest.fixture(autouse=True)
+def _clock_at_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gate's clock reads NOW: the ages above are from import time, and a whole suite run
+    takes longer than the 300 s max age (a fresh session was stale by the time its row ran)."""
+    monkeypatch.setattr("proxy.gate.decision.time", SimpleNamespace(time=lambda: NOW))
+
+
 NAVIGATE = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}
 
 
