@@ -568,6 +568,10 @@ async def _account_new(sites: Sites, lang: str) -> list[Shown]:
         if status != 404:  # step-up: "confirm it's you"
             assert status == 200, c.last[:300]
             out.append(c.shown("reauth", 200))
+            # Where a sensitive form posted after the max age lands (it was not acted on).
+            status = await c.walk("/_auth/reauth?rd=/_auth/account&notice=post_lost")
+            assert status == 200 and "reauth-notice" in c.last, c.last[:300]
+            out.append(c.shown("reauth-post-lost", 200))
         return out
     finally:
         await c.close()
