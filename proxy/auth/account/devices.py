@@ -90,8 +90,7 @@ class DevicesSection:
                 return page.to_login(request)
             await self._api.forget_device(live.access_token, key)
         except AccessTokenRejected:
-            await kit.sessions.delete(viewer.cookie, viewer.session)
-            return page.to_login(request)
+            return await page.ended(request, viewer)
         except errors.Misconfigured:  # ResourceNotFound: not (or no longer) this user's device
             return page.back(request, "device_forgotten", anchor=self.name)
         except errors.CognitoError as exc:

@@ -289,8 +289,7 @@ class MethodsSection:
                 return page.to_login(request)
             secret = await self._api.associate_software_token(live.access_token)
         except AccessTokenRejected:
-            await page.kit.sessions.delete(viewer.cookie, viewer.session)
-            return page.to_login(request)
+            return await page.ended(request, viewer)
         except errors.CognitoError as exc:
             log.warning("AssociateSoftwareToken failed: %s", exc.code)
             return await page.again(request, viewer, self.name, 503, "account.methods.failed")
@@ -338,8 +337,7 @@ class MethodsSection:
                 live.access_token, _TOTP, enabled=True, preferred=not others_preferred
             )
         except AccessTokenRejected:
-            await page.kit.sessions.delete(viewer.cookie, session)
-            return page.to_login(request)
+            return await page.ended(request, viewer)
         except errors.CodeMismatch:
             audit("account.totp_code_wrong", user=session.sub, ip=client_ip(request))
             if tries >= MAX_WRONG_CODES:
@@ -399,8 +397,7 @@ class MethodsSection:
                 live.access_token, factor, enabled=action != "off", preferred=action == "preferred"
             )
         except AccessTokenRejected:
-            await page.kit.sessions.delete(viewer.cookie, viewer.session)
-            return page.to_login(request)
+            return await page.ended(request, viewer)
         except errors.TooManyRequests:
             return await page.again(request, viewer, self.name, 429, "error.too_many")
         except errors.CognitoError as exc:

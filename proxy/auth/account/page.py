@@ -73,6 +73,12 @@ class AccountPage:
             query["lang"] = lang
         return see_other(f"{self.kit.prefix}/login?{urlencode(query)}")
 
+    async def ended(self, request: web.Request, viewer: Viewer) -> web.Response:
+        """Cognito refused the session's access token (signed out globally, revoked): the
+        session is over here too, and the browser goes to the login page."""
+        await self.kit.sessions.delete(viewer.cookie, viewer.session)
+        return self.to_login(request)
+
     def back(self, request: web.Request, done: str, anchor: str) -> web.Response:
         """After a form: the page again (303), saying ``done`` at the top, at the section."""
         query = {"done": done}

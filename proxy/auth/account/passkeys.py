@@ -147,8 +147,7 @@ class PasskeysSection:
                 return page.to_login(request)
             options = await self._api.start_passkey_registration(live.access_token)
         except AccessTokenRejected:
-            await kit.sessions.delete(viewer.cookie, viewer.session)
-            return page.to_login(request)
+            return await page.ended(request, viewer)
         except errors.CognitoError as exc:
             return await self._refused(request, viewer, exc, "StartWebAuthnRegistration")
         timeout = options.get("timeout")
@@ -188,7 +187,6 @@ class PasskeysSection:
         if isinstance(posted, web.StreamResponse):
             return posted
         viewer, form = posted
-        kit = page.kit
 
         async def again(status: int, key: str) -> web.Response:
             return await page.again(request, viewer, self.name, status, key)
@@ -213,8 +211,7 @@ class PasskeysSection:
                 return page.to_login(request)
             await self._api.complete_passkey_registration(live.access_token, credential)
         except AccessTokenRejected:
-            await kit.sessions.delete(viewer.cookie, viewer.session)
-            return page.to_login(request)
+            return await page.ended(request, viewer)
         except errors.CognitoError as exc:
             return await self._refused(request, viewer, exc, "CompleteWebAuthnRegistration")
         audit("account.passkey_added", user=viewer.session.sub)
@@ -250,8 +247,7 @@ class PasskeysSection:
                 return page.to_login(request)
             await self._api.delete_passkey(live.access_token, credential_id)
         except AccessTokenRejected:
-            await kit.sessions.delete(viewer.cookie, viewer.session)
-            return page.to_login(request)
+            return await page.ended(request, viewer)
         except errors.Misconfigured as exc:
             if exc.code != "ResourceNotFoundException":
                 log.warning("DeleteWebAuthnCredential failed: %s", exc.code)

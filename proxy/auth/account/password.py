@@ -106,8 +106,7 @@ class PasswordSection:
                 return page.to_login(request)
             await self._api.change_password(live.access_token, current, proposed)
         except AccessTokenRejected:
-            await page.kit.sessions.delete(viewer.cookie, session)  # Cognito ended it
-            return page.to_login(request)
+            return await page.ended(request, viewer)
         except errors.BadCredentials:  # a wrong current password, or Cognito's lockout
             await self._count_failure(session.username, address)
             audit("account.password_change_failed", user=session.sub, ip=address)

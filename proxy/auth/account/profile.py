@@ -304,8 +304,7 @@ class ProfileSection:
         """Cognito's refusal of an attribute call as the answer the user sees."""
         page = self._page
         if isinstance(exc, AccessTokenRejected):
-            await page.kit.sessions.delete(viewer.cookie, viewer.session)  # Cognito ended it
-            return page.to_login(request)
+            return await page.ended(request, viewer)
         status, key = 503, "error.unavailable"
         if isinstance(exc, AttributeNotWritable):
             log.warning(
