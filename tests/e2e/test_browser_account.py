@@ -18,7 +18,7 @@ from playwright.async_api import Page
 from tests.e2e.helpers import Site, shot, sign_in
 from tests.support.cognito_double import CognitoDouble
 from tests.support.stack import proxy_settings, running_proxy
-from tests.support.totp import totp
+from tests.support.totp import previous_step, totp
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -107,7 +107,7 @@ async def test_forget_this_device_and_the_code_is_asked_again(
     site = device_site
     page = await (await new_context()).new_page()
     await page.goto(site.url("/_auth/account"))
-    await _sign_in_with_code(page, site, at=time.time() - 30)
+    await _sign_in_with_code(page, site, at=await previous_step())
     await page.wait_for_url(site.url("/_auth/account"))
 
     devices = page.locator("#devices li")
@@ -136,7 +136,7 @@ async def test_a_remembered_device_still_spares_the_code_after_signing_out(
     await context.add_cookies([{"name": "theme", "value": "dark", "url": site.url("/")}])
     page = await context.new_page()
     await page.goto(site.url("/notes"))
-    await _sign_in_with_code(page, site, time.time() - 30, RENA, RENA_PASSWORD)
+    await _sign_in_with_code(page, site, time.time(), RENA, RENA_PASSWORD)
     await page.wait_for_url(site.url("/notes"))
 
     await _signed_out(page, site)

@@ -5,7 +5,6 @@ password only (its device spared the code) through the authenticator code and ba
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,7 +16,7 @@ from tests.e2e.helpers import Site, assert_accessible_as_seen, shot, sign_in
 from tests.support.cognito_double import CognitoDouble
 from tests.support.stack import proxy_settings, running_proxy
 from tests.support.stepup import age_sign_in
-from tests.support.totp import totp
+from tests.support.totp import previous_step, totp
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -117,7 +116,7 @@ async def test_a_require_mfa_path_sends_a_password_only_session_through_mfa(
     await page.goto(site.url("/"))
     await sign_in(page, TESS, TESS_PASSWORD)
     await page.wait_for_url(re.compile(re.escape(site.url("/_auth/challenge"))))
-    await page.fill("input[name=code]", totp(secret, at=time.time() - 30))
+    await page.fill("input[name=code]", totp(secret, at=await previous_step()))
     await page.keyboard.press("Enter")
     await page.wait_for_url(site.url("/"))
 

@@ -19,7 +19,7 @@ from tests.support.challenges import FlowBrowser, Page, pool_kwargs
 from tests.support.redis_server import RedisProcess, start_redis_server
 from tests.support.stack import Upstream, proxy_settings, running_proxy
 from tests.support.stepup import age_sign_in, session_record
-from tests.support.totp import totp
+from tests.support.totp import previous_step, totp
 
 PASSWORD = "Step-up-pass-1!"
 OTHER_PASSWORD = "Mallory-pass-2!"
@@ -216,7 +216,7 @@ async def test_require_mfa_sends_a_password_only_session_through_mfa(
     """tess's device is remembered, so her next sign-in is password only: the mfa path asks
     for her authenticator code (no remembered device offered) and then lets her in."""
     pool_id = pool["pool_id"]
-    done = await tess_with_totp(browser, double, pool_id, time.time() - 30)
+    done = await tess_with_totp(browser, double, pool_id, await previous_step())
     assert done.status == 303
     assert (await browser.get("/mfa/x")).status == 200  # this sign-in passed a code
     logout = await browser.open("/_auth/logout")
@@ -319,7 +319,7 @@ async def test_another_browsers_reauth_flow_renews_nothing(
     one, two = FlowBrowser(site), FlowBrowser(site)
     try:
         # One TOTP step is accepted once, within one step of now: three codes, in order.
-        await tess_with_totp(one, double, pool_id, time.time() - 30)
+        await tess_with_totp(one, double, pool_id, await previous_step())
         second = await two.sign_in("tess", PASSWORD)
         await answer_totp(two, await two.follow(second), double, pool_id, time.time())
         two_cookie = two.cookie(SESSION) or ""
