@@ -8,6 +8,7 @@ secret). Prometheus metrics live in their own registry and are served on their o
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import itertools
 import json
@@ -263,6 +264,14 @@ class Metrics:
         self.breaker_open = Gauge(
             "gate_cognito_breaker_open", "1 while the Cognito circuit breaker is open", registry=r
         )
+        # A leak of tasks (a relay, a refresh, a lock keeper that never ends) shows as growth
+        # here long before it shows in memory; read at scrape time, nothing per request.
+        self.tasks = Gauge(
+            "gate_asyncio_tasks",
+            "asyncio tasks not yet done on the event loop that serves the scrape (the gate's)",
+            registry=r,
+        )
+        self.tasks.set_function(_loop_tasks)
         _audit_sinks.add(self)
 
     def count_request(self, route: str, status: int, seconds: float) -> None:
@@ -284,6 +293,15 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _loop_tasks() -> int:
+    # The scrape handler runs on the gate's loop (serve starts the metrics listener there);
+    # an exposition made outside any loop has no tasks to count.
+    try:
+        return len(asyncio.all_tasks())
+    except RuntimeError:
+        return 0
 
 
 def metrics_app(metrics: Metrics) -> web.Application:
