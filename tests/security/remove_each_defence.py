@@ -100,7 +100,7 @@ MUTANTS = [
     Mutant(
         "account_end_own_sessions_only",
         "proxy/sessions/session.py",
-        '(k for k in await self._store.members(index) if k.rsplit(":", 1)[-1] == record_hash),',
+        "(k for k in await self._store.members(index) if self._hash_of(k) == record_hash),",
         'iter([f"gate:s:{record_hash}"]),',
         (
             (

@@ -47,3 +47,21 @@ def test_every_security_test_is_in_the_threat_table() -> None:
         if (str(path.relative_to(ROOT)), name) not in named
     ]
     assert not unlisted, f"security tests missing from docs/security.md: {unlisted}"
+
+
+def test_every_removable_defence_is_still_in_the_code() -> None:
+    """remove_each_defence.py edits each defence by its exact text: an entry whose text the code
+    no longer holds once (a refactor) says STALE only when someone runs it, and that defence
+    silently stops being proven. Its tests must exist too."""
+    from tests.security.remove_each_defence import MUTANTS
+
+    stale = [m.name for m in MUTANTS if (ROOT / m.path).read_text("utf-8").count(m.defence) != 1]
+    assert not stale, f"remove_each_defence.py entries the code no longer matches: {stale}"
+    missing = [
+        f"{m.name}: tests/{path}::{name}"
+        for m in MUTANTS
+        for path, name in m.tests
+        if not (ROOT / "tests" / path).is_file()
+        or (name and name not in _test_functions(ROOT / "tests" / path))
+    ]
+    assert not missing, f"remove_each_defence.py names tests that do not exist: {missing}"
