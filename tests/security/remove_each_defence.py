@@ -86,6 +86,21 @@ MUTANTS = [
         ),
     ),
     Mutant(
+        "stepup_form_checked_first",
+        "proxy/auth/account/page.py",
+        "posted = await self.kit.session_form(request)\n"
+        "            if isinstance(posted, web.StreamResponse):\n"
+        "                return posted\n"
+        "            cookie, _ = posted",
+        "cookie = request.cookies.get(self.kit.cookies.session)",
+        (
+            (
+                "security/test_account.py",
+                "test_a_forged_sensitive_post_from_a_stale_session_is_refused_not_sent_to_reauth",
+            ),
+        ),
+    ),
+    Mutant(
         "account_password_regulated",
         "proxy/auth/account/password.py",
         "if await self._regulator.banned(session.username, address) is not None:",

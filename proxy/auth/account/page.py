@@ -44,7 +44,13 @@ class AccountPage:
         redirect is a CSRF gadget): the page says so, and the user sends it again."""
 
         async def recent_sign_in(request: web.Request) -> web.StreamResponse:
-            cookie = request.cookies.get(self.kit.cookies.session)
+            # The form's own checks first (same origin, body, CSRF token): a forged post is
+            # refused like on any form, never answered "confirm it's you, then send it again"
+            # (that would tell the user they sent it). The handler reads the same parsed form.
+            posted = await self.kit.session_form(request)
+            if isinstance(posted, web.StreamResponse):
+                return posted
+            cookie, _ = posted
             session = await self.kit.sessions.load(cookie) if cookie else None
             if session is not None and self.needs_reauth(session):
                 return see_other(self.reauth_url(request, notice="post_lost"))

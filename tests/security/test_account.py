@@ -1,0 +1,77 @@
+"""The account page attacked from outside: forged posts, a stale sign-in, an outage."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.security.conftest import Stack, stack_for
+from tests.support.cognito_double import CognitoDouble
+from tests.support.redis_server import RedisProcess
+from tests.support.stack import Browser
+from tests.support.stepup import age_sign_in
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+# Every route of the page's sensitive_route in this deployment (no passkeys: not USER_AUTH).
+SENSITIVE = (
+    "account/password",
+    "account/profile/contact",
+    "account/methods/totp/start",
+    "account/methods/totp/verify",
+    "account/methods/mfa",
+)
+
+
+async def account_token(browser: Browser) -> str:
+    async with browser.http.get(browser.base + "/_auth/account", allow_redirects=False) as resp:
+        assert resp.status == 200, resp.status
+        match = CSRF.search(await resp.text())
+    assert match
+    return match[1]
+
+
+@pytest.fixture
+async def stale(double: CognitoDouble, redis_server: RedisProcess) -> AsyncIterator[Stack]:
+    """A signed-in browser whose sign-in is older than GATE_ACCOUNT_REAUTH_MAX_AGE (300 s)."""
+    session = {"store_url": redis_server.url, "cache_ttl": 0}
+    async with stack_for(double, session=session) as s:
+        cookie = await s.signed_in_cookie()
+        await age_sign_in(redis_server.url, cookie, 400)
+        yield s
+
+
+@pytest.mark.parametrize(
+    ("token", "headers"),
+    [
+        # a sibling subdomain is same-site: the SameSite=Lax session cookie comes along
+        ("mine", {"Sec-Fetch-Site": "same-site"}),
+        ("mine", {"Origin": "https://evil.example"}),
+        (None, {}),
+        ("forged", {}),
+    ],
+    ids=["same-site", "foreign-origin", "no-token", "forged-token"],
+)
+async def test_a_forged_sensitive_post_from_a_stale_session_is_refused_not_sent_to_reauth(
+    stale: Stack, token: str | None, headers: dict[str, str]
+) -> None:
+    """A forged post is a 403 like on every other form, not "confirm it's you: what you sent
+    was not sent, send it again": that page would tell the user they sent it, at the
+    attacker's chosen moment, on our own origin."""
+    data = {}
+    if token is not None:
+        data["csrf"] = await account_token(stale.browser) if token == "mine" else "f" * 64
+    for path in SENSITIVE:
+        resp = await stale.browser.post(f"/_auth/{path}", data, headers=headers)
+        assert resp.status == 403, (path, resp.headers.get("Location"))
+
+
+async def test_a_genuine_sensitive_post_from_a_stale_session_still_goes_to_reauth(
+    stale: Stack,
+) -> None:
+    token = await account_token(stale.browser)
+    for path in SENSITIVE:
+        resp = await stale.browser.post(f"/_auth/{path}", {"csrf": token})
+        assert resp.status == 303, path
+        assert resp.headers["Location"].startswith("/_auth/reauth?"), path
