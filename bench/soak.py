@@ -313,12 +313,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--minutes", type=float, help="instead: a long day of mixed load (longday.py)"
     )
-    parser.add_argument("--rate", type=float, default=100.0, help="with --minutes: page loads/s")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="with --minutes: page loads/s (default: half the capacity probed)",
+    )
+    parser.add_argument("--probe", type=float, default=15.0, help="with --minutes: probe seconds")
+    parser.add_argument("--workers", type=int, default=2, help="with --minutes: Python load procs")
     args = parser.parse_args(argv)
     if args.minutes:
         import longday
 
-        return asyncio.run(longday.run(args.minutes, args.rate))
+        return asyncio.run(longday.run(args.minutes, args.rate, args.probe, args.workers))
     return run_soak(args)
 
 
