@@ -2,10 +2,11 @@
 
 One `cognito-gate serve` on a private redis-server, the strict Cognito double with 1-minute
 tokens (so sessions refresh all day) and the bench upstream in its own process. First a capacity
-probe: signed-in page loads as fast as wrk drives them (32 connections, --probe seconds). That
-is "capacity" because page loads are 97 % of the mix's requests and the only kind a generator can
-drive flat out without itself being the bottleneck; the gate's CPU share is printed for both
-phases, so how near "half" the whole mix came is measured, not assumed.
+probe: signed-in page loads as fast as wrk drives them (32 connections, --probe seconds), alone,
+then again with the rest of the mix (below) beside them at its share of half the first figure;
+the second rate is "capacity". Page loads are 97 % of the mix's requests and the only kind a
+generator can drive flat out without itself being the bottleneck; the gate's CPU share is
+printed for both phases, so how near "half" the whole mix came is measured, not assumed.
 
 Then N minutes of the mix at R = half that capacity (or --rate): page loads at R a second by
 wrk (a Lua script paces requests onto a fixed schedule and rotates 50 resident sessions'
@@ -54,12 +55,14 @@ RESIDENT = 50  # sessions wrk's page loads rotate through; never signed out
 CHURN = 50  # sessions live at once among those signed in and out all day
 MB = 1024 * 1024
 PROBE_CONNECTIONS = 32
-# wrk's connections: enough for the rate at 0.5 s a request (the shared machine's worst
-# moments), so that a slow moment does not hold its schedule back.
+# wrk's connections: enough for the rate at 0.25 s a request (the shared machine's slow
+# moments), so that one does not hold its schedule back.
 RUN_CONNECTIONS = 64
 # The load generators yield the CPU to the gate, its upstream and the Cognito double: on a
 # shared machine they would otherwise take the gate's share and measure themselves.
 NICE = ("nice", "-n", "5")
+MAX_CONNECTIONS = 400  # well under the gate's connection cap (1000 by default)
+WORKER_START = 3.0  # seconds for a worker process to import and start its schedule
 # Flat: the last third's median within max(absolute, 5 %) of the first third's (after warm-up).
 TOLERANCE = {"rss": 2.0, "fds": 10.0, "keys": 5.0, "tasks": 10.0}
 OK = {"page": {200}, "sign-in": {"ok"}, "logout": {303}, "ws": {"ok"}, "1MB": {200}}
@@ -237,6 +240,43 @@ def wrk_result(stdout: str) -> dict[str, Any]:
     raise RuntimeError("wrk printed no result:\n" + stdout)
 
 
+def mix(pages: float) -> dict[str, float]:
+    """The other kinds' rates a second for ``pages`` page loads a second."""
+    return {"sign-in": pages / 100, "ws": pages / 100, "1MB": pages / 200}
+
+
+async def flat_out(
+    served: Served, script: Path, seconds: float
+) -> tuple[float, float, dict[str, Any]]:
+    """wrk's page loads as fast as they go: per second, the gate's CPU share, wrk's figures."""
+    pid = served.proc.pid
+    cpu0, t0 = cpu_seconds(pid), time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        *wrk_command(served.base, script, PROBE_CONNECTIONS, seconds),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await proc.communicate()
+    cpu = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
+    measured = wrk_result(out.decode())
+    return measured["requests"] / measured["seconds"], cpu, measured
+
+
+async def start_workers(cfg: dict[str, Any], count: int) -> list[asyncio.Future[Any]]:
+    """``count`` worker processes on ``cfg``; each future is its (stdout, stderr)."""
+    procs = [
+        await asyncio.create_subprocess_exec(
+            *NICE,
+            sys.executable,
+            __file__,
+            "--worker",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        for _ in range(count)
+    ]
+    return [asyncio.ensure_future(p.communicate(json.dumps(cfg).encode())) for p in procs]
+
+
 def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat", encoding="ascii") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -296,26 +336,32 @@ async def run(minutes: float, rate: float | None, probe: float = 15.0, workers: 
                     assert resp.status == 200, "the bench upstream is not answering"
                 pid = served.proc.pid
 
-                # Capacity: page loads flat out.
+                # Capacity: page loads flat out, first alone, then with the rest of the mix
+                # going on at its share of half the first figure (the machine hosts it all).
                 script = write_script(Path(tmp) / "probe.lua", cookies, 0)
-                cpu0, t0 = cpu_seconds(pid), time.monotonic()
-                out = await asyncio.to_thread(
-                    subprocess.run,
-                    wrk_command(served.base, script, PROBE_CONNECTIONS, probe),
-                    capture_output=True, text=True, check=True,
-                )  # fmt: skip
-                probe_cpu = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
-                measured = wrk_result(out.stdout)
-                capacity = measured["requests"] / measured["seconds"]
+                alone, _, _ = await flat_out(served, script, probe)
+                cfg = {
+                    "base": served.base, "cookies": cookies, "user": "day",
+                    "keep": CHURN // workers, "seconds": probe + WORKER_START,
+                    "rates": {k: r / workers for k, r in mix(alone / 2).items()},
+                }  # fmt: skip
+                beside = await start_workers(cfg, workers)
+                await asyncio.sleep(WORKER_START)
+                capacity, probe_cpu, measured = await flat_out(served, script, probe)
+                probe_statuses: Counter[str] = Counter()
+                for result in [json.loads((await d)[0]) for d in beside]:
+                    probe_statuses.update(result["statuses"])
                 target = rate or capacity / 2
                 print(
-                    f"capacity probe ({probe:g} s, {PROBE_CONNECTIONS} connections): "
-                    f"{capacity:,.0f} signed-in page loads/s, p50 {measured['p50_ms']} ms, "
-                    f"statuses {measured['statuses']}, gate CPU {probe_cpu:.2f} of a core, "
-                    f"load average {os.getloadavg()[0]:.1f}",
+                    f"capacity probe ({probe:g} s each, {PROBE_CONNECTIONS} connections): "
+                    f"{alone:,.0f} signed-in page loads/s alone; {capacity:,.0f}/s with the rest "
+                    f"of the mix at its share of {alone / 2:,.0f}/s beside them (p50 "
+                    f"{measured['p50_ms']} ms, statuses {measured['statuses']}, the rest "
+                    f"{dict(probe_statuses)}), gate CPU {probe_cpu:.2f} of a core, load "
+                    f"average {os.getloadavg()[0]:.1f}",
                     flush=True,
                 )
-                rates = {"sign-in": target / 100, "ws": target / 100, "1MB": target / 200}
+                rates = mix(target)
                 seconds = minutes * 60
                 print(
                     f"target: page loads {target:,.0f}/s, sign-ins (and sign-outs) "
@@ -325,40 +371,27 @@ async def run(minutes: float, rate: float | None, probe: float = 15.0, workers: 
                 )
 
                 script = write_script(Path(tmp) / "run.lua", cookies, target)
+                connections = min(MAX_CONNECTIONS, max(RUN_CONNECTIONS, int(target / 4)))
                 pages = await asyncio.create_subprocess_exec(
-                    *wrk_command(
-                        served.base, script, max(RUN_CONNECTIONS, int(target / 2)), seconds
-                    ),
+                    *wrk_command(served.base, script, connections, seconds),
                     stdout=asyncio.subprocess.PIPE,
                 )
                 cfg = {
-                    "base": served.base, "cookies": cookies, "user": "day",
-                    "keep": CHURN // workers, "seconds": seconds,
+                    **cfg,
+                    "seconds": seconds,
                     "rates": {k: r / workers for k, r in rates.items()},
-                }  # fmt: skip
-                procs = [
-                    await asyncio.create_subprocess_exec(
-                        *NICE,
-                        sys.executable,
-                        __file__,
-                        "--worker",
-                        stdin=asyncio.subprocess.PIPE,
-                        stdout=asyncio.subprocess.PIPE,
-                    )
-                    for _ in range(workers)
-                ]
-                done = [
-                    asyncio.ensure_future(p.communicate(json.dumps(cfg).encode())) for p in procs
-                ]
+                }
+                done = await start_workers(cfg, workers)
                 wrk_done = asyncio.ensure_future(pages.communicate())
                 began = time.monotonic()
                 cpu_began = cpu_seconds(pid)
                 while not (wrk_done.done() and all(d.done() for d in done)):
-                    samples.append(await sample(served, http, redis.port))
-                    print(
-                        json.dumps({**samples[-1], "t": round(samples[-1]["t"] - began, 1)}),
-                        flush=True,
-                    )
+                    if time.monotonic() - began < seconds:  # not the day's last sign-outs
+                        samples.append(await sample(served, http, redis.port))
+                        print(
+                            json.dumps({**samples[-1], "t": round(samples[-1]["t"] - began, 1)}),
+                            flush=True,
+                        )
                     await asyncio.wait(
                         [wrk_done, *done], timeout=SAMPLE_EVERY, return_when="ALL_COMPLETED"
                     )
