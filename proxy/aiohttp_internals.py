@@ -11,11 +11,17 @@ pins the behaviour each one is used for. Supported: aiohttp 3.14 (the floor in p
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+import asyncio
+import sys
+from asyncio.base_events import BaseEventLoop
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
 
 import aiohttp
-from aiohttp import web, web_response
+from aiohttp import web, web_protocol, web_response
 from aiohttp._cookie_helpers import parse_cookie_header
+from aiohttp.helpers import ceil_timeout
+from aiohttp.http import RawRequestMessage, StreamWriter
 from aiohttp.http_exceptions import BadHttpMessage, HttpProcessingError, LineTooLong
 
 _H = TypeVar("_H", bound=web.RequestHandler)
@@ -24,7 +30,9 @@ __all__ = [
     "AiohttpChanged",
     "BadHttpMessage",
     "HttpProcessingError",
+    "InlineRequestHandler",
     "LineTooLong",
+    "RawRequestMessage",
     "WholeBodyResponse",
     "WrappingAppRunner",
     "connection_count",
@@ -58,6 +66,12 @@ _require(web.StreamResponse, "_send_headers_immediately")
 _require(web.AppRunner, "_make_server")
 _require(web.RequestHandler, "_manager")  # a __slots__ member
 _require(web.Request, "_match_info")
+for _name in ("_ErrInfo", "ERROR", "_PAYLOAD_ACCESS_ERROR"):
+    _require(web_protocol, _name)
+for _name in ("_handle_request", "_make_error_handler", "_process_keepalive"):
+    _require(web.RequestHandler, _name)
+for _name in ("_resume_reading_if_drained", "_messages", "_waiter", "_lingering_time"):
+    _require(web.RequestHandler, _name)
 
 
 def set_server_header(product: str) -> None:
@@ -128,3 +142,176 @@ def detach_from_manager(handler: web.RequestHandler) -> None:
     """For a connection refused in ``connection_made``: it was never registered with its Server,
     so ``connection_lost`` must not try to unregister it."""
     handler._manager = None
+
+
+# -- the connection's request loop (proxy/server.py GateRequestHandler) ----------------------
+
+_AnyRequestHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+# A route's handler: the app's request factory makes web.Request objects.
+_InlineHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class InlineRequestHandler(web.RequestHandler):
+    """aiohttp's connection protocol, whose request loop can run a request's handler in the
+    connection's own task instead of a new ``Task`` per request.
+
+    aiohttp's ``start()`` wraps every request in a Task, only so that context variables a
+    handler sets do not leak into the next request on the connection (aiohttp #3406). On
+    Python 3.11 that Task is an extra object, an ``all_tasks`` registration and two more trips
+    through the event loop per request. :meth:`inline_handler` names the requests whose
+    handler sets no context variable (cognito-gate's proxied path sets none); every other
+    request gets its Task as before.
+
+    ``start()`` below is aiohttp 3.14.5's, changed only where marked ``# gate:``;
+    tests/unit/test_aiohttp_internals.py fails when the installed aiohttp's differs, so a
+    release that fixes something in it cannot be silently shadowed. Cancellation is unchanged:
+    the request's ``task`` was already the connection's task (``request.task``), aiohttp cancels
+    that one on disconnect (with ``handler_cancellation``) and at shutdown, and a handler run
+    inline is cancelled with it, as the per-request Task awaited there was.
+    """
+
+    # sha256 of the source of aiohttp 3.14.5's RequestHandler.start, which start() copies.
+    COPIED_START = "2e565fd40c8e04fb3afb481d5ba52691a61d28396573b4b8a4cf3b168782288e"
+
+    def inline_handler(self, message: RawRequestMessage) -> _InlineHandler | None:
+        """The handler to run without a Task of its own, or None for aiohttp's way."""
+        return None
+
+    async def start(self) -> None:
+        loop = self._loop
+        manager = self._manager
+        assert manager is not None
+        keepalive_timeout = self._keepalive_timeout
+        resp = None
+        assert self._request_factory is not None
+        assert self._request_handler is not None
+
+        while not self._force_close:
+            if not self._messages:
+                try:
+                    # wait for next request
+                    self._waiter = loop.create_future()
+                    await self._waiter
+                finally:
+                    self._waiter = None
+
+            message, payload = self._messages.popleft()
+
+            # Free a parser slot; resume reading once drained to low water so
+            # pipelining keeps flowing while this request is handled.
+            if self._parser is not None:  # pragma: no branch
+                self._parser.message_consumed()
+            if self._buffer_paused and len(self._messages) <= self._msg_queue_resume_size:
+                self._resume_reading_if_drained()
+
+            start = loop.time() if self._logging_enabled else None
+
+            manager.requests_count += 1
+            writer = StreamWriter(self, loop)
+            inline = None  # gate
+            if isinstance(message, web_protocol._ErrInfo):
+                # make request_factory work
+                request_handler = self._make_error_handler(message)
+                message = web_protocol.ERROR
+            else:
+                request_handler = self._request_handler
+                inline = self.inline_handler(message)  # gate
+
+            request = self._request_factory(
+                message,
+                payload,
+                self,
+                writer,
+                self._task_handler or asyncio.current_task(loop),  # type: ignore[arg-type]
+            )
+            try:
+                if inline is not None:  # gate: the handler in this task
+                    try:
+                        handler = cast(_AnyRequestHandler, inline)
+                        resp, reset = await self._handle_request(request, start, handler)
+                    except ConnectionError:
+                        self.log_debug("Ignored premature client disconnection")
+                        break
+                else:
+                    # a new task is used for copy context vars (#3406)
+                    coro = self._handle_request(request, start, request_handler)
+                    task: asyncio.Task[tuple[web.StreamResponse, bool]]
+                    if sys.version_info >= (3, 14):
+                        if isinstance(loop, BaseEventLoop):
+                            task = asyncio.create_task(coro, eager_start=True)
+                        else:
+                            task = asyncio.Task(coro, loop=loop, eager_start=True)
+                    elif sys.version_info >= (3, 12):
+                        task = asyncio.Task(coro, loop=loop, eager_start=True)
+                    else:
+                        task = loop.create_task(coro)
+                    try:
+                        resp, reset = await task
+                    except ConnectionError:
+                        self.log_debug("Ignored premature client disconnection")
+                        break
+
+                    # Drop the processed task from asyncio.Task.all_tasks() early
+                    del task
+                if reset:
+                    self.log_debug("Ignored premature client disconnection 2")
+                    break
+
+                # notify server about keep-alive
+                self._keepalive = bool(resp.keep_alive)
+
+                # check payload
+                if not payload.is_eof():
+                    lingering_time = self._lingering_time
+                    if not self._force_close and lingering_time:
+                        self.log_debug("Start lingering close timer for %s sec.", lingering_time)
+
+                        now = loop.time()
+                        end_t = now + lingering_time
+
+                        try:
+                            while not payload.is_eof() and now < end_t:
+                                async with ceil_timeout(end_t - now):
+                                    # read and ignore
+                                    await payload.readany()
+                                now = loop.time()
+                        except (asyncio.CancelledError, TimeoutError):
+                            if (t := asyncio.current_task()) and t.cancelling():
+                                raise
+
+                    # if payload still uncompleted
+                    if not payload.is_eof() and not self._force_close:
+                        self.log_debug("Uncompleted request.")
+                        self.close()
+
+                payload.set_exception(web_protocol._PAYLOAD_ACCESS_ERROR)
+
+            except asyncio.CancelledError:
+                self.log_debug("Ignored premature client disconnection")
+                self.force_close()
+                raise
+            except Exception as exc:
+                self.log_exception("Unhandled exception", exc_info=exc)
+                self.force_close()
+            except BaseException:
+                self.force_close()
+                raise
+            finally:
+                request._task = None  # type: ignore[assignment]  # break the reference cycle
+                if self.transport is None and resp is not None:
+                    self.log_debug("Ignored premature client disconnection.")
+
+            if self._keepalive and not self._close and not self._force_close:
+                # start keep-alive timer
+                close_time = loop.time() + keepalive_timeout
+                self._next_keepalive_close_time = close_time
+                if self._keepalive_handle is None:
+                    self._keepalive_handle = loop.call_at(close_time, self._process_keepalive)
+            else:
+                break
+
+        # remove handler, close transport if no handlers left
+        if not self._force_close:
+            self._task_handler = None
+            if self.transport is not None:
+                self.transport.close()

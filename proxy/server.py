@@ -17,15 +17,16 @@ handler runs. On top of that:
 
 The hot path (:class:`Shortcut`): a request for a proxied path goes from the connection straight
 to the gate's handler (through the request observer), without the router's walk past the auth
-routes and without the middleware chain; every other request, and any request the shortcut is
-unsure of, goes through the app as before.
+routes, without the middleware chain and without a ``Task`` of its own (it runs in the
+connection's task: nothing on that path sets a context variable); every other request, and any
+request the shortcut is unsure of, goes through the app as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -35,7 +36,9 @@ from aiohttp.typedefs import Handler
 from proxy.aiohttp_internals import (
     BadHttpMessage,
     HttpProcessingError,
+    InlineRequestHandler,
     LineTooLong,
+    RawRequestMessage,
     WrappingAppRunner,
     connection_count,
     detach_from_manager,
@@ -80,8 +83,15 @@ def _too_large(exc: BaseException) -> bool:
     )
 
 
-class GateRequestHandler(web.RequestHandler):
-    """aiohttp's connection protocol with the limits above."""
+class GateRequestHandler(InlineRequestHandler):
+    """aiohttp's connection protocol with the limits above; the shortcut's requests run in the
+    connection's task."""
+
+    def inline_handler(self, message: RawRequestMessage) -> Handler | None:
+        manager = handler_manager(self)
+        if isinstance(manager, GateServer) and manager.shortcut is not None:
+            return manager.shortcut(message)
+        return None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         manager = handler_manager(self)
@@ -123,31 +133,37 @@ class Shortcut:
     decoded path starting with ``reserved`` (the auth prefix: the router decides those, in any
     spelling it decodes), and a request with ``Expect`` (the route's expect handler answers
     ``100 Continue``). ``request.app`` works as after routing; ``match_info`` is the catch-all's,
-    without its ``tail`` (nothing on the proxied path reads it).
+    without its ``tail`` (nothing on the proxied path reads it). ``handler`` runs in the
+    connection's task (:class:`~proxy.aiohttp_internals.InlineRequestHandler`), so it must set
+    no context variable: the next request on the connection would see it.
     """
 
     reserved: str
     route: web.AbstractRoute
     handler: Handler
 
-    def entry(self, app: web.Application, through_app: Handler) -> Handler:
-        """The server's request handler: the shortcut, else ``through_app``."""
+    def entry(self, app: web.Application) -> Callable[[RawRequestMessage], Handler | None]:
+        """For a parsed request head, the handler that takes it, or None: through the app."""
         match = web.UrlMappingMatchInfo({}, self.route)
         match.add_app(app)
         match.freeze()
         reserved, handler = self.reserved, self.handler
 
-        async def entry(request: web.Request) -> web.StreamResponse:
-            if (
-                request.raw_path[:1] != "/"
-                or request.path.startswith(reserved)
-                or "Expect" in request.headers
-            ):
-                return await through_app(request)
+        async def shortcut(request: web.Request) -> web.StreamResponse:
             set_match_info(request, match)
             return await handler(request)
 
-        return entry
+        def takes(message: RawRequestMessage) -> Handler | None:
+            # message.url is the request's rel_url: its .path is request.path (decoded).
+            if (
+                message.path[:1] != "/"
+                or message.url.path.startswith(reserved)
+                or "Expect" in message.headers
+            ):
+                return None
+            return shortcut
+
+        return takes
 
 
 SHORTCUT = web.AppKey("shortcut", Shortcut)
@@ -161,14 +177,12 @@ class GateServer(web.Server):
         made: web.Server,
         *,
         max_connections: int,
-        shortcut: Callable[[Handler], Callable[[web.Request], Awaitable[web.StreamResponse]]]
-        | None = None,
+        shortcut: Callable[[RawRequestMessage], Handler | None] | None = None,
     ) -> None:
         handler, kwargs = server_arguments(made)
-        if shortcut is not None:
-            handler = shortcut(handler)
         super().__init__(handler, **kwargs)
         self.max_connections = max_connections
+        self.shortcut = shortcut
         self.refused = 0
 
     def at_capacity(self) -> bool:
@@ -200,7 +214,7 @@ class GateRunner(WrappingAppRunner):
         return GateServer(
             made,
             max_connections=self._max_connections,
-            shortcut=None if shortcut is None else lambda through: shortcut.entry(app, through),
+            shortcut=None if shortcut is None else shortcut.entry(app),
         )
 
 

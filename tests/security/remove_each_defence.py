@@ -379,7 +379,7 @@ MUTANTS = [
     Mutant(
         "shortcut_non_path_target",
         "proxy/server.py",
-        '                request.raw_path[:1] != "/"',
+        '                message.path[:1] != "/"',
         "                False",
         (
             (

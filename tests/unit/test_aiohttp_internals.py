@@ -7,9 +7,13 @@ adapt that one module (and only it), or pin aiohttp to the version that works.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import hashlib
+import inspect
 import re
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -104,3 +108,148 @@ def test_whole_body_responses_use_the_flag_aiohttps_own_response_uses() -> None:
     assert web.StreamResponse._send_headers_immediately is True
     assert web.Response._send_headers_immediately is False
     assert internals.WholeBodyResponse._send_headers_immediately is False
+
+
+def test_the_copied_request_loop_is_the_installed_aiohttps() -> None:
+    # InlineRequestHandler.start is a copy: an aiohttp whose own loop changed (a fix in
+    # pipelining, keep-alive or lingering) must be looked at before its copy is trusted again.
+    source = inspect.getsource(web.RequestHandler.start)
+    assert hashlib.sha256(source.encode()).hexdigest() == (
+        internals.InlineRequestHandler.COPIED_START
+    ), "aiohttp's RequestHandler.start changed: update InlineRequestHandler.start from it"
+
+
+class _Inline(internals.InlineRequestHandler):
+    def inline_handler(self, message: internals.RawRequestMessage) -> Any:
+        return _where if message.path.startswith("/inline") else None
+
+
+_VAR: contextvars.ContextVar[str] = contextvars.ContextVar("probe", default="unset")
+
+
+async def _where(request: web.BaseRequest) -> web.StreamResponse:
+    # What the request saw, then what it leaves behind for the next one.
+    seen = _VAR.get()
+    _VAR.set(request.path)
+    own = asyncio.current_task() is not request.task
+    await asyncio.sleep(0)
+    return web.Response(text=f"{request.path} own_task={own} saw={seen};")
+
+
+async def _serve_inline(handler: Any = _where) -> tuple[asyncio.AbstractServer, int]:
+    server = web.Server(handler)
+    loop = asyncio.get_running_loop()
+    listener = await loop.create_server(
+        lambda: internals.new_protocol(server, _Inline), "127.0.0.1", 0
+    )
+    return listener, listener.sockets[0].getsockname()[1]
+
+
+async def test_inline_requests_run_in_the_connection_task_and_pipeline_in_order() -> None:
+    listener, port = await _serve_inline()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b"GET /inline/1 HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /task/2 HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /inline/3 HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /task/4 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        async with asyncio.timeout(5):
+            answer = await reader.read()
+        writer.close()
+    finally:
+        listener.close()
+    bodies = re.findall(rb"/\S+ own_task=\w+ saw=[^;]+", answer)
+    assert bodies == [
+        b"/inline/1 own_task=False saw=unset",
+        # A request in a Task of its own still starts from the connection's context.
+        b"/task/2 own_task=True saw=/inline/1",
+        b"/inline/3 own_task=False saw=/inline/1",
+        # What /inline/3 set is seen by the next request: why only handlers that set no
+        # context variable may be inline (the gate's proxied path sets none).
+        b"/task/4 own_task=True saw=/inline/3",
+    ]
+
+
+async def test_an_inline_request_in_flight_is_drained_by_shutdown() -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(request: web.BaseRequest) -> web.StreamResponse:
+        started.set()
+        await release.wait()
+        return web.Response(text="finished")
+
+    server = web.Server(slow)
+    loop = asyncio.get_running_loop()
+    listener = await loop.create_server(
+        lambda: internals.new_protocol(server, _InlineAll), "127.0.0.1", 0
+    )
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /inline HTTP/1.1\r\nHost: x\r\n\r\n")
+        async with asyncio.timeout(5):
+            await started.wait()
+        shutdown = asyncio.ensure_future(server.shutdown(timeout=5))
+        await asyncio.sleep(0.05)
+        assert not shutdown.done()  # waits for the request, does not cut it
+        release.set()
+        async with asyncio.timeout(5):
+            await shutdown
+            answer = await reader.read()
+        writer.close()
+    finally:
+        listener.close()
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"finished")
+
+
+class _InlineAll(internals.InlineRequestHandler):
+    def inline_handler(self, message: internals.RawRequestMessage) -> Any:
+        return self._request_handler
+
+
+async def test_a_client_gone_mid_inline_request_frees_the_connection() -> None:
+    started, finished = asyncio.Event(), asyncio.Event()
+
+    async def slow(request: web.BaseRequest) -> web.StreamResponse:
+        started.set()
+        try:
+            await asyncio.sleep(0.2)
+            response = web.StreamResponse()
+            await response.prepare(request)  # the client is gone: ConnectionResetError
+            await response.write(b"x")
+            return response
+        finally:
+            finished.set()
+
+    lost = asyncio.Event()
+
+    class Watched(_InlineAll):
+        def connection_lost(self, exc: BaseException | None) -> None:
+            super().connection_lost(exc)
+            lost.set()
+
+    server = web.Server(slow)
+    loop = asyncio.get_running_loop()
+    listener = await loop.create_server(
+        lambda: internals.new_protocol(server, Watched), "127.0.0.1", 0
+    )
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /inline HTTP/1.1\r\nHost: x\r\n\r\n")
+        async with asyncio.timeout(5):
+            await started.wait()
+        writer.close()
+        async with asyncio.timeout(5):
+            await finished.wait()
+            await lost.wait()
+        # The server forgets the connection once its task (the one the request ran in) ended.
+        for _ in range(200):
+            if not internals.connection_count(server):
+                break
+            await asyncio.sleep(0.01)
+        assert internals.connection_count(server) == 0
+    finally:
+        listener.close()
