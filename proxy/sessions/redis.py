@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -72,6 +73,20 @@ def _retry() -> Retry:
     return Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
 
 
+@functools.cache
+def _driver_kwargs() -> dict[str, Any]:
+    """redis-py (8.1 here) builds a ``DriverInfo`` (for CLIENT SETINFO) per new connection
+    unless given one, and each reads redis-py's installed METADATA file through
+    ``importlib.metadata`` (~1 ms, on the event loop): a burst of concurrent store calls that
+    grows the pool paid it once per connection. One per process, shared by every connection,
+    says the same."""
+    try:
+        from redis.driver_info import DriverInfo
+    except ImportError:  # older redis-py: no DriverInfo, nothing to share
+        return {}
+    return {"driver_info": DriverInfo()}
+
+
 def _common_kwargs(timeout: float) -> dict[str, Any]:
     return {
         "socket_timeout": timeout,
@@ -79,6 +94,7 @@ def _common_kwargs(timeout: float) -> dict[str, Any]:
         "socket_keepalive": True,
         "health_check_interval": _HEALTH_CHECK_INTERVAL,
         "retry": _retry(),
+        **_driver_kwargs(),
     }
 
 
