@@ -4,6 +4,11 @@ One refresh per session across every replica: concurrent requests in this proces
 attempt (an in-process single-flight), and that attempt first takes the session's lease in the
 shared store. A replica that finds the lease taken waits briefly, re-reading the record, and
 uses the tokens the holder saved.
+
+With the session cache on, concurrent misses for one cookie share one store read too: when an
+entry expires, every request of that session in flight misses at the same moment (50 at 50
+busy connections), and each used to read, open and decode the record itself and take a pooled
+Redis connection for it (opening new ones past the pool's size).
 """
 
 from __future__ import annotations
@@ -32,6 +37,17 @@ REFRESH_RETRY_AFTER = 1.0
 _MAX_BACKOFFS = 10_000
 
 
+class _Load:
+    """A store read of one cookie's session that concurrent cache misses share."""
+
+    __slots__ = ("abandoned", "future", "ticket")
+
+    def __init__(self, ticket: int, future: asyncio.Future[Session | None]) -> None:
+        self.ticket = ticket  # the cache's generation when the read began
+        self.future = future
+        self.abandoned = False  # the reading request was cancelled: joiners read for themselves
+
+
 class RefreshUnavailable(Exception):
     """The tokens expired and Cognito could not be asked for new ones right now (fail closed)."""
 
@@ -54,6 +70,7 @@ class Identity:
         # One refresh per session at a time in this process; concurrent requests share it.
         self._refreshing: dict[str, asyncio.Future[Session | None]] = {}
         self._retry_at: dict[str, float] = {}  # cookie -> monotonic time of the next attempt
+        self._loading: dict[str, _Load] = {}  # cookie -> the store read in flight (cache on)
 
     async def resolve(self, request: web.Request) -> Session | None:
         """The request's live session, or None. Raises StoreUnavailable / RefreshUnavailable."""
@@ -130,7 +147,32 @@ class Identity:
         if cached is not None and not self._needs_refresh(cached):
             return cached
         ticket = cache.ticket()
-        session = await self.sessions.load(cookie)
+        pending = self._loading.get(cookie)
+        # Join a read of this cookie only if nothing was invalidated since it began: a request
+        # that arrives after a sign-out never gets a record read before it.
+        while pending is not None and pending.ticket == ticket:
+            # Shielded: this request being cancelled must not cancel the others' read.
+            session = await asyncio.shield(pending.future)
+            if not pending.abandoned:
+                return session
+            ticket = cache.ticket()  # its own request was cancelled mid-read: read it ourselves
+            pending = self._loading.get(cookie)
+        load = _Load(ticket, asyncio.get_running_loop().create_future())
+        self._loading[cookie] = load
+        try:
+            session = await self.sessions.load(cookie)
+        except asyncio.CancelledError:
+            load.abandoned = True
+            load.future.set_result(None)
+            raise
+        except BaseException as exc:
+            load.future.set_exception(exc)  # the joiners fail as this request does (503)
+            load.future.exception()  # retrieved: no warning when nobody joined
+            raise
+        finally:
+            if self._loading.get(cookie) is load:
+                del self._loading[cookie]
+        load.future.set_result(session)
         if session is not None and (record := self.sessions.record_hash(cookie)):
             ends_at = self.sessions.timeouts.ends_at(session)
             cache.put(cookie, session, record=record, ends_at=ends_at, ticket=ticket)
