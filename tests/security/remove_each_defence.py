@@ -101,6 +101,20 @@ MUTANTS = [
         ),
     ),
     Mutant(
+        "store_outage_is_the_503_page",
+        "proxy/auth/kit.py",
+        "            except StoreUnavailable:\n"
+        '                return self.error_page(request, 503, "error.unavailable")',
+        "            except ZeroDivisionError:\n"
+        '                return self.error_page(request, 503, "error.unavailable")',
+        (
+            (
+                "security/test_account.py",
+                "test_the_account_page_with_the_store_down_is_the_503_page_never_a_500",
+            ),
+        ),
+    ),
+    Mutant(
         "account_password_regulated",
         "proxy/auth/account/password.py",
         "if await self._regulator.banned(session.username, address) is not None:",

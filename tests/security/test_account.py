@@ -75,3 +75,37 @@ async def test_a_genuine_sensitive_post_from_a_stale_session_still_goes_to_reaut
         resp = await stale.browser.post(f"/_auth/{path}", {"csrf": token})
         assert resp.status == 303, path
         assert resp.headers["Location"].startswith("/_auth/reauth?"), path
+
+
+# Every form of the page in this deployment, posted with a valid token during an outage.
+FORMS = (
+    *SENSITIVE,
+    "account/profile",
+    "account/profile/verify",
+    "account/profile/resend",
+    "account/methods/totp/cancel",
+    "account/devices/forget",
+    "account/sessions/end",
+    "account/sessions/end-others",
+)
+
+
+async def test_the_account_page_with_the_store_down_is_the_503_page_never_a_500(
+    double: CognitoDouble, redis_server: RedisProcess
+) -> None:
+    async with stack_for(double, session={"store_url": redis_server.url}) as s:
+        await s.signed_in_cookie()
+        token = await account_token(s.browser)
+        redis_server.stop()
+        answers = [await s.browser.get("/_auth/account"), await s.browser.get("/_auth/reauth")]
+        for path in FORMS:
+            answers.append(
+                await s.browser.post(f"/_auth/{path}", {"csrf": token, "session": "a" * 64})
+            )
+        for resp in answers:
+            assert resp.status == 503, resp.url
+            assert resp.content_type == "text/html"  # our error page, with its Try again
+            assert resp.headers["Cache-Control"] == "no-store"
+            assert "Set-Cookie" not in resp.headers  # nobody is signed out by a blip
+        async with s.browser.http.get(s.base + "/_auth/account") as page:
+            assert "Try again" in await page.text()
