@@ -47,6 +47,9 @@ def see_other(location: str) -> web.Response:
 
 # Answers whose message says "try again": the page gets a button that does so.
 RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
+# The page a POST-only route's answers lead back to (its own path has no GET: the language
+# links and "Try again" of a page drawn for such a post go there).
+PAGE_KEY = web.RequestKey("auth_page", str)
 
 
 def retry_url(request: web.Request, status: int, key: str = "") -> str | None:
@@ -58,7 +61,7 @@ def retry_url(request: web.Request, status: int, key: str = "") -> str | None:
     if request.method in ("GET", "HEAD"):
         return safe_return_path(request.raw_path)
     lang = request.query.get("lang")
-    path = safe_return_path(request.path, default="")
+    path = request.get(PAGE_KEY) or safe_return_path(request.path, default="")
     if not path:
         return None
     return path + (f"?{urlencode({'lang': lang})}" if lang in ("en", "ja") else "")
@@ -96,8 +99,24 @@ class AuthKit:
 
     # -- routes ------------------------------------------------------------------------------
 
-    def route(self, router: web.UrlDispatcher, method: str, path: str, handler: Handler) -> None:
-        """Register ``handler`` under the prefix, guarded against store outages."""
+    def route(
+        self,
+        router: web.UrlDispatcher,
+        method: str,
+        path: str,
+        handler: Handler,
+        *,
+        page: str | None = None,
+    ) -> None:
+        """Register ``handler`` under the prefix, guarded against store outages. ``page``: the
+        GET page a POST-only route belongs to (its answers' language links and "Try again")."""
+        if page is not None:
+            inner, back = handler, f"{self.prefix}/{page}"
+
+            async def handler(request: web.Request) -> web.StreamResponse:
+                request[PAGE_KEY] = back
+                return await inner(request)
+
         router.add_route(method, f"{self.prefix}/{path}", self.guarded(handler))
 
     def guarded(self, handler: Handler) -> Handler:
@@ -125,8 +144,13 @@ class AuthKit:
         self, request: web.Request, name: str, *, status: int = 200, **ctx: Any
     ) -> web.Response:
         lang = self.lang(request)
+        page = request.get(PAGE_KEY)
         links = [
-            (code, label, str(request.rel_url.update_query(lang=code)))
+            (
+                code,
+                label,
+                f"{page}?lang={code}" if page else str(request.rel_url.update_query(lang=code)),
+            )
             for code, label in (("en", "English"), ("ja", "日本語"))
         ]
         return self.pages.render(name, lang=lang, status=status, lang_links=links, **ctx)

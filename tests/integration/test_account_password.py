@@ -147,3 +147,15 @@ async def test_a_session_cognito_signed_out_goes_to_login(
     assert resp.status == 303  # the session is gone here too
     assert resp.headers["Location"].startswith("/_auth/login")
     assert double.failures[-1][:2] == ("ChangePassword", "NotAuthorizedException")
+
+
+async def test_the_language_links_of_a_refused_form_lead_back_to_the_account_page(
+    browser: Browser,
+) -> None:
+    # The page drawn for a post is at the form's path, which has no GET: its 日本語 link led to
+    # GET /_auth/account/password?lang=ja, a 404.
+    status, html = await change(browser, "not-the-password-1A!", NEW_PASSWORD)
+    assert status == 400
+    links = re.findall(r'href="([^"]*lang=ja)"', html)
+    assert links == ["/_auth/account?lang=ja"]
+    assert "アカウント" in await text_of(browser, links[0])

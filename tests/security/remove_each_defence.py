@@ -715,8 +715,8 @@ MUTANTS = [
     Mutant(
         "profile_contact_is_sensitive",
         "proxy/auth/account/profile.py",
-        'page.sensitive_route(router, "POST", "account/profile/contact", self.change_contact)',
-        'kit.route(router, "POST", "account/profile/contact", self.change_contact)',
+        'page.sensitive_route(router, "account/profile/contact", self.change_contact)',
+        'page.route(router, "account/profile/contact", self.change_contact)',
         (
             (
                 "integration/test_account_profile.py",
@@ -765,8 +765,8 @@ MUTANTS = [
     Mutant(
         "mfa_changes_are_sensitive",
         "proxy/auth/account/methods.py",
-        'page.sensitive_route(router, "POST", "account/methods/mfa", self.set_factor)',
-        'page.kit.route(router, "POST", "account/methods/mfa", self.set_factor)',
+        'page.sensitive_route(router, "account/methods/mfa", self.set_factor)',
+        'page.route(router, "account/methods/mfa", self.set_factor)',
         (
             (
                 "integration/test_account_mfa.py",
@@ -789,8 +789,8 @@ MUTANTS = [
     Mutant(
         "passkey_changes_are_sensitive",
         "proxy/auth/account/passkeys.py",
-        'page.sensitive_route(router, "POST", "account/passkeys/add", self.add)',
-        'page.kit.route(router, "POST", "account/passkeys/add", self.add)',
+        'page.sensitive_route(router, "account/passkeys/add", self.add)',
+        'page.route(router, "account/passkeys/add", self.add)',
         (
             (
                 "integration/test_account_passkeys.py",

@@ -42,7 +42,7 @@ class ActivitySection:
         self._api = api
 
     def register(self, router: web.UrlDispatcher) -> None:
-        self._page.kit.route(router, "POST", "account/activity/report", self.report)
+        self._page.route(router, "account/activity/report", self.report)
 
     async def view(
         self, request: web.Request, viewer: Viewer, error: str | None

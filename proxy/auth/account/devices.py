@@ -41,7 +41,7 @@ class DevicesSection:
         self._api = api
 
     def register(self, router: web.UrlDispatcher) -> None:
-        self._page.kit.route(router, "POST", "account/devices/forget", self.forget_device)
+        self._page.route(router, "account/devices/forget", self.forget_device)
 
     async def view(
         self, request: web.Request, viewer: Viewer, error: str | None

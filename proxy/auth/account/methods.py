@@ -185,11 +185,11 @@ class MethodsSection:
 
     def register(self, router: web.UrlDispatcher) -> None:
         page = self._page
-        page.sensitive_route(router, "POST", "account/methods/totp/start", self.start_totp)
-        page.sensitive_route(router, "POST", "account/methods/totp/verify", self.verify_totp)
-        page.sensitive_route(router, "POST", "account/methods/mfa", self.set_factor)
+        page.sensitive_route(router, "account/methods/totp/start", self.start_totp)
+        page.sensitive_route(router, "account/methods/totp/verify", self.verify_totp)
+        page.sensitive_route(router, "account/methods/mfa", self.set_factor)
         # Cancelling changes nothing about how the user signs in.
-        page.kit.route(router, "POST", "account/methods/totp/cancel", self.cancel_totp)
+        page.route(router, "account/methods/totp/cancel", self.cancel_totp)
 
     # -- the view ----------------------------------------------------------------------------
 

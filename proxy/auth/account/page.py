@@ -32,9 +32,12 @@ class AccountPage:
         for section in self.sections:
             section.register(router)
 
-    def sensitive_route(
-        self, router: web.UrlDispatcher, method: str, path: str, handler: Handler
-    ) -> None:
+    def route(self, router: web.UrlDispatcher, path: str, handler: Handler) -> None:
+        """A form of the page (POST ``path``): its answers lead back to the page itself (their
+        language links and "Try again"; the form's own path has no GET)."""
+        self.kit.route(router, "POST", path, handler, page="account")
+
+    def sensitive_route(self, router: web.UrlDispatcher, path: str, handler: Handler) -> None:
         """A route that changes how the user signs in (password, email, phone, MFA, passkeys):
         every such action registers here, so the step-up rule (a recent sign-in) has one place.
 
@@ -56,7 +59,7 @@ class AccountPage:
                 return see_other(self.reauth_url(request, notice="post_lost"))
             return await handler(request)  # no session: the handler sends it to the login
 
-        self.kit.route(router, method, path, recent_sign_in)
+        self.route(router, path, recent_sign_in)
 
     def needs_reauth(self, session: Session) -> bool:
         """The session's last interactive sign-in is too old for a sensitive action."""

@@ -92,9 +92,9 @@ class PasskeysSection:
         if not self._enabled:
             return  # no routes: the section is not there
         page = self._page
-        page.sensitive_route(router, "POST", "account/passkeys/start", self.start)
-        page.sensitive_route(router, "POST", "account/passkeys/add", self.add)
-        page.sensitive_route(router, "POST", "account/passkeys/delete", self.delete)
+        page.sensitive_route(router, "account/passkeys/start", self.start)
+        page.sensitive_route(router, "account/passkeys/add", self.add)
+        page.sensitive_route(router, "account/passkeys/delete", self.delete)
 
     async def view(
         self, request: web.Request, viewer: Viewer, error: str | None

@@ -37,7 +37,7 @@ class PasswordSection:
         self._policy = policy
 
     def register(self, router: web.UrlDispatcher) -> None:
-        self._page.sensitive_route(router, "POST", "account/password", self.change_password)
+        self._page.sensitive_route(router, "account/password", self.change_password)
 
     async def view(
         self, request: web.Request, viewer: Viewer, error: str | None

@@ -196,12 +196,12 @@ class ProfileSection:
         self._read_only = options.read_only
 
     def register(self, router: web.UrlDispatcher) -> None:
-        page, kit = self._page, self._page.kit
-        kit.route(router, "POST", "account/profile", self.save)
+        page = self._page
+        page.route(router, "account/profile", self.save)
         # A new email or phone number changes how the user signs in (and where codes go).
-        page.sensitive_route(router, "POST", "account/profile/contact", self.change_contact)
-        kit.route(router, "POST", "account/profile/verify", self.verify)
-        kit.route(router, "POST", "account/profile/resend", self.resend)
+        page.sensitive_route(router, "account/profile/contact", self.change_contact)
+        page.route(router, "account/profile/verify", self.verify)
+        page.route(router, "account/profile/resend", self.resend)
 
     # -- the view ---------------------------------------------------------------------------
 

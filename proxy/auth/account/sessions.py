@@ -29,9 +29,9 @@ class SessionsSection:
         self._cards = cards
 
     def register(self, router: web.UrlDispatcher) -> None:
-        kit = self._page.kit
-        kit.route(router, "POST", "account/sessions/end", self.end_session)
-        kit.route(router, "POST", "account/sessions/end-others", self.end_others)
+        page = self._page
+        page.route(router, "account/sessions/end", self.end_session)
+        page.route(router, "account/sessions/end-others", self.end_others)
 
     async def view(
         self, request: web.Request, viewer: Viewer, error: str | None
