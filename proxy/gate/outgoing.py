@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from multidict import CIMultiDictProxy
@@ -56,6 +56,8 @@ CLIENT_FORBIDDEN = (
 METHOD_OVERRIDE = ("X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override")
 _OVERRIDE_NAMES = frozenset(canonical_name(n) for n in METHOD_OVERRIDE)
 _METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Identity headers remembered per token (see Outgoing._identity); past this many, forgotten all.
+_MEMO_MAX = 4096
 
 
 class BadOverride(ValueError):
@@ -87,6 +89,10 @@ class Outgoing:
     assertion_header: str = "X-Gate-Assertion"
     audience: str | None = None  # None: the upstream's name
     pass_method_override: bool = False
+    # token -> its identity headers: a token's claims never change, so neither do they.
+    _memo: dict[str, tuple[tuple[str, str], ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def build(
@@ -129,7 +135,7 @@ class Outgoing:
         self, claims: Mapping[str, Any], upstream: str, *, cache_key: str
     ) -> list[tuple[str, str]]:
         """For a verified bearer token: identity headers and the assertion, no stored tokens."""
-        out = self.plan.identity_headers(claims)
+        out = self._identity(claims, cache_key)
         if self.signer is not None:
             token = self.signer.assertion(
                 claims, audience=self.audience or upstream, cache_key=cache_key
@@ -138,7 +144,7 @@ class Outgoing:
         return out
 
     def headers(self, session: Session, upstream: str) -> Sequence[tuple[str, str]]:
-        out = self.plan.identity_headers(session.claims)
+        out = self._identity(session.claims, session.id_token)
         if self.pass_access_token:
             out.append((ACCESS_TOKEN_HEADER, session.access_token))
         if self.id_token_as_authorization:
@@ -149,3 +155,17 @@ class Outgoing:
             )
             out.append((self.assertion_header, token))
         return out
+
+    def _identity(self, claims: Mapping[str, Any], token: str) -> list[tuple[str, str]]:
+        """``plan.identity_headers(claims)`` for the claims of ``token`` (a session's ID token
+        or a verified bearer token), worked out once per token: the claims are the token's,
+        so the headers are the same on every request that carries it."""
+        if not token:
+            return self.plan.identity_headers(claims)  # nothing to tell one caller by
+        memo = self._memo
+        found = memo.get(token)
+        if found is None:
+            if len(memo) >= _MEMO_MAX:
+                memo.clear()
+            found = memo[token] = tuple(self.plan.identity_headers(claims))
+        return list(found)

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from proxy.gate import outgoing as outgoing_module
 from proxy.gate.headers import (
     DEFAULT_PRESET,
     MAX_VALUE_LENGTH,
@@ -19,6 +20,8 @@ from proxy.gate.headers import (
     build_plan,
     header_value,
 )
+from proxy.gate.outgoing import Outgoing
+from proxy.sessions.session import Session
 
 CLAIMS: dict[str, Any] = {
     "sub": "8f1c-42",
@@ -327,3 +330,49 @@ def test_objects_round_trip_as_json(obj: dict[str, Any]) -> None:
     encoded = header_value(obj)
     assert encoded is not None
     assert json.loads(unquote(encoded, errors="strict")) == obj
+
+
+# -- Per token, worked out once --------------------------------------------------------------
+
+
+def _session(id_token: str, claims: dict[str, Any]) -> Session:
+    return Session(
+        username="alice", sub="8f1c-42", claims=claims, id_token=id_token,
+        access_token="acc", refresh_token=None, expires_at=2e9, created_at=1.0,
+    )  # fmt: skip
+
+
+def test_each_token_gets_the_headers_of_its_own_claims_however_often_asked() -> None:
+    outgoing = Outgoing.build(build_plan(), pass_access_token=True)
+    alice = _session("tok-a", CLAIMS)
+    bob = _session("tok-b", {**CLAIMS, "cognito:username": "bob", "email": "bob@example.com"})
+    for _ in range(3):
+        a = dict(outgoing.headers(alice, "app"))
+        b = dict(outgoing.headers(bob, "app"))
+        assert (a["X-Forwarded-User"], a["X-Forwarded-Email"]) == ("alice", "alice@example.com")
+        assert (b["X-Forwarded-User"], b["X-Forwarded-Email"]) == ("bob", "bob@example.com")
+        assert a["X-Forwarded-Access-Token"] == "acc"
+    # A caller appending to what it got does not change what the next request gets.
+    first = outgoing.headers(alice, "app")
+    assert isinstance(first, list)
+    first.append(("X-Extra", "1"))
+    assert ("X-Extra", "1") not in outgoing.headers(alice, "app")
+    bearer = outgoing.claims_headers({"cognito:username": "carol"}, "app", cache_key="tok-c")
+    assert bearer == [("X-Forwarded-User", "carol")]
+    # Without a token to tell callers apart, nothing is remembered.
+    assert outgoing.claims_headers({"email": "d@x"}, "app", cache_key="") == [
+        ("X-Forwarded-Email", "d@x")
+    ]
+    assert outgoing.claims_headers({"email": "e@x"}, "app", cache_key="") == [
+        ("X-Forwarded-Email", "e@x")
+    ]
+
+
+def test_the_per_token_memory_stays_bounded() -> None:
+    outgoing = Outgoing.build(build_plan())
+    for n in range(outgoing_module._MEMO_MAX + 10):
+        outgoing.claims_headers({"cognito:username": f"u{n}"}, "app", cache_key=f"t{n}")
+    assert len(outgoing._memo) <= outgoing_module._MEMO_MAX
+    assert outgoing.claims_headers({"cognito:username": "u3"}, "app", cache_key="t3") == [
+        ("X-Forwarded-User", "u3")
+    ]
