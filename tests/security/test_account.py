@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.security.conftest import Stack, stack_for
+from tests.security.conftest import PASSWORD, USER, Stack, stack_for
 from tests.support.cognito_double import CognitoDouble
 from tests.support.redis_server import RedisProcess
 from tests.support.stack import Browser
@@ -115,3 +115,33 @@ async def test_the_account_page_with_the_store_down_is_the_503_page_never_a_500(
         ) as page:
             assert page.status == 503
             assert 'href="/_auth/account?lang=ja"' in await page.text()
+
+
+HOSTILE = "<img src=x onerror=alert(1)>\"'&"
+
+
+async def test_what_the_page_shows_is_text_and_the_ip_is_the_peers(stack: Stack) -> None:
+    """A second browser signs in with a hostile User-Agent and a forged X-Forwarded-For (no
+    trusted proxy is configured); the user names themselves with markup. The page shows text,
+    the peer's address, and is never stored by a shared cache."""
+    other = Browser(stack.base)
+    other.http.headers["User-Agent"] = HOSTILE + " Firefox/133.0 (X11; Linux x86_64)"
+    other.http.headers["X-Forwarded-For"] = "203.0.113.66"
+    try:
+        assert (await other.login(USER, PASSWORD)).status == 303
+    finally:
+        await other.close()
+    await stack.signed_in_cookie()
+    token = await account_token(stack.browser)
+    saved = await stack.browser.post(
+        "/_auth/account/profile", {"csrf": token, "attr:name": HOSTILE}
+    )
+    assert saved.status == 303
+    async with stack.browser.http.get(stack.base + "/_auth/account") as resp:
+        html = await resp.text()
+        assert resp.headers["Cache-Control"] == "no-store"
+    assert "<img src=x" not in html and "onerror=alert(1)>" not in html
+    assert 'value="&lt;img src=x onerror=alert(1)&gt;&#34;&#39;&amp;"' in html  # the name
+    assert "Firefox · Linux" in html  # the other browser, by name only
+    assert "203.0.113.66" not in html
+    assert html.count("127.0.0.1") == 2  # both sessions: the address that connected
