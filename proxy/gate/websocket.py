@@ -35,17 +35,23 @@ class SessionGuard:
             yield ended
             return
         with self._identity.sessions.ends.watch(key) as ended:
-            task = asyncio.create_task(self._recheck(cookie, ended))
+            closed = asyncio.Event()
+            task = asyncio.create_task(self._recheck(cookie, ended, closed))
             try:
                 yield ended
             finally:
+                closed.set()
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    async def _recheck(self, cookie: str, ended: asyncio.Event) -> None:
-        while not ended.is_set():
+    async def _recheck(self, cookie: str, ended: asyncio.Event, closed: asyncio.Event) -> None:
+        # ``closed`` as well as the cancellation: one may be swallowed below (Python 3.11's
+        # asyncio.wait_for in redis-py, see StoreLock._keep), and the relay's end waits for us.
+        while not ended.is_set() and not closed.is_set():
             await asyncio.sleep(self._interval)
+            if closed.is_set():
+                return
             try:
                 session = await self._identity.resolve_cookie(cookie)
             except (StoreUnavailable, RefreshUnavailable):

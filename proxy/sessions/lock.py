@@ -46,17 +46,26 @@ class StoreLock:
     @contextlib.asynccontextmanager
     async def kept(self) -> AsyncIterator[None]:
         """Renew the lease every third of its length while the body runs."""
-        task = asyncio.create_task(self._keep())
+        done = asyncio.Event()
+        task = asyncio.create_task(self._keep(done))
         try:
             yield
         finally:
+            done.set()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _keep(self) -> None:
-        while True:
+    async def _keep(self, done: asyncio.Event) -> None:
+        # ``done`` as well as the cancellation: Python 3.11's asyncio.wait_for (redis-py wraps
+        # each socket write in one) returns its result instead of raising when a cancellation
+        # meets a write finishing in the same loop turn. That swallowed cancellation left a
+        # keeper renewing its lease for good, its refresh never ending and every request of
+        # that session waiting on it (bench/soak.py --minutes 30, docs/performance.md).
+        while not done.is_set():
             await asyncio.sleep(self._lease / 3)
+            if done.is_set():
+                return
             with contextlib.suppress(StoreUnavailable):
                 if not await self.refresh():
                     return
