@@ -12,6 +12,8 @@ pins the behaviour each one is used for. Supported: aiohttp 3.14 (the floor in p
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import inspect
 import sys
 from asyncio.base_events import BaseEventLoop
 from collections.abc import Awaitable, Callable
@@ -162,9 +164,11 @@ class InlineRequestHandler(web.RequestHandler):
     handler sets no context variable (cognito-gate's proxied path sets none); every other
     request gets its Task as before.
 
-    ``start()`` below is aiohttp 3.14.5's, changed only where marked ``# gate:``;
-    tests/unit/test_aiohttp_internals.py fails when the installed aiohttp's differs, so a
-    release that fixes something in it cannot be silently shadowed. Cancellation is unchanged:
+    ``start()`` below is aiohttp 3.14.5's, changed only where marked ``# gate:``. It runs only
+    while the installed aiohttp's ``start()`` is the one it was copied from
+    (:data:`INLINE_REQUESTS`); under any other release aiohttp's own loop runs (every request in
+    a Task: slower, never a stale copy shadowing a fix), and :func:`inline_requests_note` says
+    so at startup. Cancellation is unchanged:
     the request's ``task`` was already the connection's task (``request.task``), aiohttp cancels
     that one on disconnect (with ``handler_cancellation``) and at shutdown, and a handler run
     inline is cancelled with it, as the per-request Task awaited there was.
@@ -178,6 +182,8 @@ class InlineRequestHandler(web.RequestHandler):
         return None
 
     async def start(self) -> None:
+        if not INLINE_REQUESTS:  # gate: another aiohttp's loop is not this copy
+            return await super().start()
         loop = self._loop
         manager = self._manager
         assert manager is not None
@@ -315,3 +321,25 @@ class InlineRequestHandler(web.RequestHandler):
             self._task_handler = None
             if self.transport is not None:
                 self.transport.close()
+
+
+def _source_hash(func: Callable[..., Any]) -> str | None:
+    try:
+        return hashlib.sha256(inspect.getsource(func).encode()).hexdigest()
+    except (OSError, TypeError):  # no source installed (a stripped image): not provably the same
+        return None
+
+
+# The copied loop runs only under the aiohttp release it was copied from.
+INLINE_REQUESTS = _source_hash(web.RequestHandler.start) == InlineRequestHandler.COPIED_START
+
+
+def inline_requests_note() -> str | None:
+    """A warning for the log when the installed aiohttp's request loop is not the copied one."""
+    if INLINE_REQUESTS:
+        return None
+    return (
+        f"aiohttp {aiohttp.__version__}'s request loop differs from the one cognito-gate copied"
+        " (3.14.5): proxied requests run in a Task of their own, as aiohttp runs them (correct,"
+        " slightly slower)"
+    )

@@ -43,6 +43,7 @@ from proxy.aiohttp_internals import (
     connection_count,
     detach_from_manager,
     handler_manager,
+    inline_requests_note,
     new_protocol,
     server_arguments,
     set_match_info,
@@ -220,6 +221,8 @@ class GateRunner(WrappingAppRunner):
 
 async def start(app: web.Application, limits: ServerSettings, host: str, port: int) -> GateRunner:
     """Serve `app` on host:port; the caller awaits ``runner.cleanup()`` to stop."""
+    if (note := inline_requests_note()) is not None:
+        log.warning(note)
     runner = GateRunner(app, limits)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()

@@ -110,13 +110,30 @@ def test_whole_body_responses_use_the_flag_aiohttps_own_response_uses() -> None:
     assert internals.WholeBodyResponse._send_headers_immediately is False
 
 
-def test_the_copied_request_loop_is_the_installed_aiohttps() -> None:
-    # InlineRequestHandler.start is a copy: an aiohttp whose own loop changed (a fix in
-    # pipelining, keep-alive or lingering) must be looked at before its copy is trusted again.
+def test_the_copied_request_loop_runs_only_under_the_aiohttp_it_was_copied_from() -> None:
+    # InlineRequestHandler.start is a copy of aiohttp 3.14.5's: under a release whose own loop
+    # changed (a fix in pipelining, keep-alive or lingering) aiohttp's loop runs instead, and the
+    # server says so at startup. A new aiohttp on PyPI must not break the gate, nor be shadowed.
     source = inspect.getsource(web.RequestHandler.start)
-    assert hashlib.sha256(source.encode()).hexdigest() == (
-        internals.InlineRequestHandler.COPIED_START
-    ), "aiohttp's RequestHandler.start changed: update InlineRequestHandler.start from it"
+    same = (
+        hashlib.sha256(source.encode()).hexdigest() == internals.InlineRequestHandler.COPIED_START
+    )
+    assert internals.INLINE_REQUESTS is same
+    assert (internals.inline_requests_note() is None) is same
+
+
+async def test_under_another_aiohttp_every_request_runs_as_aiohttp_runs_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(internals, "INLINE_REQUESTS", False)
+    note = internals.inline_requests_note()
+    assert note is not None and aiohttp.__version__ in note and "Task of their own" in note
+    assert await _pipelined() == [
+        b"/inline/1 own_task=True saw=unset",
+        b"/task/2 own_task=True saw=unset",  # each request in its own Task: nothing leaks
+        b"/inline/3 own_task=True saw=unset",
+        b"/task/4 own_task=True saw=unset",
+    ]
 
 
 class _Inline(internals.InlineRequestHandler):
@@ -145,7 +162,8 @@ async def _serve_inline(handler: Any = _where) -> tuple[asyncio.AbstractServer, 
     return listener, listener.sockets[0].getsockname()[1]
 
 
-async def test_inline_requests_run_in_the_connection_task_and_pipeline_in_order() -> None:
+async def _pipelined() -> list[bytes]:
+    """Four pipelined requests on one connection, two of them named inline: what each saw."""
     listener, port = await _serve_inline()
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -160,8 +178,14 @@ async def test_inline_requests_run_in_the_connection_task_and_pipeline_in_order(
         writer.close()
     finally:
         listener.close()
-    bodies = re.findall(rb"/\S+ own_task=\w+ saw=[^;]+", answer)
-    assert bodies == [
+    return re.findall(rb"/\S+ own_task=\w+ saw=[^;]+", answer)
+
+
+async def test_inline_requests_run_in_the_connection_task_and_pipeline_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(internals, "INLINE_REQUESTS", True)  # the copy, whatever is installed
+    assert await _pipelined() == [
         b"/inline/1 own_task=False saw=unset",
         # A request in a Task of its own still starts from the connection's context.
         b"/task/2 own_task=True saw=/inline/1",
