@@ -15,5 +15,6 @@ def test_freezing_moves_existing_objects_out_of_collection() -> None:
         "from proxy.serve import freeze_startup_objects\n"
         "freeze_startup_objects()\n"
         "assert gc.get_freeze_count() > 1000, gc.get_freeze_count()\n"
+        "assert gc.get_threshold()[0] == 10_000, gc.get_threshold()\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
