@@ -33,14 +33,25 @@ pytestmark = pytest.mark.faults
 
 PASSWORD = "Faults-redis-full-1!"
 USERS = 20
-IDLE = 20  # seconds: activity is written every IDLE/4 = 5 s, so the load crosses it
+# Seconds: activity is written every IDLE/4 = 7.5 s, so the 8 s of load cross it for every
+# session. Refused while Redis is full, so each session idles out IDLE after its sign-in: with
+# 20 s a slow machine's sign-ins took long enough for the last seconds of load to cross that
+# too (users sent to the login page, rightly).
+IDLE = 30
+# Redis counts client buffers in used_memory, and frees an idle connection's query buffer
+# (16 KB) after 2 s, to take it again at its next command: used_memory swings by hundreds of KB
+# as the gate's pooled connections go idle and busy in turn (more so with GETs on a connection
+# of their own, when the pool carries only writes), and a sign-in (~4 KB) fitted into a dip
+# right after the fill. So the limit is then put halfway back to where the fill began: ~3 MB
+# from both full and freed, more than the client buffers of a pool grown to its 64 connections
+# (~37 KB each while new: 2.4 MB), which it does when every session's activity write falls due.
 FULL_GAUGE = "gate_session_store_full"
 
 
 @pytest.fixture
 def small_redis() -> Iterator[RedisProcess]:
     server = start_redis_server(
-        extra_args=("--maxmemory", "4mb", "--maxmemory-policy", "noeviction")
+        extra_args=("--maxmemory", "8mb", "--maxmemory-policy", "noeviction")
     )
     try:
         yield server
@@ -48,10 +59,10 @@ def small_redis() -> Iterator[RedisProcess]:
         server.stop()
 
 
-def fill(client: redis.Redis, start: int = 0) -> int:
+def fill(client: redis.Redis) -> int:
     """Write 4 KB values until Redis refuses with OOM; how many went in."""
     value = b"x" * 4096
-    written = start
+    written = 0
     while True:
         try:
             pipe = client.pipeline(transaction=False)
@@ -60,7 +71,7 @@ def fill(client: redis.Redis, start: int = 0) -> int:
             pipe.execute()
             written += 50
         except redis.exceptions.OutOfMemoryError:
-            return written - start
+            return written
 
 
 async def try_sign_in(http: aiohttp.ClientSession, base: str) -> tuple[int, str]:
@@ -101,27 +112,26 @@ async def test_full_redis_refuses_new_sign_ins_and_keeps_signed_in_users(
             before = direct.info("memory")["used_memory"]
             cookies = [await signed_in_cookie(served.base, "uma", PASSWORD) for _ in range(USERS)]
             per_session = (direct.info("memory")["used_memory"] - before) / USERS
+            unfilled = direct.info("memory")["used_memory"]
             filled = fill(direct)
+            limit = (unfilled + direct.info("memory")["used_memory"]) // 2
+            direct.config_set("maxmemory", limit)
             print(
                 f"\n{per_session:.0f} bytes per session; filled {filled} x 4 KB, "
-                f"used {direct.info('memory')['used_memory_human']}"
+                f"used {direct.info('memory')['used_memory_human']}, limit now {limit}"
             )
 
             signins: list[tuple[int, str]] = []
 
             async def sign_ins() -> None:
                 for _ in range(10):
-                    # Redis counts client buffers in used_memory: the headroom breathes with
-                    # the load, so top it up to the limit again before each attempt.
-                    nonlocal filled
-                    filled += fill(direct, filled)
                     signins.append(await try_sign_in(http, served.base))
                     await asyncio.sleep(0.5)
 
             attempts = asyncio.create_task(sign_ins())
             load = Load()
             # Each signed-in user's own stream; together ~150 req/s for 8 s (crossing the
-            # 5 s activity write of every session).
+            # 7.5 s activity write of every session).
             await asyncio.gather(
                 *(
                     steady_load(
