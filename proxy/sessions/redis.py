@@ -17,6 +17,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError, RedisClusterException, RedisError
 
+from proxy.sessions.pipelined import PipelinedGets
 from proxy.sessions.store import StoreFull, StoreUnavailable, check_ttl
 
 # Everything a backend call can fail with is "unavailable": the caller fails closed either
@@ -206,14 +207,34 @@ class RedisStore:
     """SessionStore over one redis.asyncio client (`Redis` or `RedisCluster`).
 
     The client must return bytes (decode_responses=False). Its pool reconnects by itself,
-    so the store survives Redis restarts and failovers without being rebuilt.
+    so the store survives Redis restarts and failovers without being rebuilt. With ``timeout``
+    (one server or a Sentinel's master, not Cluster), GETs are pipelined on one connection of
+    their own (sessions/pipelined.py), through the pool whenever that one is not there.
     """
 
-    __slots__ = ("_client", "_sentinel")
+    __slots__ = ("_client", "_gets", "_sentinel")
 
-    def __init__(self, client: Redis | RedisCluster, *, sentinel: Sentinel | None = None) -> None:
+    def __init__(
+        self,
+        client: Redis | RedisCluster,
+        *,
+        sentinel: Sentinel | None = None,
+        timeout: float | None = None,
+    ) -> None:
         self._client = client
         self._sentinel = sentinel  # its own connections to the sentinels are closed with us
+        self._gets: PipelinedGets | None = None
+        if (
+            timeout is not None
+            and isinstance(client, Redis)
+            and PipelinedGets.usable_with(client.connection_pool)
+        ):
+            self._gets = PipelinedGets(
+                client.connection_pool,
+                client.get,
+                timeout=timeout,
+                health_interval=_HEALTH_CHECK_INTERVAL,
+            )
 
     def __repr__(self) -> str:
         return f"RedisStore({type(self._client).__name__})"  # the client's repr names hosts
@@ -247,7 +268,7 @@ class RedisStore:
                 **kwargs,
                 **tls,
             )
-            return cls(master, sentinel=sentinel)
+            return cls(master, sentinel=sentinel, timeout=timeout)
         if scheme in ("redis+cluster", "rediss+cluster"):
             c = ClusterURL.parse(url)
             cluster = RedisCluster(
@@ -265,13 +286,15 @@ class RedisStore:
             pool = BlockingConnectionPool.from_url(
                 url, max_connections=_MAX_CONNECTIONS, timeout=timeout, **kwargs
             )
-            return cls(Redis.from_pool(pool))
+            return cls(Redis.from_pool(pool), timeout=timeout)
         raise ValueError(
             "not a redis://, rediss://, redis[s]+sentinel:// or redis[s]+cluster:// URL"
         )
 
     async def get(self, key: str) -> bytes | None:
         try:
+            if self._gets is not None:
+                return cast("bytes | None", await self._gets.get(key))
             return cast("bytes | None", await self._client.get(key))
         except _FAILURES as exc:
             raise StoreUnavailable(f"redis GET failed: {type(exc).__name__}") from exc
@@ -420,6 +443,8 @@ class RedisStore:
 
     async def close(self) -> None:
         try:
+            if self._gets is not None:
+                await self._gets.close()
             await self._client.aclose()
         finally:
             if self._sentinel is not None:

@@ -194,8 +194,8 @@ async def test_black_holed_redis_answers_503_in_time_and_recovers_by_itself(
     slack = 0.75 + max(lag)
     assert Load.slowest(load.outcomes) < STORE_TIMEOUT + slack, (Load.slowest(load.outcomes), lag)
     # Bounded: waiting requests by arrivals x timeout (Little's law), not growing; Redis sockets
-    # by the pool (64) and the invalidation listener; the proxy's descriptors by its clients
-    # plus those.
+    # by the pool (64), the invalidation listener and the pipelined GETs' one; the proxy's
+    # descriptors by its clients plus those.
     assert peaks["in_flight"] <= RATE * (STORE_TIMEOUT + slack), peaks
     assert peaks["redis_connections"] <= 64 + 2, peaks
     # (sampled one after the other while connections churn at ~150/s: a few dozen of slack)
