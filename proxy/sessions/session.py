@@ -3,45 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
+from proxy.sessions import record as record_codec
 from proxy.sessions.lock import StoreLock
 from proxy.sessions.sealed import SealedStore
 from proxy.sessions.store import SessionBackend, StoreFull
 from proxy.sessions.watch import EndSignals
 
 log = logging.getLogger("proxy.sessions")
-
-# The stored record's format. Renaming, retyping or removing a Session field bumps it and adds
-# the step from the previous version to UPGRADES, so records written before the change still
-# read (everyone stays signed in). Adding a field with a default needs no bump.
-RECORD_VERSION = 2
-_VERSION_KEY = "v"
-Record = dict[str, Any]
-
-
-def _from_v0(record: Record) -> Record:
-    """Version 0, the records written before versions: the same fields, no version key."""
-    return record
-
-
-def _from_v1(record: Record) -> Record:
-    """Version 1, before step-up: no ``auth_time`` nor ``factors``. A record is written at a
-    sign-in and refreshes keep its ``created_at``, so that is when the user last proved who they
-    are; which factors they used was not kept (none counts as a second one: a ``require_mfa``
-    path asks such a session for it once)."""
-    record.setdefault("auth_time", record.get("created_at", 0.0))
-    record.setdefault("factors", [])
-    return record
-
-
-# UPGRADES[n] turns a version-n record into a version n+1 one.
-UPGRADES: dict[int, Callable[[Record], Record]] = {0: _from_v0, 1: _from_v1}
 
 # What ``Session.factors`` names (flow.factor_answered records them as the challenges pass):
 # first factors, then the second factors and the remembered device.
@@ -64,22 +38,13 @@ FACTORS = frozenset(
 MFA_FACTORS = frozenset({"totp", "sms_mfa", "email_mfa", "passkey"})
 
 
-def upgraded(record: Record) -> Record | None:
-    """The record in today's format, or None when it cannot be (unknown or newer version)."""
-    version = record.pop(_VERSION_KEY, 0)
-    if type(version) is not int or not 0 <= version <= RECORD_VERSION:
-        # Newer: written by a later release (a rollback); its fields may mean something else.
-        log.warning("session record of unknown format version %r: treated as signed out", version)
-        return None
-    while version < RECORD_VERSION:
-        record = UPGRADES[version](record)
-        version += 1
-    return record
-
-
 @dataclass(slots=True)
 class Session:
-    """What the proxy keeps for one signed-in browser. Stored encrypted; never sent to it."""
+    """What the proxy keeps for one signed-in browser. Stored encrypted; never sent to it.
+
+    Its stored bytes are sessions/record.py's: renaming, retyping or removing a field bumps
+    RECORD_VERSION there (with an upgrade step), so the records already stored still read.
+    """
 
     username: str  # Cognito's internal username (cognito:username), used for SECRET_HASH
     sub: str
@@ -146,16 +111,14 @@ class Session:
         )
 
     def to_bytes(self) -> bytes:
-        record = {_VERSION_KEY: RECORD_VERSION, **asdict(self)}
-        return json.dumps(record, separators=(",", ":")).encode()
+        return record_codec.encode(asdict(self))
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Session | None:
         """The stored record, upgraded from an older format; None if it cannot be read."""
         try:
-            data = json.loads(raw)
-            record = upgraded(data) if isinstance(data, dict) else None
-            return None if record is None else cls(**record)
+            fields = record_codec.decode(raw)
+            return None if fields is None else cls(**fields)
         except (ValueError, TypeError):
             return None  # unreadable or missing a field no upgrade supplies: signed out
 
