@@ -28,7 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from proxy.sessions.backends import open_store
 from proxy.sessions.memory import MemoryStore
 from proxy.sessions.redis import ClusterURL, RedisStore, SentinelURL
-from proxy.sessions.sealed import SealedStore
+from proxy.sessions.sealed import SealedStore, _split
 from proxy.sessions.session import Session, SessionManager, Timeouts
 from proxy.sessions.store import StoreUnavailable
 
@@ -582,6 +582,48 @@ async def test_sealed_truncated_extended_and_padded_cookies() -> None:
     for v in variants:
         assert await s.load(v) is None, v
     assert spy.calls == []
+
+
+# The cookie's grammar as a regex (how _split checked it before it checked it without one).
+WELL_FORMED = re.compile(r"[A-Za-z0-9_-]{65}[AQgw]\.[A-Za-z0-9_-]{21}[AQgw]")
+
+
+def _oracle(cookie: str) -> tuple[bytes, bytes] | None:
+    if not WELL_FORMED.fullmatch(cookie):
+        return None
+    blob, mac = cookie.split(".")
+    return base64.urlsafe_b64decode(blob + "=="), base64.urlsafe_b64decode(mac + "==")
+
+
+async def test_sealed_cookie_grammar_matches_the_regex_at_every_position() -> None:
+    """Every single-character change of a real cookie, to any of the characters a cookie
+    header can carry and to the ones base64 treats specially: accepted exactly when the
+    grammar accepts it, as the same bytes."""
+    cookie = await sealed().create(b"v", 60)
+    others = {chr(c) for c in range(256)} | {"\u00e9", "\u2028", "\udcff", "\U0001f600"}
+    for i in range(len(cookie)):
+        for ch in others - {cookie[i]}:
+            mutant = cookie[:i] + ch + cookie[i + 1 :]
+            assert _split(mutant) == _oracle(mutant), (i, ch)
+    assert _split(cookie) == _oracle(cookie) is not None
+
+
+_NEAR = COOKIE_CHARS * 4 + "+/=.\n \x00\u00e9"  # mostly cookie characters
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.text(alphabet=_NEAR, min_size=64, max_size=66),
+    st.sampled_from("AQgwBh=+-."),
+    st.sampled_from([".", ".", ".", "=", "+", ""]),
+    st.text(alphabet=_NEAR, min_size=20, max_size=22),
+    st.sampled_from("AQgwBh=/_."),
+)
+def test_sealed_cookie_grammar_matches_the_regex_for_near_cookies(
+    blob: str, last: str, dot: str, mac: str, mac_last: str
+) -> None:
+    value = blob + last + dot + mac + mac_last
+    assert _split(value) == _oracle(value)
 
 
 async def test_sealed_noncanonical_base64_is_rejected() -> None:
