@@ -22,7 +22,7 @@ from aiohttp import web
 from proxy.demo import free_port
 from tests.support.cognito_double import CognitoDouble
 from tests.support.redis_server import RedisProcess
-from tests.support.stack import COOKIE_SECRET, Browser
+from tests.support.stack import COOKIE_SECRET, Browser, echo_ws, serving
 
 PASSWORD = "Shutdown-pass-1!"
 SLOW = 1.5
@@ -50,25 +50,12 @@ async def slow_upstream() -> AsyncIterator[str]:
         await asyncio.sleep(SLOW)
         return web.Response(text="finally")
 
-    async def ws(request: web.Request) -> web.WebSocketResponse:
-        sock = web.WebSocketResponse()
-        await sock.prepare(request)
-        async for msg in sock:
-            await sock.send_str(msg.data)
-        return sock
-
     app = web.Application()
     app.router.add_get("/slow", slow)
-    app.router.add_get("/ws", ws)
+    app.router.add_get("/ws", echo_ws)
     app.router.add_get("/{tail:.*}", _ok)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with serving(app) as url:
+        yield url
 
 
 async def _ok(request: web.Request) -> web.Response:

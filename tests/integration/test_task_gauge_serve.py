@@ -12,9 +12,9 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from proxy.demo import free_port
 from tests.faults.harness import Served, pool_env, serve, signed_in_cookie
 from tests.support.cognito_double import CognitoDouble
+from tests.support.stack import echo_ws, serving
 
 PASSWORD = "Tasks-pass-1!"
 HELD = 20
@@ -34,24 +34,11 @@ async def holding_upstream(release: asyncio.Event, arrived: asyncio.Event) -> As
         await release.wait()
         return web.Response(text="released")
 
-    async def ws(request: web.Request) -> web.WebSocketResponse:
-        sock = web.WebSocketResponse()
-        await sock.prepare(request)
-        async for msg in sock:
-            await sock.send_str(msg.data)
-        return sock
-
     app = web.Application()
     app.router.add_get("/hold", hold)
-    app.router.add_get("/ws", ws)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    app.router.add_get("/ws", echo_ws)
+    async with serving(app) as url:
+        yield url
 
 
 async def tasks(served: Served, http: aiohttp.ClientSession) -> float:

@@ -34,6 +34,28 @@ class Upstream:
 
 
 @asynccontextmanager
+async def serving(app: web.Application, host: str = "127.0.0.1") -> AsyncIterator[str]:
+    """``app`` served on a free port of ``host``: its base URL, stopped on exit."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, host, port).start()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def echo_ws(request: web.Request) -> web.WebSocketResponse:
+    """An upstream WebSocket that sends back every message it gets."""
+    sock = web.WebSocketResponse()
+    await sock.prepare(request)
+    async for msg in sock:
+        await sock.send_str(msg.data)
+    return sock
+
+
+@asynccontextmanager
 async def recording_upstream(host: str = "127.0.0.1") -> AsyncIterator[Upstream]:
     """An app that records each request it receives and answers with a small page."""
     port = free_port()
